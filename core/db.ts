@@ -1,0 +1,70 @@
+import fs from 'node:fs'
+import path from 'node:path'
+import knexFactory, { type Knex } from 'knex'
+
+/** Where the data lives: PostgreSQL when `url` is set, else the embedded PGlite database. */
+export interface DatabaseOptions {
+  /** A PostgreSQL connection string (`postgres://user@host:port/db`). */
+  url?: string
+  /** Folder of the embedded database; omitted, it lives in memory (tests). */
+  dataDir?: string
+  /** Most connections one process opens to PostgreSQL (default 10). */
+  poolSize?: number
+  /** Milliseconds after which PostgreSQL cancels a statement (default 10000). */
+  statementTimeout?: number
+}
+
+/**
+ * Opens the database. PostgreSQL gives bigints and numerics as strings; PGlite is built here with the
+ * same parsers so that both databases give the same JavaScript types.
+ */
+export function openDatabase(options: DatabaseOptions): Knex {
+  if (options.url) {
+    return knexFactory({
+      client: 'pg',
+      connection: { connectionString: options.url, statement_timeout: options.statementTimeout ?? 10_000 } as Knex.PgConnectionConfig,
+      pool: { min: 0, max: options.poolSize ?? 10 },
+      acquireConnectionTimeout: 5_000,
+    })
+  }
+  // Loaded lazily: a PostgreSQL deployment never pays for the WebAssembly build.
+  const { PGlite } = require('@electric-sql/pglite') as typeof import('@electric-sql/pglite')
+  const ClientPgLite = require('knex-pglite') as typeof import('knex-pglite')
+  const parsers = { 20: (v: string) => v, 1700: (v: string) => v }
+  if (options.dataDir) fs.mkdirSync(options.dataDir, { recursive: true })
+  const pglite = new PGlite(options.dataDir ? { dataDir: options.dataDir, parsers } : { parsers })
+  return knexFactory({ client: ClientPgLite, dialect: 'postgres', connection: () => ({ pglite }) } as unknown as Knex.Config)
+}
+
+/** True when the knex instance talks to the embedded PGlite database (one connection only). */
+export function isEmbedded(knex: Knex): boolean {
+  return knex.client.config.client !== 'pg'
+}
+
+/**
+ * Reads migrations from a folder and names them without their extension, so a run through tsx
+ * (`.ts`) and a compiled run (`.js`) record the same names in `knex_migrations`.
+ */
+export class FolderMigrationSource implements Knex.MigrationSource<string> {
+  constructor(private readonly dir: string) {}
+
+  async getMigrations(): Promise<string[]> {
+    return fs
+      .readdirSync(this.dir)
+      .filter((f) => /\.(ts|js)$/.test(f) && !f.endsWith('.d.ts'))
+      .sort()
+  }
+
+  getMigrationName(file: string): string {
+    return file.replace(/\.(ts|js)$/, '')
+  }
+
+  async getMigration(file: string): Promise<Knex.Migration> {
+    return require(path.join(this.dir, file)) as Knex.Migration
+  }
+}
+
+/** Applies every pending migration of `dir`. */
+export async function migrateLatest(knex: Knex, dir: string): Promise<void> {
+  await knex.migrate.latest({ migrationSource: new FolderMigrationSource(dir) })
+}

@@ -1,0 +1,38 @@
+import { randomBytes } from 'node:crypto'
+
+/** A fresh ETag value: 32 random hex digits, stored in the row and changed by every write. */
+export function newEtag(): string {
+  return randomBytes(16).toString('hex')
+}
+
+/** The ETag header value for a stored etag: a quoted strong validator. */
+export function formatEtag(etag: string): string {
+  return `"${etag}"`
+}
+
+/** What an `If-Match` header asks for: any current row, or one of the listed etags. */
+export type EtagCondition = { any: true } | { any: false; etags: string[] }
+
+/** Most entity tags one conditional header may list; more is refused as a malformed header. */
+export const MAX_LISTED_ETAGS = 16
+
+/**
+ * Parses `If-Match` / `If-None-Match`: `*`, or a comma-separated list of entity tags, each quoted,
+ * unquoted or weak (`W/"..."`). Returns undefined when the header is missing or blank.
+ */
+export function parseEtagHeader(header: string | undefined): EtagCondition | undefined {
+  if (header === undefined) return undefined
+  const trimmed = header.trim()
+  if (trimmed === '') return undefined
+  if (trimmed === '*') return { any: true }
+  const etags = trimmed
+    .split(',')
+    .map((part) => part.trim().replace(/^W\//i, '').replace(/^"(.*)"$/, '$1'))
+    .filter((tag) => tag !== '')
+  return { any: false, etags: etags.slice(0, MAX_LISTED_ETAGS) }
+}
+
+/** True when a condition matches the current etag of an existing row. */
+export function etagMatches(condition: EtagCondition, current: string): boolean {
+  return condition.any || condition.etags.includes(current)
+}

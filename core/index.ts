@@ -1,0 +1,12 @@
+/** The resource engine: register JSON Schema resources, serve them as a REST API from any koa app. */
+export { createEngine, type Engine, type EngineOptions } from './engine'
+export { openDatabase, migrateLatest, isEmbedded, FolderMigrationSource, type DatabaseOptions } from './db'
+export { defineResource, type ResourcePlugin, type HookContext } from './resource'
+export { ApiError, errors, type ErrorBody } from './errors'
+export { SchemaError, loadSchemas, type ResourceDefinition, type FieldDefinition } from './schema-loader'
+export type { Resource } from './registry'
+export type { Row } from './repository'
+export type { ListQuery } from './list-query'
+export type { EngineLogger } from './middleware'
+export { sendList } from './routes'
+export type { RawQuery } from './list-query'

@@ -1,0 +1,161 @@
+import Ajv, { type ValidateFunction } from 'ajv'
+import addFormats from 'ajv-formats'
+import { errors } from './errors'
+import type { FieldDefinition, FieldKind, ResourceDefinition } from './schema-loader'
+
+/** Limits that bound what one list request may cost. */
+export interface ListLimits {
+  defaultLimit: number
+  maxLimit: number
+  maxOffset: number
+}
+
+export type SortDirection = 'asc' | 'desc'
+
+/** A parsed, checked list request: every field name in it is a known column. */
+export interface ListQuery {
+  where: Array<[field: string, value: string | number | boolean]>
+  sort: Array<[field: string, direction: SortDirection]>
+  limit: number
+  offset: number
+  embed: string[]
+}
+
+/** Query parameters as koa gives them: repeated keys arrive as arrays. */
+export type RawQuery = Record<string, string | string[] | undefined>
+
+export const LIST_PARAMETERS = ['where', 'sort', 'limit', 'offset', 'embed'] as const
+export const DETAIL_PARAMETERS = ['embed'] as const
+
+interface Filterable {
+  kind: FieldKind
+  check: ValidateFunction
+}
+
+const ENGINE_FIELDS: Array<[string, FieldKind]> = [['id', 'uuid'], ['created_at', 'datetime'], ['updated_at', 'datetime']]
+const INTEGER = /^-?\d{1,16}$/
+const NUMBER = /^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/
+
+/** Turns a `where` value into the field's type, or returns undefined when it cannot be one. */
+function convert(kind: FieldKind, raw: string): string | number | boolean | undefined {
+  switch (kind) {
+    case 'integer':
+      return INTEGER.test(raw) && Number.isSafeInteger(Number(raw)) ? Number(raw) : undefined
+    case 'number':
+      return NUMBER.test(raw) && Number.isFinite(Number(raw)) ? Number(raw) : undefined
+    case 'boolean':
+      return raw === 'true' ? true : raw === 'false' ? false : undefined
+    default:
+      return raw
+  }
+}
+
+/** The parameter value, or a 400 when it was given more than once. */
+function single(query: RawQuery, name: string): string | undefined {
+  const value = query[name]
+  if (Array.isArray(value)) throw errors.badParameter(name, 'given more than once')
+  return value
+}
+
+function nonNegativeInteger(name: string, raw: string, max: number): number {
+  if (!/^\d{1,15}$/.test(raw)) throw errors.badParameter(name, `'${raw.slice(0, 40)}' is not a non-negative integer`, { max })
+  const n = Number(raw)
+  if (n > max) throw errors.badParameter(name, `${n} is over the maximum of ${max}`, { max })
+  return n
+}
+
+/**
+ * Compiles, once per resource, the parser of its list parameters. Every field name is checked against
+ * the schema (allowlist) and every `where` value against the field's own JSON Schema, so nothing a
+ * client sends reaches knex as an identifier.
+ */
+export function compileListQuery(def: ResourceDefinition, limits: ListLimits) {
+  const ajv = new Ajv({ strict: false, allErrors: false })
+  addFormats(ajv)
+  const filterable = new Map<string, Filterable>()
+  for (const [name, kind] of ENGINE_FIELDS) {
+    filterable.set(name, { kind, check: ajv.compile({ type: 'string', format: kind === 'uuid' ? 'uuid' : 'date-time' }) })
+  }
+  for (const field of def.fields.filter((f: FieldDefinition) => f.kind !== 'json')) {
+    const { 'x-relation': _r, 'x-index': _i, default: _d, ...schema } = field.schema
+    filterable.set(field.name, { kind: field.kind, check: ajv.compile(schema) })
+  }
+  const fieldNames = [...filterable.keys()]
+  const relations = def.fields.filter((f) => f.relation).map((f) => f.name)
+
+  function parseWhere(raw: string): ListQuery['where'] {
+    if (raw.includes('\u0000')) throw errors.badParameter('where', 'contains a NUL character')
+    return raw.split(',').map((clause) => {
+      const colon = clause.indexOf(':')
+      if (colon <= 0) throw errors.badParameter('where', `'${clause.slice(0, 80)}' is not of the form field:value`, { fields: fieldNames })
+      const name = clause.slice(0, colon)
+      const value = clause.slice(colon + 1)
+      const field = filterable.get(name)
+      if (!field) throw errors.badParameter('where', `unknown field '${name.slice(0, 80)}'`, { fields: fieldNames })
+      const converted = convert(field.kind, value)
+      if (converted === undefined || !field.check(converted)) {
+        throw errors.badParameter('where', `'${value.slice(0, 80)}' is not a valid value for '${name}'`, {
+          field: name,
+          error: field.check.errors?.[0]?.message ?? `must be ${field.kind}`,
+        })
+      }
+      return [name, converted]
+    })
+  }
+
+  function parseSort(raw: string): ListQuery['sort'] {
+    const seen = new Set<string>()
+    return raw.split(',').map((item) => {
+      const desc = item.startsWith('-')
+      const name = desc ? item.slice(1) : item
+      if (!filterable.has(name)) throw errors.badParameter('sort', `unknown field '${name.slice(0, 80)}'`, { fields: fieldNames })
+      if (seen.has(name)) throw errors.badParameter('sort', `field '${name}' is given twice`, { fields: fieldNames })
+      seen.add(name)
+      return [name, desc ? 'desc' : 'asc']
+    })
+  }
+
+  function parseEmbed(raw: string | undefined): string[] {
+    if (raw === undefined || raw === '') return []
+    const names = [...new Set(raw.split(','))]
+    for (const name of names) {
+      if (!relations.includes(name)) throw errors.badParameter('embed', `'${name.slice(0, 80)}' is not a relation of ${def.plural}`, { relations })
+    }
+    return names
+  }
+
+  function checkKnown(query: RawQuery, allowed: readonly string[]): void {
+    for (const key of Object.keys(query)) {
+      if (!allowed.includes(key)) throw errors.unknownParameter(key.slice(0, 80), [...allowed])
+    }
+  }
+
+  return {
+    fields: fieldNames,
+    relations,
+
+    /** Parses the query string of a list request; throws a 400 {@link ApiError} naming the bad key. */
+    parseList(query: RawQuery): ListQuery {
+      checkKnown(query, LIST_PARAMETERS)
+      const where = single(query, 'where')
+      const sort = single(query, 'sort')
+      const limit = single(query, 'limit')
+      const offset = single(query, 'offset')
+      return {
+        where: where === undefined || where === '' ? [] : parseWhere(where),
+        sort: sort === undefined || sort === '' ? [['created_at', 'asc']] : parseSort(sort),
+        limit: limit === undefined ? limits.defaultLimit : nonNegativeInteger('limit', limit, limits.maxLimit),
+        offset: offset === undefined ? 0 : nonNegativeInteger('offset', offset, limits.maxOffset),
+        embed: parseEmbed(single(query, 'embed')),
+      }
+    },
+
+    /** Parses the query string of a detail request (only `embed` is allowed there). */
+    parseDetail(query: RawQuery): string[] {
+      checkKnown(query, DETAIL_PARAMETERS)
+      return parseEmbed(single(query, 'embed'))
+    },
+  }
+}
+
+export type ListQueryParser = ReturnType<typeof compileListQuery>

@@ -1,0 +1,100 @@
+import { randomUUID } from 'node:crypto'
+import bodyParser from 'koa-bodyparser'
+import type { Context, Middleware, Next } from 'koa'
+import { ApiError, errors, isConnectionError } from './errors'
+
+/** Where the engine reports what the client is not told (5xx causes). */
+export interface EngineLogger {
+  error(details: Record<string, unknown>, message: string): void
+}
+
+const consoleLogger: EngineLogger = {
+  error: (details, message) => console.error(JSON.stringify({ level: 'error', msg: message, ...details })),
+}
+
+/** Gives each request an id (the client's `X-Request-Id` when it is sane), echoed in the response. */
+export function requestId(): Middleware {
+  return async (ctx, next) => {
+    const given = ctx.get('X-Request-Id')
+    const id = /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID()
+    ctx.state.requestId = id
+    ctx.set('X-Request-Id', id)
+    await next()
+  }
+}
+
+/** Turns errors from body parsing (http-errors from co-body/raw-body) into registry errors. */
+function fromHttpError(err: { status?: number; type?: string; expose?: boolean; message?: string }, limit: string): ApiError | undefined {
+  if (err.type === 'entity.too.large' || err.status === 413) return errors.bodyTooLarge(limit)
+  if (err.type === 'entity.parse.failed' || (err.status === 400 && /JSON/i.test(err.message ?? ''))) return errors.invalidJson()
+  if (err.type === 'encoding.unsupported' || err.status === 415) return new ApiError(415, err.message ?? 'Unsupported content encoding')
+  if (err.expose && err.status && err.status >= 400 && err.status < 500) return new ApiError(err.status, err.message ?? 'Bad request')
+  return undefined
+}
+
+/**
+ * Answers every error in the `{"message", "payload", "status_code"}` shape. ApiErrors and client-side
+ * http errors are sent as they are; anything else is logged with the request id and answered 500
+ * (or 503 when the database cannot be reached) without any detail of the cause.
+ */
+export function errorHandler(options: { bodyLimit: string; logger?: EngineLogger }): Middleware {
+  const logger = options.logger ?? consoleLogger
+  return async (ctx, next) => {
+    let error: ApiError | undefined
+    try {
+      await next()
+      if (ctx.status === 405 && ctx.body == null) error = errors.methodNotAllowed(ctx.method, ctx.response.get('Allow'))
+      else if (ctx.status === 404 && ctx.body == null) error = errors.routeNotFound(ctx.method, ctx.path)
+    } catch (err) {
+      error = err instanceof ApiError ? err : fromHttpError(err as never, options.bodyLimit)
+      if (!error) {
+        const unavailable = isConnectionError(err)
+        error = unavailable ? errors.unavailable(2) : errors.internal(ctx.state.requestId)
+        logger.error(
+          { request_id: ctx.state.requestId, method: ctx.method, path: ctx.path, status: error.status, err: String((err as Error)?.stack ?? err) },
+          unavailable ? 'database unavailable' : 'unhandled error',
+        )
+      }
+    }
+    if (!error) return
+    ctx.status = error.status
+    for (const [name, value] of Object.entries(error.headers)) ctx.set(name, value)
+    ctx.body = error.toJSON()
+  }
+}
+
+/** Depth of a parsed JSON value, counted without recursion (a hostile body cannot blow the stack). */
+export function jsonDepth(value: unknown, stopAt: number): number {
+  let max = 0
+  const stack: Array<[unknown, number]> = [[value, 1]]
+  while (stack.length) {
+    const [node, depth] = stack.pop()!
+    if (!node || typeof node !== 'object') continue
+    if (depth > max) max = depth
+    if (max > stopAt) return max
+    for (const child of Object.values(node)) stack.push([child, depth + 1])
+  }
+  return max
+}
+
+/**
+ * Parses JSON bodies of POST and PUT: 415 unless the body is `application/json`, 413 over the limit,
+ * 400 for invalid JSON, a body that is not an object, or nesting deeper than `maxDepth`.
+ */
+export function jsonBody(options: { limit: string; maxDepth: number }): Middleware {
+  const parse = bodyParser({ enableTypes: ['json'], jsonLimit: options.limit, strict: true })
+  return async (ctx: Context, next: Next) => {
+    if (ctx.method !== 'POST' && ctx.method !== 'PUT') return next()
+    const hasBody = Boolean(ctx.get('Transfer-Encoding')) || Number(ctx.get('Content-Length') || 0) > 0
+    if (!hasBody) {
+      ctx.request.body = {}
+      return next()
+    }
+    if (!ctx.is('application/json')) throw errors.unsupportedMediaType(ctx.get('Content-Type') || undefined)
+    await parse(ctx, async () => {})
+    const body = ctx.request.body
+    if (!body || typeof body !== 'object' || Array.isArray(body)) throw errors.bodyNotObject()
+    if (jsonDepth(body, options.maxDepth) > options.maxDepth) throw errors.tooDeep(options.maxDepth)
+    return next()
+  }
+}

@@ -1,0 +1,136 @@
+import type { Knex } from 'knex'
+import type { Model, ModelClass } from 'objection'
+import { errors, translateDbError, type DbErrorContext } from './errors'
+import { newEtag, type EtagCondition } from './etag'
+import type { ListQuery } from './list-query'
+import type { ResourceDefinition } from './schema-loader'
+
+/** A stored object as the API shows it: engine fields plus schema fields. */
+export type Row = Record<string, unknown> & { id: string; etag: string; created_at: Date | string; updated_at: Date | string }
+
+/** What the repository needs from the registry: the model of a related resource, for `embed`. */
+export interface RelationLookup {
+  (resource: string): Repository
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+/** True when `id` can be a row id; anything else is answered 404 without asking the database. */
+export function isUuid(id: string): boolean {
+  return UUID.test(id)
+}
+
+/**
+ * The trusted data layer of one resource: input is already parsed and validated. HTTP routes reach it
+ * through the validating layer; plugins and server code may call it directly.
+ */
+export class Repository {
+  constructor(
+    readonly def: ResourceDefinition,
+    readonly model: ModelClass<Model>,
+    readonly knex: Knex,
+    private readonly related: RelationLookup,
+    private readonly describeConstraint: DbErrorContext['describeConstraint'],
+  ) {}
+
+  private query() {
+    return this.model.query(this.knex)
+  }
+
+  /** Runs a statement and translates database errors by PostgreSQL code. */
+  private async run<T>(operation: DbErrorContext['operation'], statement: () => PromiseLike<T>): Promise<T> {
+    try {
+      return await statement()
+    } catch (err) {
+      throw translateDbError(err, { operation, resource: this.def.name, describeConstraint: this.describeConstraint }) ?? err
+    }
+  }
+
+  /** One page of rows matching `where`, and the number of all matching rows. */
+  async list(q: ListQuery): Promise<{ items: Row[]; count: number }> {
+    const filtered = () => {
+      const qb = this.query()
+      for (const [field, value] of q.where) qb.where(field, value)
+      return qb
+    }
+    const page = filtered()
+    for (const [field, direction] of q.sort) page.orderBy(field, direction)
+    if (!q.sort.some(([field]) => field === 'id')) page.orderBy('id', 'asc')
+    page.limit(q.limit).offset(q.offset)
+    const [items, count] = await this.run('read', () =>
+      Promise.all([
+        q.limit === 0 ? Promise.resolve([]) : page,
+        filtered().clearSelect().count({ count: '*' }).first().castTo<{ count: string | number }>(),
+      ]),
+    )
+    const rows = items as unknown as Row[]
+    await this.embed(rows, q.embed)
+    return { items: rows, count: Number((count as { count: string | number } | undefined)?.count ?? 0) }
+  }
+
+  /** The row with this id, or undefined. */
+  async get(id: string, embed: string[] = []): Promise<Row | undefined> {
+    if (!isUuid(id)) return undefined
+    const row = (await this.run('read', () => this.query().findById(id))) as unknown as Row | undefined
+    if (row) await this.embed([row], embed)
+    return row
+  }
+
+  /** Rows by id, for embedding. */
+  async getMany(ids: string[]): Promise<Row[]> {
+    if (ids.length === 0) return []
+    return (await this.run('read', () => this.query().whereIn('id', ids))) as unknown as Row[]
+  }
+
+  /** Inserts a row with a fresh id and ETag. */
+  async create(data: Record<string, unknown>): Promise<Row> {
+    const row = await this.run('write', () => this.query().insert({ ...data, etag: newEtag() }).returning('*'))
+    return row as unknown as Row
+  }
+
+  /**
+   * Applies `patch` if the row's ETag satisfies `condition`, in one statement
+   * (`UPDATE ... WHERE id = ? AND etag IN (?) RETURNING *`). Throws 404 when the row is gone and 412
+   * when it changed since the client read it.
+   */
+  async update(id: string, patch: Record<string, unknown>, condition: EtagCondition): Promise<Row> {
+    if (!isUuid(id)) throw errors.notFound(this.def.name)
+    const changes = { ...patch, etag: newEtag(), updated_at: this.knex.fn.now() }
+    const rows = await this.run('write', () => {
+      const qb = this.query().patch(changes).where('id', id)
+      if (!condition.any) qb.whereIn('etag', condition.etags)
+      return qb.returning('*')
+    })
+    const updated = (rows as unknown as Row[])[0]
+    if (!updated) throw await this.missOrStale(id)
+    return updated
+  }
+
+  /** Deletes the row if its ETag satisfies `condition`, in one statement; 404 or 412 as for update. */
+  async remove(id: string, condition: EtagCondition): Promise<void> {
+    if (!isUuid(id)) throw errors.notFound(this.def.name)
+    const deleted = await this.run('delete', () => {
+      const qb = this.query().delete().where('id', id)
+      if (!condition.any) qb.whereIn('etag', condition.etags)
+      return qb.returning('id')
+    })
+    if ((deleted as unknown as unknown[]).length === 0) throw await this.missOrStale(id)
+  }
+
+  /** After a conditional write changed nothing: 404 if the row is gone, 412 if its ETag moved on. */
+  private async missOrStale(id: string) {
+    const current = await this.run('read', () => this.knex(this.def.plural).first('id').where('id', id))
+    return current ? errors.preconditionFailed() : errors.notFound(this.def.name)
+  }
+
+  /** Replaces, in place, each relation id named in `embed` by the related object (null if none). */
+  private async embed(rows: Row[], embed: string[]): Promise<void> {
+    for (const field of embed) {
+      const target = this.def.fields.find((f) => f.name === field)?.relation
+      if (!target || rows.length === 0) continue
+      const ids = [...new Set(rows.map((r) => r[field]).filter((v): v is string => typeof v === 'string'))]
+      const related = new Map((await this.related(target.resource).getMany(ids)).map((r) => [r.id, r]))
+      for (const row of rows) row[field] = typeof row[field] === 'string' ? (related.get(row[field] as string) ?? null) : null
+    }
+  }
+}

@@ -1,0 +1,201 @@
+import fs from 'node:fs'
+import path from 'node:path'
+import Ajv from 'ajv'
+import addFormats from 'ajv-formats'
+
+/**
+ * The vocabulary a schema file may use on top of JSON Schema (draft-07):
+ * - top level: `x-plural` (route and table name, default `<name>s`), `x-unique` (list of unique keys,
+ *   each a list of field names);
+ * - on a property: `x-relation` (`"<resource>"` or `{"resource", "onDelete"}`: the field holds the id
+ *   of a row of that resource; `onDelete` is `restrict` (default), `cascade` or `set null`), and
+ *   `x-index: true` (index the column for `where`/`sort`).
+ */
+export const SCHEMA_KEYWORDS = ['x-plural', 'x-unique', 'x-relation', 'x-index'] as const
+
+/** Fields the engine adds to every resource and owns; a schema may not declare them. */
+export const RESERVED_FIELDS = ['id', 'created_at', 'updated_at', 'etag'] as const
+
+/** How a field is stored and parsed; see the type table in the README. */
+export type FieldKind = 'string' | 'uuid' | 'datetime' | 'integer' | 'number' | 'boolean' | 'json'
+
+export type OnDelete = 'restrict' | 'cascade' | 'set null'
+
+export interface FieldDefinition {
+  name: string
+  kind: FieldKind
+  required: boolean
+  /** The property's JSON Schema, as written in the file. */
+  schema: JsonSchema
+  relation?: { resource: string; onDelete: OnDelete }
+  index: boolean
+}
+
+export interface ResourceDefinition {
+  /** Singular name: the file name without `.json`, the key of detail responses. */
+  name: string
+  /** Plural name: the route, the table and the key of list responses. */
+  plural: string
+  file: string
+  schema: JsonSchema
+  fields: FieldDefinition[]
+  unique: string[][]
+}
+
+export type JsonSchema = { [key: string]: unknown }
+
+/** A schema file that cannot be registered. The message names the file and the problem. */
+export class SchemaError extends Error {
+  constructor(file: string, problem: string) {
+    super(`${path.basename(file)}: ${problem}`)
+    this.name = 'SchemaError'
+  }
+}
+
+const SAFE_IDENTIFIER = /^[a-z][a-z0-9_]{0,62}$/
+const ON_DELETE: OnDelete[] = ['restrict', 'cascade', 'set null']
+const ALLOWED_TOP_LEVEL = new Set([
+  '$schema', '$id', 'title', 'description', 'type', 'properties', 'required', 'additionalProperties',
+  'examples', '$comment', ...SCHEMA_KEYWORDS,
+])
+
+function kindOf(file: string, name: string, prop: JsonSchema): FieldKind {
+  const { type, format } = prop
+  switch (type) {
+    case 'string':
+      if (format === 'uuid') return 'uuid'
+      if (format === 'date-time') return 'datetime'
+      return 'string'
+    case 'integer':
+    case 'number':
+    case 'boolean':
+      return type
+    case 'object':
+    case 'array':
+      return 'json'
+    default:
+      throw new SchemaError(file, `field '${name}' has unsupported type ${JSON.stringify(type)}` +
+        ' (use string, integer, number, boolean, object or array; optional fields are the ones not in "required")')
+  }
+}
+
+function parseRelation(file: string, name: string, raw: unknown): FieldDefinition['relation'] {
+  if (raw === undefined) return undefined
+  const rel = typeof raw === 'string' ? { resource: raw } : raw
+  if (!rel || typeof rel !== 'object' || typeof (rel as { resource?: unknown }).resource !== 'string') {
+    throw new SchemaError(file, `field '${name}': x-relation must be a resource name or {"resource", "onDelete"}`)
+  }
+  const { resource, onDelete = 'restrict', ...rest } = rel as { resource: string; onDelete?: string }
+  if (Object.keys(rest).length) throw new SchemaError(file, `field '${name}': unknown x-relation key '${Object.keys(rest)[0]}'`)
+  if (!ON_DELETE.includes(onDelete as OnDelete)) {
+    throw new SchemaError(file, `field '${name}': onDelete must be one of ${ON_DELETE.join(', ')}`)
+  }
+  return { resource, onDelete: onDelete as OnDelete }
+}
+
+/** Reads and checks one schema file on its own (cross-file checks happen in {@link loadSchemas}). */
+export function parseSchemaFile(file: string, text: string, ajv: Ajv): ResourceDefinition {
+  const name = path.basename(file, '.json')
+  if (!SAFE_IDENTIFIER.test(name)) throw new SchemaError(file, `resource name '${name}' is not a safe SQL identifier (${SAFE_IDENTIFIER})`)
+  let schema: JsonSchema
+  try {
+    schema = JSON.parse(text)
+  } catch (err) {
+    throw new SchemaError(file, `invalid JSON: ${(err as Error).message}`)
+  }
+  if (!schema || typeof schema !== 'object' || Array.isArray(schema)) throw new SchemaError(file, 'a schema must be a JSON object')
+  for (const key of Object.keys(schema)) {
+    if (!ALLOWED_TOP_LEVEL.has(key)) throw new SchemaError(file, `unsupported top-level keyword '${key}'`)
+  }
+  if (schema.type !== 'object') throw new SchemaError(file, 'the schema must have "type": "object"')
+  if (schema.additionalProperties !== undefined && schema.additionalProperties !== false) {
+    throw new SchemaError(file, 'additionalProperties must be false (unknown fields are refused)')
+  }
+  const plural = schema['x-plural'] ?? `${name}s`
+  if (typeof plural !== 'string' || !SAFE_IDENTIFIER.test(plural)) {
+    throw new SchemaError(file, `x-plural '${String(plural)}' is not a safe SQL identifier (${SAFE_IDENTIFIER})`)
+  }
+  if (plural === name) throw new SchemaError(file, 'x-plural must differ from the resource name')
+  const properties = schema.properties
+  if (!properties || typeof properties !== 'object' || Array.isArray(properties)) throw new SchemaError(file, 'the schema must declare "properties"')
+  const required = schema.required ?? []
+  if (!Array.isArray(required) || required.some((r) => typeof r !== 'string')) throw new SchemaError(file, '"required" must be a list of field names')
+
+  const fields: FieldDefinition[] = Object.entries(properties as Record<string, JsonSchema>).map(([field, prop]) => {
+    if ((RESERVED_FIELDS as readonly string[]).includes(field)) {
+      throw new SchemaError(file, `field '${field}' is reserved: the engine adds ${RESERVED_FIELDS.join(', ')} itself`)
+    }
+    if (!SAFE_IDENTIFIER.test(field)) throw new SchemaError(file, `field name '${field}' is not a safe SQL identifier (${SAFE_IDENTIFIER})`)
+    if (!prop || typeof prop !== 'object' || Array.isArray(prop)) throw new SchemaError(file, `field '${field}' must be a schema object`)
+    const kind = kindOf(file, field, prop)
+    const relation = parseRelation(file, field, prop['x-relation'])
+    if (relation && kind !== 'uuid') throw new SchemaError(file, `field '${field}' has x-relation, so it must be {"type": "string", "format": "uuid"}`)
+    if (prop['x-index'] !== undefined && typeof prop['x-index'] !== 'boolean') throw new SchemaError(file, `field '${field}': x-index must be true or false`)
+    return { name: field, kind, required: required.includes(field), schema: prop, relation, index: prop['x-index'] === true }
+  })
+  for (const r of required as string[]) {
+    if (!fields.some((f) => f.name === r)) throw new SchemaError(file, `required field '${r}' is not in "properties"`)
+  }
+
+  const unique = schema['x-unique'] ?? []
+  if (!Array.isArray(unique) || unique.some((k) => !Array.isArray(k) || k.length === 0)) {
+    throw new SchemaError(file, 'x-unique must be a list of keys, each a non-empty list of field names')
+  }
+  for (const key of unique as string[][]) {
+    for (const f of key) {
+      const field = fields.find((d) => d.name === f)
+      if (!field) throw new SchemaError(file, `x-unique names unknown field '${f}'`)
+      if (field.kind === 'json') throw new SchemaError(file, `x-unique field '${f}' is an object or array`)
+    }
+  }
+
+  try {
+    ajv.compile(schema)
+  } catch (err) {
+    throw new SchemaError(file, `not a valid JSON Schema: ${(err as Error).message}`)
+  }
+  return { name, plural, file, schema, fields, unique: unique as string[][] }
+}
+
+/** Checks that relate several files: unique plurals and names, relations to known resources. */
+export function checkDefinitions(defs: ResourceDefinition[]): void {
+  const byRoute = new Map<string, ResourceDefinition>()
+  for (const def of defs) {
+    for (const key of [def.name, def.plural]) {
+      const other = byRoute.get(key)
+      if (other && other !== def) throw new SchemaError(def.file, `name or plural '${key}' is already used by ${path.basename(other.file)}`)
+      byRoute.set(key, def)
+    }
+  }
+  const names = new Set(defs.map((d) => d.name))
+  for (const def of defs) {
+    for (const field of def.fields) {
+      if (field.relation && !names.has(field.relation.resource)) {
+        throw new SchemaError(def.file, `field '${field.name}' relates to unknown resource '${field.relation.resource}'`)
+      }
+      if (field.relation?.onDelete === 'set null' && field.required) {
+        throw new SchemaError(def.file, `field '${field.name}' is required, so its relation cannot use onDelete "set null"`)
+      }
+    }
+  }
+}
+
+/** An ajv instance that knows the engine's schema keywords and the string formats. */
+export function schemaAjv(): Ajv {
+  const ajv = new Ajv({ strict: true, allErrors: false })
+  addFormats(ajv)
+  ajv.addVocabulary([...SCHEMA_KEYWORDS])
+  return ajv
+}
+
+/** Loads every `*.json` file of a folder, sorted by name. Throws {@link SchemaError} on the first bad file. */
+export function loadSchemas(dir: string): ResourceDefinition[] {
+  const ajv = schemaAjv()
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.json')).sort()
+  const defs = files.map((f) => {
+    const file = path.join(dir, f)
+    return parseSchemaFile(file, fs.readFileSync(file, 'utf8'), ajv)
+  })
+  checkDefinitions(defs)
+  return defs
+}

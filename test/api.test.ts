@@ -1,0 +1,316 @@
+import { expect } from 'chai'
+import { createComponent, createType, resetTables, testApp, type TestApp } from './support'
+
+const HEX32 = /^"[0-9a-f]{32}"$/
+const MISSING = '00000000-0000-4000-8000-000000000000'
+
+function expectError(body: any, status: number, message?: string | RegExp) {
+  expect(body).to.have.all.keys('message', 'payload', 'status_code')
+  expect(body.status_code).to.equal(status)
+  expect(body.payload).to.be.an('object')
+  if (typeof message === 'string') expect(body.message).to.equal(message)
+  else if (message) expect(body.message).to.match(message)
+}
+
+describe('componenttypes and components over HTTP', () => {
+  let app: TestApp
+  before(async () => {
+    app = await testApp()
+  })
+  beforeEach(async () => {
+    await resetTables(app.db)
+  })
+
+  describe('create and read', () => {
+    it('POST creates a componenttype: 201, singular key, engine fields, quoted ETag, Location', async () => {
+      const res = await app.http.post('/api/v1/componenttypes').send({ name: 'kikoolol' }).expect(201)
+      const ct = res.body.componenttype
+      expect(ct).to.include({ name: 'kikoolol' })
+      expect(ct.id).to.match(/^[0-9a-f-]{36}$/)
+      expect(ct.etag).to.match(/^[0-9a-f]{32}$/)
+      expect(new Date(ct.created_at).toISOString()).to.equal(ct.created_at)
+      expect(ct.updated_at).to.equal(ct.created_at)
+      expect(res.headers.etag).to.equal(`"${ct.etag}"`)
+      expect(res.headers.location).to.equal(`/api/v1/componenttypes/${ct.id}`)
+    })
+
+    it('GET of one componenttype answers the stored object and its ETag', async () => {
+      const ct = await createType(app, 'rhel')
+      const res = await app.http.get(`/api/v1/componenttypes/${ct.id}`).expect(200)
+      expect(res.body).to.deep.equal({ componenttype: ct })
+      expect(res.headers.etag).to.equal(`"${ct.etag}"`)
+    })
+
+    it('POST creates a component that carries the id of its componenttype', async () => {
+      const ct = await createType(app, 'rhel')
+      const res = await app.http.post('/api/v1/components').send({ name: 'RHEL-9.4', componenttype: ct.id }).expect(201)
+      expect(res.body.component).to.include({ name: 'RHEL-9.4', componenttype: ct.id })
+      expect(res.headers.etag).to.match(HEX32)
+    })
+
+    it('the componenttype plugin stores names trimmed, so " rhel " collides with "rhel"', async () => {
+      const ct = await createType(app, '  rhel ')
+      expect(ct.name).to.equal('rhel')
+      const res = await app.http.post('/api/v1/componenttypes').send({ name: 'rhel  ' }).expect(409)
+      expectError(res.body, 409)
+    })
+
+    it('a blank componenttype name is refused with 400 naming the field', async () => {
+      const res = await app.http.post('/api/v1/componenttypes').send({ name: '   ' }).expect(400)
+      expectError(res.body, 400)
+      expect(res.body.payload.errors).to.have.property('name')
+    })
+
+    it('every response of a GET, list included, carries an ETag', async () => {
+      await createType(app, 'a')
+      const res = await app.http.get('/api/v1/componenttypes').expect(200)
+      expect(res.headers.etag).to.match(HEX32)
+    })
+
+    it('a detail GET with If-None-Match of the current ETag answers 304', async () => {
+      const ct = await createType(app, 'a')
+      await app.http.get(`/api/v1/componenttypes/${ct.id}`).set('If-None-Match', `"${ct.etag}"`).expect(304)
+      await app.http.get(`/api/v1/componenttypes/${ct.id}`).set('If-None-Match', '"0123"').expect(200)
+    })
+
+    it('a list GET with If-None-Match of its ETag answers 304 until the list changes', async () => {
+      await createType(app, 'a')
+      const first = await app.http.get('/api/v1/componenttypes').expect(200)
+      await app.http.get('/api/v1/componenttypes').set('If-None-Match', first.headers.etag).expect(304)
+      await createType(app, 'b')
+      await app.http.get('/api/v1/componenttypes').set('If-None-Match', first.headers.etag).expect(200)
+    })
+  })
+
+  describe('update with ETags', () => {
+    it('PUT with the current ETag answers 204, no body, and a new ETag', async () => {
+      const ct = await createType(app, 'kikoolol')
+      const res = await app.http.put(`/api/v1/componenttypes/${ct.id}`).set('If-Match', ct.etag).send({ name: 'kikoolol2' }).expect(204)
+      expect(res.text).to.equal('')
+      expect(res.headers.etag).to.match(HEX32)
+      expect(res.headers.etag).to.not.equal(`"${ct.etag}"`)
+      const after = await app.http.get(`/api/v1/componenttypes/${ct.id}`).expect(200)
+      expect(after.body.componenttype.name).to.equal('kikoolol2')
+      expect(after.headers.etag).to.equal(res.headers.etag)
+      expect(new Date(after.body.componenttype.updated_at).getTime()).to.be.at.least(new Date(ct.updated_at).getTime())
+      expect(after.body.componenttype.created_at).to.equal(ct.created_at)
+    })
+
+    it('PUT without If-Match answers 412 with the original message and changes nothing', async () => {
+      const ct = await createType(app, 'kikoolol')
+      const res = await app.http.put(`/api/v1/componenttypes/${ct.id}`).send({ name: 'other' }).expect(412)
+      expect(res.body).to.deep.equal({ message: "'If-match' header must be provided", payload: {}, status_code: 412 })
+      const after = await app.http.get(`/api/v1/componenttypes/${ct.id}`)
+      expect(after.body.componenttype).to.deep.equal(ct)
+    })
+
+    it('PUT with a stale ETag answers 412 and changes nothing', async () => {
+      const ct = await createType(app, 'a')
+      await app.http.put(`/api/v1/componenttypes/${ct.id}`).set('If-Match', ct.etag).send({ name: 'b' }).expect(204)
+      const res = await app.http.put(`/api/v1/componenttypes/${ct.id}`).set('If-Match', ct.etag).send({ name: 'c' }).expect(412)
+      expectError(res.body, 412)
+      const after = await app.http.get(`/api/v1/componenttypes/${ct.id}`)
+      expect(after.body.componenttype.name).to.equal('b')
+    })
+
+    it('If-Match is accepted quoted, unquoted, weak, in a list, and as *; the header name is case-insensitive', async () => {
+      const ct = await createType(app, 'a')
+      let etag: string = ct.etag
+      const forms = [(e: string) => `"${e}"`, (e: string) => e, (e: string) => `W/"${e}"`, (e: string) => `"nope", "${e}"`, () => '*']
+      for (const [i, form] of forms.entries()) {
+        const res = await app.http.put(`/api/v1/componenttypes/${ct.id}`).set(i % 2 ? 'if-match' : 'IF-MATCH', form(etag)).send({ name: `n${i}` }).expect(204)
+        etag = res.headers.etag.slice(1, -1)
+      }
+      const after = await app.http.get(`/api/v1/componenttypes/${ct.id}`)
+      expect(after.body.componenttype.name).to.equal(`n${forms.length - 1}`)
+    })
+
+    it('PUT keeps the fields that are not sent', async () => {
+      const ct = await createType(app, 'a')
+      const c = await createComponent(app, 'c', ct.id)
+      await app.http.put(`/api/v1/components/${c.id}`).set('If-Match', c.etag).send({ name: 'renamed' }).expect(204)
+      const after = await app.http.get(`/api/v1/components/${c.id}`)
+      expect(after.body.component).to.include({ name: 'renamed', componenttype: ct.id })
+    })
+
+    it('PUT with Prefer: return=representation answers 200 with the object and its ETag', async () => {
+      const ct = await createType(app, 'a')
+      const res = await app.http.put(`/api/v1/componenttypes/${ct.id}`).set('If-Match', ct.etag).set('Prefer', 'return=representation').send({ name: 'b' }).expect(200)
+      expect(res.body.componenttype).to.include({ id: ct.id, name: 'b' })
+      expect(res.headers.etag).to.equal(`"${res.body.componenttype.etag}"`)
+      expect(res.headers['preference-applied']).to.equal('return=representation')
+    })
+
+    it('PUT on a missing id answers 404, even with If-Match: *', async () => {
+      const res = await app.http.put(`/api/v1/componenttypes/${MISSING}`).set('If-Match', '*').send({ name: 'x' }).expect(404)
+      expectError(res.body, 404)
+    })
+
+    it('20 concurrent PUTs with the same ETag: exactly one 204, nineteen 412', async () => {
+      const ct = await createType(app, 'race')
+      const results = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          app.http.put(`/api/v1/componenttypes/${ct.id}`).set('If-Match', ct.etag).send({ name: `race-${i}` }),
+        ),
+      )
+      const statuses = results.map((r) => r.status).sort()
+      expect(statuses.filter((s) => s === 204)).to.have.length(1)
+      expect(statuses.filter((s) => s === 412)).to.have.length(19)
+      const winner = results.find((r) => r.status === 204)!
+      const after = await app.http.get(`/api/v1/componenttypes/${ct.id}`)
+      expect(after.headers.etag).to.equal(winner.headers.etag)
+    })
+
+    it('PUT with a renamed unique name that exists answers 409', async () => {
+      await createType(app, 'a')
+      const b = await createType(app, 'b')
+      const res = await app.http.put(`/api/v1/componenttypes/${b.id}`).set('If-Match', b.etag).send({ name: 'a' }).expect(409)
+      expectError(res.body, 409, /same name/)
+    })
+
+    it('PUT pointing a component to a missing componenttype answers 422', async () => {
+      const ct = await createType(app, 'a')
+      const c = await createComponent(app, 'c', ct.id)
+      const res = await app.http.put(`/api/v1/components/${c.id}`).set('If-Match', c.etag).send({ componenttype: MISSING }).expect(422)
+      expectError(res.body, 422)
+    })
+  })
+
+  describe('delete', () => {
+    it('DELETE with the current ETag answers 204 and the row is gone', async () => {
+      const ct = await createType(app, 'a')
+      await app.http.delete(`/api/v1/componenttypes/${ct.id}`).set('If-Match', ct.etag).expect(204)
+      await app.http.get(`/api/v1/componenttypes/${ct.id}`).expect(404)
+    })
+
+    it('DELETE without If-Match answers 412 and keeps the row', async () => {
+      const ct = await createType(app, 'a')
+      const res = await app.http.delete(`/api/v1/componenttypes/${ct.id}`).expect(412)
+      expect(res.body).to.deep.equal({ message: "'If-match' header must be provided", payload: {}, status_code: 412 })
+      await app.http.get(`/api/v1/componenttypes/${ct.id}`).expect(200)
+    })
+
+    it('DELETE with a stale ETag answers 412 and keeps the row', async () => {
+      const ct = await createType(app, 'a')
+      await app.http.delete(`/api/v1/componenttypes/${ct.id}`).set('If-Match', '"0123456789abcdef0123456789abcdef"').expect(412)
+      await app.http.get(`/api/v1/componenttypes/${ct.id}`).expect(200)
+    })
+
+    it('DELETE of a missing id answers 404', async () => {
+      const res = await app.http.delete(`/api/v1/componenttypes/${MISSING}`).set('If-Match', '*').expect(404)
+      expectError(res.body, 404)
+    })
+
+    it('DELETE of a componenttype that components still use answers 409 and deletes nothing', async () => {
+      const ct = await createType(app, 'a')
+      await createComponent(app, 'c', ct.id)
+      const res = await app.http.delete(`/api/v1/componenttypes/${ct.id}`).set('If-Match', ct.etag).expect(409)
+      expectError(res.body, 409, /still used by components/)
+      await app.http.get(`/api/v1/componenttypes/${ct.id}`).expect(200)
+    })
+  })
+
+  describe('listing', () => {
+    it('lists under the plural key with _meta.count, oldest first by default', async () => {
+      const a = await createType(app, 'a')
+      const b = await createType(app, 'b')
+      const res = await app.http.get('/api/v1/componenttypes').expect(200)
+      expect(res.body.componenttypes.map((x: any) => x.id)).to.deep.equal([a.id, b.id])
+      expect(res.body._meta).to.deep.equal({ count: 2 })
+    })
+
+    it('limit defaults to 20 while _meta.count counts every matching row', async () => {
+      for (let i = 0; i < 25; i++) await createType(app, `t${String(i).padStart(2, '0')}`)
+      const res = await app.http.get('/api/v1/componenttypes').expect(200)
+      expect(res.body.componenttypes).to.have.length(20)
+      expect(res.body._meta.count).to.equal(25)
+    })
+
+    it('limit and offset page through the sorted rows', async () => {
+      for (const name of ['e', 'c', 'a', 'd', 'b']) await createType(app, name)
+      const page = async (offset: number) =>
+        (await app.http.get(`/api/v1/componenttypes?sort=name&limit=2&offset=${offset}`).expect(200)).body.componenttypes.map((x: any) => x.name)
+      expect(await page(0)).to.deep.equal(['a', 'b'])
+      expect(await page(2)).to.deep.equal(['c', 'd'])
+      expect(await page(4)).to.deep.equal(['e'])
+      expect(await page(6)).to.deep.equal([])
+    })
+
+    it('sort=field1,-field2 sorts by the first field then descending by the second', async () => {
+      const t1 = await createType(app, 't1')
+      const t2 = await createType(app, 't2')
+      await createComponent(app, 'x', t1.id)
+      await createComponent(app, 'y', t1.id)
+      await createComponent(app, 'x', t2.id)
+      const res = await app.http.get('/api/v1/components?sort=name,-created_at').expect(200)
+      const got = res.body.components.map((c: any) => [c.name, c.componenttype])
+      expect(got).to.deep.equal([['x', t2.id], ['x', t1.id], ['y', t1.id]])
+    })
+
+    it('sort=-name sorts descending', async () => {
+      for (const name of ['b', 'c', 'a']) await createType(app, name)
+      const res = await app.http.get('/api/v1/componenttypes?sort=-name').expect(200)
+      expect(res.body.componenttypes.map((x: any) => x.name)).to.deep.equal(['c', 'b', 'a'])
+    })
+
+    it('rows that tie on the sort field come in a stable order (by id)', async () => {
+      const ct = await createType(app, 't')
+      for (let i = 0; i < 6; i++) await createComponent(app, 'same', ct.id)
+      const res = await app.http.get('/api/v1/components?sort=name').expect(200)
+      const ids = res.body.components.map((c: any) => c.id)
+      expect(ids).to.deep.equal([...ids].sort())
+    })
+
+    it('where=field:value filters by equality, AND-ed, with the count of matches', async () => {
+      const t1 = await createType(app, 't1')
+      const t2 = await createType(app, 't2')
+      await createComponent(app, 'x', t1.id)
+      await createComponent(app, 'y', t1.id)
+      await createComponent(app, 'x', t2.id)
+      const byType = await app.http.get(`/api/v1/components?where=componenttype:${t1.id}`).expect(200)
+      expect(byType.body._meta.count).to.equal(2)
+      const both = await app.http.get(`/api/v1/components?where=componenttype:${t1.id},name:x`).expect(200)
+      expect(both.body.components).to.have.length(1)
+      expect(both.body.components[0]).to.include({ name: 'x', componenttype: t1.id })
+      expect(both.body._meta.count).to.equal(1)
+    })
+
+    it('where splits on the first colon only, so values may contain colons', async () => {
+      await createType(app, 'a:b:c')
+      const res = await app.http.get('/api/v1/componenttypes?where=name:a:b:c').expect(200)
+      expect(res.body.componenttypes.map((x: any) => x.name)).to.deep.equal(['a:b:c'])
+    })
+
+    it('where on id and on created_at parses the value by its type', async () => {
+      const a = await createType(app, 'a')
+      await createType(app, 'b')
+      const byId = await app.http.get(`/api/v1/componenttypes?where=id:${a.id}`).expect(200)
+      expect(byId.body.componenttypes.map((x: any) => x.id)).to.deep.equal([a.id])
+      const byDate = await app.http.get(`/api/v1/componenttypes?where=created_at:${a.created_at}`).expect(200)
+      expect(byDate.body.componenttypes.map((x: any) => x.id)).to.include(a.id)
+    })
+
+    it('embed=componenttype replaces the id by the object, on list and on detail', async () => {
+      const ct = await createType(app, 't')
+      const c = await createComponent(app, 'c', ct.id)
+      const list = await app.http.get('/api/v1/components?embed=componenttype').expect(200)
+      expect(list.body.components[0].componenttype).to.deep.equal(ct)
+      const one = await app.http.get(`/api/v1/components/${c.id}?embed=componenttype`).expect(200)
+      expect(one.body.component.componenttype).to.deep.equal(ct)
+      expect(one.headers.etag).to.equal(`"${c.etag}"`)
+    })
+
+    it('GET /componenttypes/:id/components lists the components of one type', async () => {
+      const t1 = await createType(app, 't1')
+      const t2 = await createType(app, 't2')
+      await createComponent(app, 'b', t1.id)
+      await createComponent(app, 'a', t1.id)
+      await createComponent(app, 'z', t2.id)
+      const res = await app.http.get(`/api/v1/componenttypes/${t1.id}/components?sort=name`).expect(200)
+      expect(res.body.components.map((c: any) => c.name)).to.deep.equal(['a', 'b'])
+      expect(res.body._meta.count).to.equal(2)
+      const missing = await app.http.get(`/api/v1/componenttypes/${MISSING}/components`).expect(404)
+      expectError(missing.body, 404)
+    })
+  })
+})

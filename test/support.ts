@@ -1,0 +1,61 @@
+import path from 'node:path'
+import type { Knex } from 'knex'
+import supertest from 'supertest'
+import { createEngine, migrateLatest, openDatabase, type Engine, type EngineOptions } from '../core'
+import { plugins } from '../resources'
+
+export const ROOT = path.resolve(__dirname, '..')
+export const SCHEMAS = path.join(ROOT, 'schemas')
+export const MIGRATIONS = path.join(ROOT, 'migrations')
+
+/** Which database this run uses: PostgreSQL when DATABASE_URL is set, else embedded PGlite in memory. */
+export const DATABASE = process.env.DATABASE_URL ? 'postgresql' : 'embedded'
+
+let shared: Promise<Knex> | undefined
+
+/** The database of this test run, opened and migrated once (PGlite takes seconds to start). */
+export function testDatabase(): Promise<Knex> {
+  shared ??= (async () => {
+    const db = openDatabase({ url: process.env.DATABASE_URL || undefined })
+    await migrateLatest(db, MIGRATIONS)
+    return db
+  })()
+  return shared
+}
+
+export async function closeTestDatabase(): Promise<void> {
+  if (!shared) return
+  const db = await shared
+  shared = undefined
+  await db.destroy()
+}
+
+/** Empties the tables of the given resources' plurals (default: the project's resources). */
+export async function resetTables(db: Knex, tables = ['components', 'componenttypes']): Promise<void> {
+  await db.raw(`TRUNCATE ${tables.map((t) => `"${t}"`).join(', ')} CASCADE`)
+}
+
+export interface TestApp {
+  engine: Engine
+  db: Knex
+  http: ReturnType<typeof supertest>
+}
+
+/** An engine on the test database serving the project's schemas and plugins, with a supertest client. */
+export async function testApp(options: Partial<EngineOptions> = {}): Promise<TestApp> {
+  const db = await testDatabase()
+  const engine = await createEngine({ db, schemasDir: SCHEMAS, plugins, ...options })
+  return { engine, db, http: supertest(engine.app().callback()) }
+}
+
+/** Creates a componenttype and returns it. */
+export async function createType(app: TestApp, name: string): Promise<Record<string, any>> {
+  const res = await app.http.post('/api/v1/componenttypes').send({ name }).expect(201)
+  return res.body.componenttype
+}
+
+/** Creates a component of a type and returns it. */
+export async function createComponent(app: TestApp, name: string, componenttype: string): Promise<Record<string, any>> {
+  const res = await app.http.post('/api/v1/components').send({ name, componenttype }).expect(201)
+  return res.body.component
+}
