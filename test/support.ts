@@ -35,6 +35,24 @@ export async function resetTables(db: Knex, tables = ['components', 'componentty
   await db.raw(`TRUNCATE ${tables.map((t) => `"${t}"`).join(', ')} CASCADE`)
 }
 
+/** The table of every resource the engine serves (its plurals), for {@link resetTables} and checksums. */
+export function engineTables(engine: Engine): string[] {
+  return [...engine.resources.values()].map((r) => r.plural)
+}
+
+/**
+ * A digest of each table's whole content (`md5` of every row as text, in id order), to prove that a
+ * request changed nothing: equal digests before and after mean no row was added, removed or changed.
+ */
+export async function tableChecksums(db: Knex, tables: string[]): Promise<Record<string, string>> {
+  const out: Record<string, string> = {}
+  for (const table of tables) {
+    const { rows } = await db.raw(`SELECT count(*)::int AS n, coalesce(md5(string_agg(t::text, ',' ORDER BY t.id)), '') AS digest FROM "${table}" t`)
+    out[table] = `${rows[0].n}:${rows[0].digest}`
+  }
+  return out
+}
+
 export interface TestApp {
   engine: Engine
   db: Knex

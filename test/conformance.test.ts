@@ -1,0 +1,22 @@
+import { expect } from 'chai'
+import { loadSchemas } from '../core'
+import { SCHEMAS, testApp, type TestApp } from './support'
+import { conformanceSuite } from './conformance/suite'
+
+// Mocha declares tests synchronously, so the resources are read from the same schema folder the engine
+// registers; the first test checks that both lists agree.
+const definitions = loadSchemas(SCHEMAS)
+
+describe('conformance suite of every registered resource', () => {
+  let app: TestApp
+  before(async () => {
+    app = await testApp()
+  })
+
+  it('covers exactly the resources the engine registered', () => {
+    expect(definitions.map((d) => d.name)).to.have.members([...app.engine.resources.keys()])
+    expect(definitions.length).to.be.at.least(2)
+  })
+
+  for (const def of definitions) conformanceSuite(def, () => app)
+})
