@@ -2,11 +2,13 @@ import Koa, { type Middleware } from 'koa'
 import compose from 'koa-compose'
 import type { Knex } from 'knex'
 import { errors } from './errors'
-import { errorHandler, jsonBody, requestId, type EngineLogger } from './middleware'
+import { errorHandler, jsonBody, requestId, requestLog, type EngineLogger } from './middleware'
+import { buildOpenApiDocument, type OpenApiDocument, type OpenApiInfo } from './openapi'
 import { buildRegistry, type Resource } from './registry'
 import type { ResourcePlugin } from './resource'
 import { buildRouter } from './routes'
 import { loadSchemas } from './schema-loader'
+import { checkSchemaDrift } from './schema-drift'
 
 /** Options of {@link createEngine}; everything but `db` and `schemasDir` has a safe default. */
 export interface EngineOptions {
@@ -28,8 +30,20 @@ export interface EngineOptions {
   bodyLimit?: string
   /** Deepest nesting of a request body (default 32). */
   maxDepth?: number
-  /** Receives the causes of 5xx answers; defaults to JSON lines on stderr. */
+  /** Receives the causes of 5xx answers; defaults to JSON lines on stderr. A pino logger fits. */
   logger?: EngineLogger
+  /**
+   * When true, `app()` logs one line per request through `logger` (method, path, status, duration,
+   * request id). Off by default: a library stays quiet; a host app may use `requestLog` itself.
+   */
+  logRequests?: boolean
+  /**
+   * Compare every schema with its live table at start-up and refuse to start on a difference (default
+   * true; two catalog queries). Turn off only for a database you know matches.
+   */
+  checkSchema?: boolean
+  /** Title, version and description of the OpenAPI document served at `<prefix>/openapi.json`. */
+  openapiInfo?: OpenApiInfo
 }
 
 /** A running engine: its resources and the koa middleware that serves them. */
@@ -44,22 +58,27 @@ export interface Engine {
   middleware(): Middleware
   /** A standalone koa app serving only the API, for `http.createServer(engine.app().callback())`. */
   app(): Koa
+  /** The OpenAPI 3.1 document of the API, built once from the registered resources at start-up. */
+  openapi(): OpenApiDocument
 }
 
 /**
  * Loads and checks every schema of `schemasDir`, builds each resource once (model, validators, query
  * parser) and returns the engine. Throws a `SchemaError` naming the file when a schema is refused.
- * The database must already be migrated (see `migrateLatest`).
+ * The database must already be migrated (see `migrateLatest`): a table that does not match its schema
+ * stops start-up with a `SchemaDriftError` naming the resource, the difference and the fix.
  */
 export async function createEngine(options: EngineOptions): Promise<Engine> {
   const prefix = (options.prefix ?? '/api/v1').replace(/\/$/, '')
   const bodyLimit = options.bodyLimit ?? '1mb'
   const defs = loadSchemas(options.schemasDir)
-  const resources = buildRegistry(defs, options.plugins ?? [], options.db, {
+  if (options.checkSchema ?? true) await checkSchemaDrift(options.db, defs)
+  const limits = {
     defaultLimit: options.defaultLimit ?? 20,
     maxLimit: options.maxLimit ?? 200,
     maxOffset: options.maxOffset ?? 1_000_000,
-  })
+  }
+  const resources = buildRegistry(defs, options.plugins ?? [], options.db, limits)
 
   let served: Middleware | undefined
   const engine: Engine = {
@@ -79,14 +98,21 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     },
     app() {
       const app = new Koa()
+      if (options.logRequests) app.use(requestLog(options.logger ?? consoleRequestLogger))
       app.use(engine.middleware())
+      app.use(securityHeaders)
       app.use((ctx) => {
         ctx.status = 404
         ctx.body = errors.routeNotFound(ctx.method, ctx.path).toJSON()
       })
       return app
     },
+    openapi() {
+      return document
+    },
   }
+  // Built now, not on first request: a plugin's faulty description stops start-up.
+  const document = buildOpenApiDocument(engine, limits, options.openapiInfo)
 
   function build(): Middleware {
     const router = buildRouter(engine)
@@ -102,8 +128,17 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   return engine
 }
 
+const consoleRequestLogger: EngineLogger = {
+  error: (details, message) => console.error(JSON.stringify({ level: 'error', msg: message, ...details })),
+  info: (details, message) => console.log(JSON.stringify({ level: 'info', msg: message, ...details })),
+}
+
+// Headers for a JSON API: no sniffing, never framed, no document features, no referrer, revalidate.
 const securityHeaders: Middleware = async (ctx, next) => {
   ctx.set('X-Content-Type-Options', 'nosniff')
+  ctx.set('Content-Security-Policy', "default-src 'none'; frame-ancestors 'none'")
+  ctx.set('X-Frame-Options', 'DENY')
+  ctx.set('Referrer-Policy', 'no-referrer')
   ctx.set('Cache-Control', 'no-cache')
   await next()
 }

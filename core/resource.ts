@@ -1,6 +1,7 @@
 import type Router from '@koa/router'
 import type { Context } from 'koa'
 import type { Engine } from './engine'
+import type { OpenApiBuilder, OpenApiPathItem } from './openapi'
 
 /** What a hook is told about the request it runs in. */
 export interface HookContext {
@@ -25,6 +26,11 @@ export interface ResourcePlugin<T = Record<string, unknown>> {
   }
   /** Extra routes, mounted under the engine's prefix beside the generated ones. */
   routes?(router: Router, engine: Engine): void
+  /**
+   * Describes the extra routes for the OpenAPI document: paths relative to the prefix, in OpenAPI
+   * form (`/componenttypes/{id}/components`), built with the same pieces as the generated routes.
+   */
+  openapi?(spec: OpenApiBuilder): Record<string, OpenApiPathItem>
 }
 
 /** Declares a resource plugin (an identity function that gives the plugin its type). */

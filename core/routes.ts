@@ -95,9 +95,14 @@ function mountResource(router: Router, resource: Resource, engine: Engine): void
   })
 }
 
-/** The router of every registered resource, plus the routes plugins add. */
+/** The router of every registered resource, the routes plugins add, and `GET /openapi.json`. */
 export function buildRouter(engine: Engine): Router {
   const router = new Router({ prefix: engine.prefix })
+  const openapi = JSON.stringify(engine.openapi())
+  router.get('/openapi.json', (ctx) => {
+    ctx.type = 'application/json'
+    ctx.body = openapi
+  })
   for (const resource of engine.resources.values()) mountResource(router, resource, engine)
   for (const resource of engine.resources.values()) resource.plugin?.routes?.(router, engine)
   return router

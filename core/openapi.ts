@@ -1,0 +1,464 @@
+import type { Engine } from './engine'
+import type { ListLimits } from './list-query'
+import type { Resource } from './registry'
+import type { FieldDefinition, JsonSchema } from './schema-loader'
+
+/** A JSON object of the OpenAPI document (operation, parameter, response...). */
+export type OpenApiObject = { [key: string]: unknown }
+
+/** The operations of one path, by lower-case HTTP method. */
+export type OpenApiPathItem = Partial<Record<'get' | 'put' | 'post' | 'delete' | 'patch', OpenApiObject>> & OpenApiObject
+
+/** An OpenAPI 3.1 document, as served at `<prefix>/openapi.json`. */
+export interface OpenApiDocument {
+  openapi: '3.1.0'
+  info: { title: string; version: string; description?: string }
+  servers: Array<{ url: string }>
+  tags: Array<{ name: string; description?: string }>
+  paths: Record<string, OpenApiPathItem>
+  components: {
+    schemas: Record<string, JsonSchema>
+    parameters: Record<string, OpenApiObject>
+    headers: Record<string, OpenApiObject>
+    responses: Record<string, OpenApiObject>
+  }
+}
+
+/** Title, version and description of the document (`info`). */
+export interface OpenApiInfo {
+  title: string
+  version: string
+  description?: string
+}
+
+/** The named schemas of one resource under `#/components/schemas`. */
+export type SchemaVariant = 'object' | 'create' | 'update' | 'detail' | 'list'
+
+/**
+ * What a plugin's `openapi` hook is given to describe its own routes with the same pieces as the
+ * generated ones, so that nothing about a resource is written twice.
+ */
+export interface OpenApiBuilder {
+  /** The engine being described (`engine.resource(name).plural` for paths). */
+  readonly engine: Engine
+  /** A `$ref` to a schema of a resource: the stored object, create/update bodies, detail or list answers. */
+  schemaRef(resource: string, variant?: SchemaVariant): { $ref: string }
+  /** A path parameter `{name}` holding the id of a row of `resource`. */
+  idParameter(resource: string, name?: string): OpenApiObject
+  /**
+   * A GET answering one page of `resource`: its list parameters, ETag, 304, 400 and 5XX, plus the
+   * given path parameters and error statuses (e.g. 404 when a parent row is missing).
+   */
+  listOperation(resource: string, operation: { operationId: string; summary: string; description?: string; parameters?: OpenApiObject[]; errors?: number[] }): OpenApiObject
+}
+
+const ENGINE_PROPERTIES: Record<string, JsonSchema> = {
+  id: { type: 'string', format: 'uuid', readOnly: true, description: 'Set by the server at creation.' },
+  created_at: { type: 'string', format: 'date-time', readOnly: true, description: 'When the row was created.' },
+  updated_at: { type: 'string', format: 'date-time', readOnly: true, description: 'When the row last changed.' },
+  etag: { type: 'string', pattern: '^[0-9a-f]{32}$', readOnly: true, description: 'Current entity tag; changes on every write. Send it back in `If-Match`.' },
+}
+
+/** Keywords whose value is one subschema, and those whose value is a list or a map of subschemas. */
+const ONE_SCHEMA = ['additionalProperties', 'contains', 'not', 'if', 'then', 'else', 'propertyNames', 'unevaluatedItems', 'unevaluatedProperties', 'items', 'additionalItems']
+const SCHEMA_LIST = ['allOf', 'anyOf', 'oneOf', 'prefixItems']
+const SCHEMA_MAP = ['properties', 'patternProperties', '$defs', 'definitions', 'dependentSchemas']
+
+/**
+ * Rewrites a property schema of a schema file (JSON Schema draft-07, with the engine's `x-` keywords)
+ * into JSON Schema 2020-12 as OpenAPI 3.1 reads it: `x-` keywords and `$schema`/`$id` dropped, tuple
+ * `items` turned into `prefixItems`, `dependencies` split into `dependentRequired`/`dependentSchemas`.
+ */
+export function toDraft2020(schema: unknown): unknown {
+  if (!schema || typeof schema !== 'object' || Array.isArray(schema)) return schema
+  const out: JsonSchema = {}
+  for (const [key, value] of Object.entries(schema as JsonSchema)) {
+    if (key.startsWith('x-') || key === '$schema' || key === '$id') continue
+    if (key === 'items' && Array.isArray(value)) out.prefixItems = value.map(toDraft2020)
+    else if (key === 'additionalItems') {
+      if (Array.isArray((schema as JsonSchema).items)) out.items = toDraft2020(value)
+    } else if (key === 'definitions') out.$defs = mapValues(value, toDraft2020)
+    else if (key === 'dependencies' && value && typeof value === 'object') {
+      for (const [name, dep] of Object.entries(value)) {
+        const target = Array.isArray(dep) ? 'dependentRequired' : 'dependentSchemas'
+        out[target] = { ...(out[target] as object), [name]: Array.isArray(dep) ? dep : toDraft2020(dep) }
+      }
+    } else if (ONE_SCHEMA.includes(key)) out[key] = toDraft2020(value)
+    else if (SCHEMA_LIST.includes(key) && Array.isArray(value)) out[key] = value.map(toDraft2020)
+    else if (SCHEMA_MAP.includes(key)) out[key] = mapValues(value, toDraft2020)
+    else out[key] = value
+  }
+  return out
+}
+
+function mapValues(value: unknown, fn: (v: unknown) => unknown): unknown {
+  if (!value || typeof value !== 'object') return value
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, fn(v)]))
+}
+
+/** Optional fields are stored as NULL when unset, and bodies may send null to clear them. */
+function nullable(schema: JsonSchema): JsonSchema {
+  const out: JsonSchema = { ...schema, type: [schema.type, 'null'] }
+  if (Array.isArray(schema.enum)) out.enum = [...schema.enum, null]
+  return out
+}
+
+function fieldSchema(field: FieldDefinition): JsonSchema {
+  const schema = toDraft2020(field.schema) as JsonSchema
+  return field.required ? schema : nullable(schema)
+}
+
+/** `componenttype` -> `#/components/schemas/componenttype.create`; dots cannot clash with resource names. */
+function schemaName(resource: string, variant: SchemaVariant): string {
+  return variant === 'object' ? resource : `${resource}.${variant}`
+}
+
+const ref = (section: string, name: string) => ({ $ref: `#/components/${section}/${name}` })
+
+/** Error responses by status, with when the engine answers them. */
+const ERROR_RESPONSES: Record<string, [name: string, description: string]> = {
+  400: ['BadRequest', 'A query parameter or the body is invalid (unknown field, bad value, JSON that does not parse or does not match the schema); `payload` names the problem.'],
+  404: ['NotFound', 'No row has this id.'],
+  405: ['MethodNotAllowed', 'The path exists but not with this method; the `Allow` header lists the methods it has.'],
+  409: ['Conflict', 'The write breaks a unique key, or the row is still referenced by other rows.'],
+  412: ['PreconditionFailed', '`If-Match` is missing or does not match the current ETag (someone changed the row since you read it); nothing was changed.'],
+  413: ['PayloadTooLarge', 'The body is larger than the server accepts.'],
+  415: ['UnsupportedMediaType', 'The body is not sent as `application/json`.'],
+  422: ['Unprocessable', 'A relation field names a row that does not exist.'],
+  '5XX': ['ServerError', 'The database is unavailable (503, with `Retry-After`) or the server failed (500, with a `request_id` in `payload`); causes are logged, not sent.'],
+}
+
+function errorResponse(status: number | string): { $ref: string } {
+  const entry = ERROR_RESPONSES[String(status)]
+  if (!entry) throw new Error(`openapi: no documented error response for status ${status}`)
+  return ref('responses', entry[0])
+}
+
+function sharedComponents(limits: ListLimits): OpenApiDocument['components'] {
+  const errorContent = { 'application/json': { schema: ref('schemas', 'Error') } }
+  const responses: Record<string, OpenApiObject> = {}
+  for (const [name, description] of Object.values(ERROR_RESPONSES)) {
+    responses[name] = { description, content: errorContent }
+  }
+  responses.MethodNotAllowed.headers = { Allow: ref('headers', 'Allow') }
+  responses.NotModified = { description: 'The `If-None-Match` ETag is still current: no body.', headers: { ETag: ref('headers', 'ETag') } }
+  return {
+    schemas: {
+      Error: {
+        type: 'object',
+        description: 'The body of every error answer.',
+        properties: {
+          message: { type: 'string', description: 'What went wrong, for people.' },
+          payload: { type: 'object', description: 'Details for programs (field errors, valid parameters, current etag...).' },
+          status_code: { type: 'integer', minimum: 400, maximum: 599, description: 'The HTTP status, repeated.' },
+        },
+        required: ['message', 'payload', 'status_code'],
+        additionalProperties: false,
+      },
+      ListMeta: {
+        type: 'object',
+        properties: { count: { type: 'integer', minimum: 0, description: 'How many rows match `where`, on every page.' } },
+        required: ['count'],
+        additionalProperties: false,
+      },
+    },
+    parameters: {
+      limit: {
+        name: 'limit',
+        in: 'query',
+        description: `Page size (at most ${limits.maxLimit}).`,
+        schema: { type: 'integer', minimum: 0, maximum: limits.maxLimit, default: limits.defaultLimit },
+      },
+      offset: {
+        name: 'offset',
+        in: 'query',
+        description: 'Rows to skip, after sorting.',
+        schema: { type: 'integer', minimum: 0, maximum: limits.maxOffset, default: 0 },
+      },
+      IfNoneMatch: {
+        name: 'If-None-Match',
+        in: 'header',
+        description: 'An ETag from an earlier answer: the server answers 304 without a body while it is still current.',
+        schema: { type: 'string' },
+      },
+      IfMatch: {
+        name: 'If-Match',
+        in: 'header',
+        required: true,
+        description: 'The ETag the change is based on (quoted, unquoted, weak, a list, or `*` for any). Missing or stale, the server answers 412 and changes nothing.',
+        schema: { type: 'string', minLength: 1 },
+      },
+      Prefer: {
+        name: 'Prefer',
+        in: 'header',
+        description: '`return=representation` makes a successful PUT answer 200 with the updated object instead of 204.',
+        schema: { type: 'string', examples: ['return=representation'] },
+      },
+    },
+    headers: {
+      ETag: { description: 'Entity tag of the answer, a quoted strong validator.', required: true, schema: { type: 'string', pattern: '^"[0-9a-f]{32}"$' } },
+      Location: { description: 'Path of the created row.', required: true, schema: { type: 'string' } },
+      PreferenceApplied: { description: 'Echoes `return=representation` when it was honoured.', schema: { type: 'string' } },
+      Allow: { description: 'Methods the path has.', required: true, schema: { type: 'string' } },
+    },
+    responses,
+  }
+}
+
+/** `where`, `sort` and `embed` with the field names this resource allows; `limit` and `offset` are shared. */
+function listParameters(resource: Resource): OpenApiObject[] {
+  const fields = resource.query.fields
+  const fieldAlternatives = fields.join('|')
+  const parameters: OpenApiObject[] = [
+    {
+      name: 'where',
+      in: 'query',
+      description:
+        'Equality filters, AND-ed: `field:value[,field:value...]`. The value runs from the first colon to the next comma and is parsed by the field\'s type (`true`/`false`, numbers, uuids, date-times). ' +
+        `Fields: ${fields.map((f) => `\`${f}\``).join(', ')}.`,
+      style: 'form',
+      explode: false,
+      schema: { type: 'array', items: { type: 'string', pattern: `^(?:${fieldAlternatives}):[^,]*$` } },
+    },
+    {
+      name: 'sort',
+      in: 'query',
+      description: 'Sort keys, in order: `field` ascending, `-field` descending, each field once (default `created_at`; ties are broken by `id`).',
+      style: 'form',
+      explode: false,
+      schema: { type: 'array', items: { type: 'string', enum: fields.flatMap((f) => [f, `-${f}`]) } },
+    },
+    ref('parameters', 'limit'),
+    ref('parameters', 'offset'),
+  ]
+  const embed = embedParameter(resource)
+  if (embed) parameters.push(embed)
+  return parameters
+}
+
+/** `embed`, only for resources that have relations: it replaces each named relation id by the object. */
+function embedParameter(resource: Resource): OpenApiObject | undefined {
+  if (resource.query.relations.length === 0) return undefined
+  return {
+    name: 'embed',
+    in: 'query',
+    description: 'Relation fields to replace by the related object (`embed=a,b`).',
+    style: 'form',
+    explode: false,
+    schema: { type: 'array', items: { type: 'string', enum: resource.query.relations }, uniqueItems: true },
+  }
+}
+
+/** The stored object as answers show it, and the create and update bodies. */
+function resourceSchemas(resource: Resource): Record<string, JsonSchema> {
+  const { def } = resource
+  const stored: Record<string, JsonSchema> = { id: ENGINE_PROPERTIES.id }
+  const body: Record<string, JsonSchema> = {}
+  for (const field of def.fields) {
+    const schema = fieldSchema(field)
+    body[field.name] = schema
+    if (!field.relation) {
+      stored[field.name] = schema
+      continue
+    }
+    const { description, ...idSchema } = schema
+    const target = field.relation.resource
+    stored[field.name] = {
+      description: `${description ? `${String(description)} ` : ''}The id of a ${target}; with \`embed=${field.name}\`, the ${target} itself.`,
+      oneOf: [
+        { ...idSchema, type: 'string' },
+        ref('schemas', schemaName(target, 'object')),
+        ...(field.required ? [] : [{ type: 'null' }]),
+      ],
+    }
+  }
+  Object.assign(stored, { created_at: ENGINE_PROPERTIES.created_at, updated_at: ENGINE_PROPERTIES.updated_at, etag: ENGINE_PROPERTIES.etag })
+  const describe = (what: string) => ({
+    ...(def.schema.title !== undefined ? { title: `${String(def.schema.title)}${what}` } : {}),
+    ...(def.schema.description !== undefined ? { description: def.schema.description } : {}),
+  })
+  return {
+    [schemaName(def.name, 'object')]: {
+      ...describe(''),
+      type: 'object',
+      properties: stored,
+      required: Object.keys(stored),
+      additionalProperties: false,
+      ...(def.schema.examples !== undefined ? { examples: def.schema.examples } : {}),
+    },
+    [schemaName(def.name, 'create')]: {
+      ...describe(' (create)'),
+      type: 'object',
+      properties: body,
+      required: def.fields.filter((f) => f.required).map((f) => f.name),
+      additionalProperties: false,
+    },
+    [schemaName(def.name, 'update')]: {
+      ...describe(' (update)'),
+      type: 'object',
+      description: 'The fields to change; the others keep their value.',
+      properties: body,
+      additionalProperties: false,
+    },
+    [schemaName(def.name, 'detail')]: {
+      type: 'object',
+      properties: { [def.name]: ref('schemas', schemaName(def.name, 'object')) },
+      required: [def.name],
+      additionalProperties: false,
+    },
+    [schemaName(def.name, 'list')]: {
+      type: 'object',
+      properties: { [def.plural]: { type: 'array', items: ref('schemas', schemaName(def.name, 'object')) }, _meta: ref('schemas', 'ListMeta') },
+      required: [def.plural, '_meta'],
+      additionalProperties: false,
+    },
+  }
+}
+
+const json = (schema: unknown) => ({ 'application/json': { schema } })
+
+function errorResponses(statuses: Array<number | string>): Record<string, { $ref: string }> {
+  return Object.fromEntries([...statuses, '5XX'].map((s) => [String(s), errorResponse(s)]))
+}
+
+/** The five generated routes of one resource, with the error statuses its schema can lead to. */
+function resourcePaths(resource: Resource, engine: Engine, builder: OpenApiBuilder): Record<string, OpenApiPathItem> {
+  const { name, plural, def } = resource
+  const writeErrors = [400, ...(def.unique.length ? [409] : []), 413, 415, ...(resource.query.relations.length ? [422] : [])]
+  // A delete answers 409 when a restricting foreign key of another resource still points at the row.
+  const restricted = [...engine.resources.values()].some((o) => o.def.fields.some((f) => f.relation?.resource === name && f.relation.onDelete === 'restrict'))
+  const detail = ref('schemas', schemaName(name, 'detail'))
+  const embed = embedParameter(resource)
+  const idParameter = builder.idParameter(name)
+  const tags = [plural]
+  return {
+    [`/${plural}`]: {
+      get: builder.listOperation(name, { operationId: `list_${plural}`, summary: `List ${plural}` }),
+      post: {
+        operationId: `create_${name}`,
+        summary: `Create a ${name}`,
+        tags,
+        requestBody: { required: true, content: json(ref('schemas', schemaName(name, 'create'))) },
+        responses: {
+          201: { description: `The created ${name}.`, headers: { ETag: ref('headers', 'ETag'), Location: ref('headers', 'Location') }, content: json(detail) },
+          ...errorResponses(writeErrors),
+        },
+      },
+    },
+    [`/${plural}/{id}`]: {
+      parameters: [idParameter],
+      get: {
+        operationId: `get_${name}`,
+        summary: `Read one ${name}`,
+        tags,
+        parameters: [...(embed ? [embed] : []), ref('parameters', 'IfNoneMatch')],
+        responses: {
+          200: { description: `The ${name}; its ETag is the current etag.`, headers: { ETag: ref('headers', 'ETag') }, content: json(detail) },
+          304: ref('responses', 'NotModified'),
+          ...errorResponses([400, 404]),
+        },
+      },
+      put: {
+        operationId: `update_${name}`,
+        summary: `Change some fields of a ${name}`,
+        tags,
+        parameters: [ref('parameters', 'IfMatch'), ref('parameters', 'Prefer')],
+        requestBody: { required: true, content: json(ref('schemas', schemaName(name, 'update'))) },
+        responses: {
+          200: {
+            description: `Updated; sent when the request has \`Prefer: return=representation\`.`,
+            headers: { ETag: ref('headers', 'ETag'), 'Preference-Applied': ref('headers', 'PreferenceApplied') },
+            content: json(detail),
+          },
+          204: { description: 'Updated; the new ETag is in the header.', headers: { ETag: ref('headers', 'ETag') } },
+          ...errorResponses([...writeErrors, 404, 412]),
+        },
+      },
+      delete: {
+        operationId: `delete_${name}`,
+        summary: `Delete a ${name}`,
+        tags,
+        parameters: [ref('parameters', 'IfMatch')],
+        responses: {
+          204: { description: 'Deleted.' },
+          ...errorResponses([404, ...(restricted ? [409] : []), 412]),
+        },
+      },
+    },
+  }
+}
+
+function builderFor(engine: Engine): OpenApiBuilder {
+  const builder: OpenApiBuilder = {
+    engine,
+    schemaRef: (resource, variant = 'object') => ref('schemas', schemaName(engine.resource(resource).name, variant)),
+    idParameter: (resource, name = 'id') => ({
+      name,
+      in: 'path',
+      required: true,
+      description: `Id of a ${engine.resource(resource).name}.`,
+      schema: { type: 'string', format: 'uuid' },
+    }),
+    listOperation(name, operation) {
+      const resource = engine.resource(name)
+      return {
+        operationId: operation.operationId,
+        summary: operation.summary,
+        ...(operation.description ? { description: operation.description } : {}),
+        tags: [resource.plural],
+        parameters: [...(operation.parameters ?? []), ...listParameters(resource), ref('parameters', 'IfNoneMatch')],
+        responses: {
+          200: {
+            description: `One page of ${resource.plural}; the ETag digests the body.`,
+            headers: { ETag: ref('headers', 'ETag') },
+            content: json(ref('schemas', schemaName(resource.name, 'list'))),
+          },
+          304: ref('responses', 'NotModified'),
+          ...errorResponses([400, ...(operation.errors ?? [])]),
+        },
+      }
+    },
+  }
+  return builder
+}
+
+const METHODS = ['get', 'put', 'post', 'delete', 'patch'] as const
+
+/**
+ * Builds the OpenAPI 3.1 document of an engine from its registered resources: paths relative to the
+ * engine's prefix (the `servers` entry), component schemas from the schema files, and the routes that
+ * plugins describe in their `openapi` hook. Called once, at start-up; throws when a plugin describes a
+ * path and method that is already described.
+ */
+export function buildOpenApiDocument(engine: Engine, limits: ListLimits, info?: OpenApiInfo): OpenApiDocument {
+  const document: OpenApiDocument = {
+    openapi: '3.1.0',
+    info: info ?? { title: 'Resource API', version: '1.0.0', description: 'REST resources generated from JSON Schema files.' },
+    servers: [{ url: engine.prefix || '/' }],
+    tags: [],
+    paths: {},
+    components: sharedComponents(limits),
+  }
+  const builder = builderFor(engine)
+  const addPaths = (paths: Record<string, OpenApiPathItem>, from: string) => {
+    for (const [path, item] of Object.entries(paths)) {
+      const existing = (document.paths[path] ??= {})
+      for (const [key, value] of Object.entries(item)) {
+        if ((METHODS as readonly string[]).includes(key) && existing[key] !== undefined) {
+          throw new Error(`openapi: ${from} describes ${key.toUpperCase()} ${path}, which is already described`)
+        }
+        existing[key] = value
+      }
+    }
+  }
+  for (const resource of engine.resources.values()) {
+    document.tags.push({ name: resource.plural, ...(resource.def.schema.description ? { description: String(resource.def.schema.description) } : {}) })
+    Object.assign(document.components.schemas, resourceSchemas(resource))
+    addPaths(resourcePaths(resource, engine, builder), `resource ${resource.name}`)
+  }
+  for (const resource of engine.resources.values()) {
+    const hook = resource.plugin?.openapi
+    if (hook) addPaths(hook(builder), `the plugin of ${resource.name}`)
+  }
+  return document
+}
