@@ -1,45 +1,118 @@
 /**
  * The Distributed CI control server: the engine, the resource plugins and an HTTP listener.
- * Configuration comes from the environment: PORT, HOST, DATABASE_URL, DATA_DIR.
+ * Configuration comes from the environment: PORT, HOST, DATABASE_URL, DATA_DIR, LOG_LEVEL, and the
+ * limits REQUEST_TIMEOUT_MS (30000), HEADERS_TIMEOUT_MS (10000), SHUTDOWN_TIMEOUT_MS (10000).
+ * Logs are JSON lines on stdout (pino), one per request.
  */
 import fs from 'node:fs'
 import http from 'node:http'
+import net from 'node:net'
 import path from 'node:path'
-import { createEngine, migrateLatest, openDatabase } from './core'
+import type { Knex } from 'knex'
+import pino from 'pino'
+import { createEngine, isConnectionError, migrateLatest, openDatabase, type Engine } from './core'
 import { plugins } from './resources'
 
 // Compiled, this file runs from dist/; the schemas stay at the project root.
 const root = fs.existsSync(path.join(__dirname, 'schemas')) ? __dirname : path.resolve(__dirname, '..')
 
+const logger = pino({ level: process.env.LOG_LEVEL || 'info', base: { pid: process.pid } })
+let stopping = false
+
+function numberFromEnv(name: string, fallback: number): number {
+  const value = Number(process.env[name] || fallback)
+  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a number of milliseconds`)
+  return value
+}
+
+/**
+ * Errors worth waiting out at start-up: the database is unreachable or starting, or another server
+ * process runs the same migrations at this moment (knex's lock, or PostgreSQL's race on creating the
+ * same table). Anything else (a bad schema, a failing migration) stops start-up at once.
+ */
+function isTransient(err: unknown): boolean {
+  if (isConnectionError(err)) return true
+  const e = err as { code?: string; name?: string; message?: string; constraint?: string }
+  if (e?.code === '3D000' || e?.code === '42P07' || e?.code === '40P01') return true
+  if (e?.code === '23505' && e.constraint === 'pg_type_typname_nsp_index') return true
+  return e?.name === 'MigrationLocked' || /Migration table is already locked/.test(e?.message ?? '')
+}
+
+/** Migrates and builds the engine, retrying transient failures with capped exponential backoff. */
+async function startEngine(db: Knex, stopped: () => boolean): Promise<Engine | undefined> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await migrateLatest(db, path.join(__dirname, 'migrations'))
+      return await createEngine({ db, schemasDir: path.join(root, 'schemas'), plugins, logger, logRequests: true })
+    } catch (err) {
+      if (!isTransient(err) || stopped()) throw err
+      const delay = Math.round(Math.min(5_000, 250 * 2 ** (attempt - 1)) * (0.8 + Math.random() * 0.4))
+      const e = err as { message?: string; code?: string }
+      logger.warn({ attempt, retry_in_ms: delay, err: e?.message || String(err), code: e?.code }, 'database not ready, retrying')
+      await new Promise((resolve) => setTimeout(resolve, delay))
+      if (stopped()) return undefined
+    }
+  }
+}
+
 async function main(): Promise<void> {
   const port = Number(process.env.PORT ?? 5000)
   const host = process.env.HOST ?? '127.0.0.1'
   const url = process.env.DATABASE_URL || undefined
-  const db = openDatabase({ url, dataDir: url ? undefined : path.resolve(process.env.DATA_DIR ?? 'data') })
-  await migrateLatest(db, path.join(__dirname, 'migrations'))
-  const engine = await createEngine({ db, schemasDir: path.join(root, 'schemas'), plugins })
-  const server = http.createServer(engine.app().callback())
-  server.listen(port, host, () => {
-    console.log(JSON.stringify({ level: 'info', msg: 'listening', url: `http://${host}:${port}${engine.prefix}`, database: url ? 'postgresql' : 'embedded' }))
-  })
+  const requestTimeout = numberFromEnv('REQUEST_TIMEOUT_MS', 30_000)
+  const headersTimeout = Math.min(numberFromEnv('HEADERS_TIMEOUT_MS', 10_000), requestTimeout || Infinity)
+  const shutdownTimeout = numberFromEnv('SHUTDOWN_TIMEOUT_MS', 10_000)
+  const db = openDatabase({ url, dataDir: url ? undefined : path.resolve(process.env.DATA_DIR ?? 'data'), logger })
 
-  let stopping = false
+  let server: http.Server | undefined
+  const inFlight = new Set<http.ServerResponse>()
+  const exit = (code: number) => {
+    db.destroy()
+      .catch((err) => logger.error({ err: String(err?.message ?? err) }, 'closing the database failed'))
+      .finally(() => {
+        logger.info('stopped')
+        process.exit(code)
+      })
+  }
   const stop = (signal: string) => {
     if (stopping) return
     stopping = true
-    console.log(JSON.stringify({ level: 'info', msg: 'shutting down', signal }))
-    // Stop accepting, let in-flight requests finish (bounded), then close the pool.
-    server.close(() => {
-      db.destroy().finally(() => process.exit(0))
-    })
-    server.closeIdleConnections()
-    setTimeout(() => server.closeAllConnections(), 10_000).unref()
+    logger.info({ signal, in_flight: inFlight.size }, 'shutting down')
+    if (!server) return exit(0) // still starting: nothing to drain
+    // Stop accepting at once. net.Server's close, not http.Server's: the latter also drops idle
+    // keep-alive sockets right now, and a client may be writing its next request on one of them.
+    net.Server.prototype.close.call(server, () => exit(0))
+    // Responses not sent yet tell their client to close; after them the sockets close themselves.
+    for (const res of inFlight) if (!res.headersSent) res.setHeader('Connection', 'close')
+    setTimeout(() => server!.closeIdleConnections(), Math.min(1_000, server.keepAliveTimeout)).unref()
+    setTimeout(() => {
+      logger.warn({ in_flight: inFlight.size }, 'shutdown deadline reached, closing the remaining connections')
+      server!.closeAllConnections()
+    }, shutdownTimeout).unref()
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
+
+  const engine = await startEngine(db, () => stopping)
+  if (!engine) return exit(0)
+  const handle = engine.app().callback()
+  server = http.createServer({ requestTimeout, headersTimeout, connectionsCheckingInterval: 1_000 }, (req, res) => {
+    if (stopping) res.setHeader('Connection', 'close')
+    inFlight.add(res)
+    res.once('close', () => inFlight.delete(res))
+    handle(req, res)
+  })
+  server.on('error', (err) => {
+    logger.fatal({ err: err.message }, 'cannot listen')
+    exit(1)
+  })
+  server.listen(port, host, () => {
+    logger.info({ url: `http://${host}:${port}${engine.prefix}`, database: url ? 'postgresql' : 'embedded' }, 'listening')
+  })
 }
 
 main().catch((err) => {
-  console.error(JSON.stringify({ level: 'fatal', msg: 'start-up failed', err: String(err?.message ?? err) }))
+  if (stopping) return // a signal during start-up: the database was closed under the migrations
+  logger.fatal({ err: String(err?.message ?? err) }, 'start-up failed')
   process.exit(1)
 })

@@ -12,6 +12,10 @@ export interface DatabaseOptions {
   poolSize?: number
   /** Milliseconds after which PostgreSQL cancels a statement (default 10000). */
   statementTimeout?: number
+  /** Milliseconds a query waits for a pooled connection, or for a new one to connect (default 5000). */
+  acquireTimeout?: number
+  /** Receives knex's warnings (a connection found broken and discarded...); default: the console. */
+  logger?: { warn(details: Record<string, unknown>, message: string): void }
 }
 
 /**
@@ -20,11 +24,30 @@ export interface DatabaseOptions {
  */
 export function openDatabase(options: DatabaseOptions): Knex {
   if (options.url) {
+    const acquireTimeout = options.acquireTimeout ?? 5_000
+    const logger = options.logger
     return knexFactory({
       client: 'pg',
-      connection: { connectionString: options.url, statement_timeout: options.statementTimeout ?? 10_000 } as Knex.PgConnectionConfig,
-      pool: { min: 0, max: options.poolSize ?? 10 },
-      acquireConnectionTimeout: 5_000,
+      connection: {
+        connectionString: options.url,
+        statement_timeout: options.statementTimeout ?? 10_000,
+        // A connect that hangs fails in bounded time; TCP keepalive finds peers that vanished silently.
+        connectionTimeoutMillis: acquireTimeout,
+        keepAlive: true,
+      } as Knex.PgConnectionConfig,
+      pool: {
+        min: 0,
+        max: options.poolSize ?? 10,
+        idleTimeoutMillis: 10_000,
+        // knex marks a client whose socket failed and discards it at the next acquire; this listener
+        // stays for the client's whole life, so a late 'error' event can never crash the process.
+        afterCreate(connection: import('events').EventEmitter, done: (err: Error | null, connection: unknown) => void) {
+          connection.on('error', () => {})
+          done(null, connection)
+        },
+      },
+      acquireConnectionTimeout: acquireTimeout,
+      ...(logger ? { log: { warn: (message: string) => logger.warn({ source: 'knex' }, String(message)) } } : {}),
     })
   }
   // Loaded lazily: a PostgreSQL deployment never pays for the WebAssembly build.

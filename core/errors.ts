@@ -57,6 +57,7 @@ export const errors = {
     new ApiError(500, 'Internal server error', requestId ? { request_id: requestId } : {}),
   unavailable: (retryAfter: number) =>
     new ApiError(503, 'Database unavailable, retry later', { retry_after: retryAfter }, { 'Retry-After': String(retryAfter) }),
+  queryTimeout: () => new ApiError(503, 'The query took too long and was cancelled', { retry_after: 1 }, { 'Retry-After': '1' }),
 } as const
 
 /** What the database layer knows about the statement that failed, to word the error. */
@@ -75,15 +76,57 @@ interface PgError {
   detail?: string
 }
 
-const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', '57P01', '57P02', '57P03', '08000', '08001', '08003', '08006'])
+// Node socket errors, and PostgreSQL classes 08 (connection exception), 53300 (too many connections)
+// and 57P01-57P03 (the server is shutting down, crashed or starting up).
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH',
+  '57P01', '57P02', '57P03', '53300', '08000', '08001', '08003', '08004', '08006',
+])
 
-/** True when the error means the database cannot be reached (answered with 503). */
+// What pg, pg-pool and knex say when a socket dies without a code (knex's acquire timeout has its name).
+const CONNECTION_MESSAGES =
+  /Connection terminated|Connection ended unexpectedly|connection timeout|timeout expired|Client has encountered a connection error|Client was closed and is not queryable|Timeout acquiring a connection/i
+
+/**
+ * The error and the errors it wraps: objection's `nativeError`, `cause`, and an AggregateError's
+ * `errors` (a failed connect to several addresses), a few levels deep.
+ */
+function* causes(err: unknown, depth = 0): Generator<PgError & { message?: string; name?: string }> {
+  if (!err || typeof err !== 'object' || depth > 4) return
+  yield err as PgError
+  const e = err as { nativeError?: unknown; cause?: unknown; errors?: unknown }
+  if (e.nativeError) yield* causes(e.nativeError, depth + 1)
+  if (e.cause) yield* causes(e.cause, depth + 1)
+  if (Array.isArray(e.errors)) for (const inner of e.errors.slice(0, 4)) yield* causes(inner, depth + 1)
+}
+
+/**
+ * True when the error means the database cannot be reached (answered with 503): a refused or broken
+ * socket, a connection PostgreSQL terminated, or no pooled connection free in time. Looks through
+ * the wrappers objection and knex put around driver errors.
+ */
 export function isConnectionError(err: unknown): boolean {
-  if (!err || typeof err !== 'object') return false
-  const e = err as PgError & { message?: string; name?: string }
-  if (e.code && CONNECTION_CODES.has(e.code)) return true
-  const m = e.message ?? ''
-  return e.name === 'KnexTimeoutError' || /Connection terminated|connection timeout|Client has encountered a connection error/i.test(m)
+  for (const e of causes(err)) {
+    if (typeof e.code === 'string' && CONNECTION_CODES.has(e.code)) return true
+    if (e.name === 'KnexTimeoutError' || CONNECTION_MESSAGES.test(e.message ?? '')) return true
+  }
+  return false
+}
+
+/** True when PostgreSQL cancelled the statement (57014: `statement_timeout`, or a cancel request). */
+export function isStatementTimeout(err: unknown): boolean {
+  for (const e of causes(err)) if (e.code === '57014') return true
+  return false
+}
+
+/**
+ * The 503 answer for an error of the database itself (unreachable, or too slow), whatever layer it
+ * escaped from; undefined for any other error.
+ */
+export function unavailableError(err: unknown): ApiError | undefined {
+  const answer = isStatementTimeout(err) ? errors.queryTimeout() : isConnectionError(err) ? errors.unavailable(2) : undefined
+  if (answer) answer.cause = err // logged by the error middleware, never sent
+  return answer
 }
 
 /**
@@ -124,10 +167,8 @@ export function translateDbError(err: unknown, ctx: DbErrorContext): ApiError | 
     case '22P05': // untranslatable character
     case '54000': // program limit exceeded (e.g. index row too large)
       return errors.invalidValue('the database refused a value for this resource')
-    case '57014': // statement timeout
-      return new ApiError(503, 'The query took too long and was cancelled', {}, { 'Retry-After': '1' })
     default:
-      if (isConnectionError(e) || isConnectionError(err)) return errors.unavailable(2)
-      return undefined
+      // 57014 (statement timeout) and connection errors: the database's fault, answered 503.
+      return unavailableError(err)
   }
 }

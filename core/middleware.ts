@@ -1,24 +1,62 @@
 import { randomUUID } from 'node:crypto'
 import bodyParser from 'koa-bodyparser'
 import type { Context, Middleware, Next } from 'koa'
-import { ApiError, errors, isConnectionError } from './errors'
+import { ApiError, errors, unavailableError } from './errors'
 
-/** Where the engine reports what the client is not told (5xx causes). */
+/**
+ * Where the engine reports what the client is not told (5xx causes) and, when asked, one line per
+ * request. A pino logger fits as it is: `createEngine({ ..., logger: pino() })`.
+ */
 export interface EngineLogger {
   error(details: Record<string, unknown>, message: string): void
+  warn?(details: Record<string, unknown>, message: string): void
+  info?(details: Record<string, unknown>, message: string): void
 }
 
 const consoleLogger: EngineLogger = {
   error: (details, message) => console.error(JSON.stringify({ level: 'error', msg: message, ...details })),
 }
 
+/** The request's id: kept if an outer middleware gave one, else the client's when it is sane, else new. */
+function assignRequestId(ctx: Context): string {
+  if (typeof ctx.state.requestId === 'string') return ctx.state.requestId
+  const given = ctx.get('X-Request-Id')
+  const id = /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID()
+  ctx.state.requestId = id
+  ctx.set('X-Request-Id', id)
+  return id
+}
+
 /** Gives each request an id (the client's `X-Request-Id` when it is sane), echoed in the response. */
 export function requestId(): Middleware {
   return async (ctx, next) => {
-    const given = ctx.get('X-Request-Id')
-    const id = /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID()
-    ctx.state.requestId = id
-    ctx.set('X-Request-Id', id)
+    assignRequestId(ctx)
+    await next()
+  }
+}
+
+/**
+ * Logs one line per request once its response is sent or abandoned: method, path, status, duration in
+ * milliseconds and request id (which it assigns, so the line and the `X-Request-Id` header agree).
+ * Info level below 500, error level from 500. The engine adds it only when asked (`logRequests`).
+ */
+export function requestLog(logger: EngineLogger): Middleware {
+  return async (ctx, next) => {
+    const id = assignRequestId(ctx)
+    const started = process.hrtime.bigint()
+    ctx.res.once('close', () => {
+      const status = ctx.res.statusCode
+      const line = {
+        request_id: id,
+        method: ctx.method,
+        path: ctx.path,
+        status,
+        duration_ms: Math.round(Number(process.hrtime.bigint() - started) / 1e4) / 100,
+        ...(ctx.res.writableFinished ? {} : { aborted: true }),
+      }
+      if (status >= 500) logger.error(line, 'request')
+      else logger.info?.(line, 'request')
+    })
     await next()
   }
 }
@@ -47,12 +85,19 @@ export function errorHandler(options: { bodyLimit: string; logger?: EngineLogger
       else if (ctx.status === 404 && ctx.body == null) error = errors.routeNotFound(ctx.method, ctx.path)
     } catch (err) {
       error = err instanceof ApiError ? err : fromHttpError(err as never, options.bodyLimit)
-      if (!error) {
-        const unavailable = isConnectionError(err)
-        error = unavailable ? errors.unavailable(2) : errors.internal(ctx.state.requestId)
+      if (error && error.status >= 500) {
+        // A 5xx the database layer already translated (503): still logged, with its cause.
+        const cause = error.cause as Error | undefined
+        logger.error(
+          { request_id: ctx.state.requestId, method: ctx.method, path: ctx.path, status: error.status, err: String(cause?.stack ?? cause?.message ?? error.message) },
+          error.message,
+        )
+      } else if (!error) {
+        const unavailable = unavailableError(err)
+        error = unavailable ?? errors.internal(ctx.state.requestId)
         logger.error(
           { request_id: ctx.state.requestId, method: ctx.method, path: ctx.path, status: error.status, err: String((err as Error)?.stack ?? err) },
-          unavailable ? 'database unavailable' : 'unhandled error',
+          unavailable ? unavailable.message : 'unhandled error',
         )
       }
     }
