@@ -31,7 +31,7 @@ export async function closeTestDatabase(): Promise<void> {
 }
 
 /** Empties the tables of the given resources' plurals (default: the project's resources). */
-export async function resetTables(db: Knex, tables = ['components', 'componenttypes']): Promise<void> {
+export async function resetTables(db: Knex, tables = ['components', 'componenttypes', 'remotecis', 'teams']): Promise<void> {
   await db.raw(`TRUNCATE ${tables.map((t) => `"${t}"`).join(', ')} CASCADE`)
 }
 

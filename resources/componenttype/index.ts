@@ -1,4 +1,5 @@
 import { defineResource, errors } from '../../core'
+import type { ComponenttypeInput } from '../types'
 
 function trimmed(name: string): string {
   const value = name.trim()
@@ -10,7 +11,7 @@ function trimmed(name: string): string {
  * Component type names are unique; surrounding spaces would make "rhel" and "rhel " two types that
  * look alike, so names are stored trimmed and the unique key applies to what people see.
  */
-export default defineResource<{ name: string }>({
+export default defineResource<ComponenttypeInput>({
   schema: 'componenttype',
   hooks: {
     beforeCreate(data) {

@@ -1,0 +1,253 @@
+import fs from 'node:fs'
+import path from 'node:path'
+import type { Knex } from 'knex'
+import { readCatalog, type LiveColumn, type LiveConstraint, type LiveTable } from './catalog'
+import { COLUMN_TYPES, constraintName, expectedTable, type ExpectedColumn, type ExpectedForeignKey, type ExpectedTable } from './column-types'
+import { FolderMigrationSource, migrateLatest } from './db'
+import { describeDifference, diffTable, GENERATE_COMMAND, type Difference } from './schema-drift'
+import { loadSchemas, type ResourceDefinition } from './schema-loader'
+
+/** What one run of the generator found: the migration's code, or nothing when the database is in sync. */
+export interface MigrationPlan {
+  /** Tables the migration creates or changes, in the order `up` touches them. */
+  tables: string[]
+  /** Every difference in words, `resource (table): difference`. */
+  summary: string[]
+  /** Statements of `up` and `down`, each a line of TypeScript inside the function. */
+  up: string[]
+  down: string[]
+  /** A short slug for the file name, e.g. `create_teams_remotecis`. */
+  slug: string
+}
+
+const RULE: Record<string, string> = { restrict: 'RESTRICT', cascade: 'CASCADE', 'set null': 'SET NULL', 'no action': 'NO ACTION', 'set default': 'SET DEFAULT' }
+
+/** A TypeScript literal for a JSON value, strings in single quotes. */
+function literal(value: unknown): string {
+  if (typeof value === 'string') return `'${JSON.stringify(value).slice(1, -1).replace(/\\"/g, '"').replace(/'/g, "\\'")}'`
+  return JSON.stringify(value)
+}
+
+const list = (columns: string[]) => `[${columns.map(literal).join(', ')}]`
+
+/** `t.text('name').notNullable()...` for a column a schema asks for. */
+function columnCall(c: ExpectedColumn, options: { alter?: boolean; foreign?: ExpectedForeignKey } = {}): string {
+  const { method, args } = COLUMN_TYPES[c.kind].knex
+  let call = `t.${method}(${literal(c.name)}${args ? `, ${args}` : ''})`
+  if (c.primary && !options.alter) call += '.primary()'
+  else if (!c.nullable) call += '.notNullable()'
+  if (c.default && 'sql' in c.default) call += c.default.sql === 'now()' ? '.defaultTo(knex.fn.now())' : `.defaultTo(knex.raw(${literal(c.default.sql)}))`
+  else if (c.default) call += `.defaultTo(${literal(c.default.value)})`
+  if (options.foreign) call += `.references('id').inTable(${literal(options.foreign.table)}).onDelete('${RULE[options.foreign.onDelete]}')`
+  return options.alter ? `${call}.alter()` : call
+}
+
+/** The knex call that recreates a live column as it is, for `down`. */
+function liveColumnCall(c: LiveColumn, alter = false): string {
+  const kind = (Object.keys(COLUMN_TYPES) as Array<keyof typeof COLUMN_TYPES>).find((k) => COLUMN_TYPES[k].sql === c.type)
+  let call = kind
+    ? `t.${COLUMN_TYPES[kind].knex.method}(${literal(c.name)}${COLUMN_TYPES[kind].knex.args ? `, ${COLUMN_TYPES[kind].knex.args}` : ''})`
+    : `t.specificType(${literal(c.name)}, ${literal(c.type)})`
+  if (!c.nullable) call += '.notNullable()'
+  if (c.default !== null) call += `.defaultTo(knex.raw(${literal(c.default)}))`
+  return alter ? `${call}.alter()` : call
+}
+
+function addForeign(table: string, fk: ExpectedForeignKey): string {
+  return `t.foreign([${literal(fk.column)}], ${literal(constraintName(table, [fk.column], 'foreign'))}).references('id').inTable(${literal(fk.table)}).onDelete('${RULE[fk.onDelete]}')`
+}
+
+function dropConstraint(c: LiveConstraint): string {
+  const method = c.kind === 'foreign' ? 'dropForeign' : c.kind === 'unique' ? 'dropUnique' : 'dropIndex'
+  return `t.${method}(${list(c.columns)}, ${literal(c.name)})`
+}
+
+function addLiveConstraint(c: LiveConstraint): string {
+  if (c.kind === 'foreign') return `t.foreign(${list(c.columns)}, ${literal(c.name)}).references('id').inTable(${literal(c.references!.table)}).onDelete('${RULE[c.references!.onDelete]}')`
+  if (c.kind === 'unique') return `t.unique(${list(c.columns)}, { indexName: ${literal(c.name)} })`
+  return `t.index(${list(c.columns)}, ${literal(c.name)})`
+}
+
+function block(verb: 'createTable' | 'alterTable', table: string, calls: string[]): string[] {
+  if (calls.length === 0) return []
+  return [`await knex.schema.${verb}(${literal(table)}, (t) => {`, ...calls.map((c) => `  ${c}`), '})']
+}
+
+/** New tables in an order where each comes after the tables it references (cycles keep file order). */
+function creationOrder(tables: ExpectedTable[]): ExpectedTable[] {
+  const ordered: ExpectedTable[] = []
+  const visiting = new Set<string>()
+  const visit = (t: ExpectedTable) => {
+    if (ordered.includes(t) || visiting.has(t.table)) return
+    visiting.add(t.table)
+    for (const fk of t.foreign) {
+      const target = tables.find((o) => o.table === fk.table)
+      if (target) visit(target)
+    }
+    ordered.push(t)
+  }
+  tables.forEach(visit)
+  return ordered
+}
+
+/** The changes of one existing table, grouped in the order they must run. */
+function alterations(expected: ExpectedTable, live: LiveTable, diffs: Difference[]) {
+  const dropColumns = diffs.flatMap((d) => (d.kind === 'extra-column' ? [d.column] : []))
+  const addColumns = diffs.flatMap((d) => (d.kind === 'missing-column' ? [d.column] : []))
+  const altered = [...new Set(diffs.flatMap((d) => (d.kind === 'column-type' || d.kind === 'column-nullable' || d.kind === 'column-default' ? [d.column.name] : [])))]
+  const dropConstraints = diffs.flatMap((d) => (d.kind === 'extra-unique' || d.kind === 'extra-foreign' || d.kind === 'extra-index' ? [d.constraint] : []))
+  const gone = (c: LiveConstraint) => c.columns.some((col) => dropColumns.some((d) => d.name === col))
+  const add: string[] = []
+  const undoAdd: string[] = []
+  for (const d of diffs) {
+    if (d.kind === 'missing-unique') {
+      add.push(`t.unique(${list(d.columns)})`)
+      undoAdd.push(`t.dropUnique(${list(d.columns)})`)
+    } else if (d.kind === 'missing-foreign') {
+      add.push(addForeign(expected.table, d.foreign))
+      undoAdd.push(`t.dropForeign([${literal(d.foreign.column)}])`)
+    } else if (d.kind === 'missing-index') {
+      add.push(`t.index(${list(d.columns)})`)
+      undoAdd.push(`t.dropIndex(${list(d.columns)})`)
+    }
+  }
+  const column = (name: string) => expected.columns.find((c) => c.name === name)!
+  const liveColumn = (name: string) => live.columns.find((c) => c.name === name)!
+  return {
+    drops: [...dropConstraints.filter((c) => !gone(c)).map(dropConstraint), ...dropColumns.map((c) => `t.dropColumn(${literal(c.name)})`)],
+    undoDrops: [...dropColumns.map((c) => liveColumnCall(c)), ...dropConstraints.map(addLiveConstraint)],
+    columns: [...addColumns.map((c) => columnCall(c)), ...altered.map((name) => columnCall(column(name), { alter: true }))],
+    undoColumns: [...addColumns.map((c) => `t.dropColumn(${literal(c.name)})`), ...altered.map((name) => liveColumnCall(liveColumn(name), true))],
+    constraints: add,
+    undoConstraints: undoAdd,
+    warnings: [
+      ...dropColumns.map((c) => `// Drops column ${live.name}.${c.name} and its data; down() brings back the column, not the data.`),
+      ...addColumns.filter((c) => !c.nullable && !c.default).map((c) => `// ${live.name}.${c.name} is required and has no default: this fails if the table has rows (add a default or backfill).`),
+    ],
+  }
+}
+
+/**
+ * Compares the schemas of `defs` (all of them, or the resources named in `only`) with the live tables
+ * and returns the migration that brings the database in line, or undefined when it already is.
+ */
+export function planMigration(defs: ResourceDefinition[], live: Map<string, LiveTable>, only?: string[]): MigrationPlan | undefined {
+  const chosen = only?.length ? defs.filter((d) => only.includes(d.name)) : defs
+  const summary: string[] = []
+  const created: ExpectedTable[] = []
+  const changed: Array<{ expected: ExpectedTable; diffs: Difference[]; live: LiveTable }> = []
+  for (const def of chosen) {
+    const expected = expectedTable(def, defs)
+    const current = live.get(def.plural)
+    const diffs = diffTable(expected, current)
+    if (diffs.length === 0) continue
+    summary.push(...diffs.map((d) => `${def.name} (${def.plural}): ${describeDifference(d)}`))
+    if (!current) created.push(expected)
+    else changed.push({ expected, diffs, live: current })
+  }
+  if (summary.length === 0) return undefined
+
+  const ordered = creationOrder(created)
+  const existing = new Set(live.keys())
+  const deferred: Array<{ table: string; fk: ExpectedForeignKey }> = []
+  const up: string[] = []
+  const down: string[] = []
+  const steps = changed.map((c) => ({ table: c.expected.table, ...alterations(c.expected, c.live, c.diffs) }))
+
+  for (const s of steps) up.push(...s.warnings, ...block('alterTable', s.table, s.drops))
+  for (const t of ordered) {
+    const ready = (fk: ExpectedForeignKey) => fk.table === t.table || existing.has(fk.table)
+    for (const fk of t.foreign.filter((f) => !ready(f))) deferred.push({ table: t.table, fk })
+    const calls = t.columns.map((c) => columnCall(c, { foreign: t.foreign.find((f) => f.column === c.name && ready(f)) }))
+    calls.push(...t.unique.map((key) => `t.unique(${list(key)})`), ...t.indexes.map((cols) => `t.index(${list(cols)})`))
+    up.push(...block('createTable', t.table, calls))
+    existing.add(t.table)
+  }
+  for (const { table, fk } of deferred) up.push(...block('alterTable', table, [addForeign(table, fk)]))
+  for (const s of steps) up.push(...block('alterTable', s.table, s.columns))
+  for (const s of steps) up.push(...block('alterTable', s.table, s.constraints))
+
+  for (const s of [...steps].reverse()) down.push(...block('alterTable', s.table, s.undoConstraints))
+  for (const s of [...steps].reverse()) down.push(...block('alterTable', s.table, s.undoColumns))
+  for (const { table, fk } of [...deferred].reverse()) down.push(...block('alterTable', table, [`t.dropForeign([${literal(fk.column)}])`]))
+  for (const t of [...ordered].reverse()) down.push(`await knex.schema.dropTable(${literal(t.table)})`)
+  for (const s of [...steps].reverse()) down.push(...block('alterTable', s.table, s.undoDrops))
+
+  const tables = [...ordered.map((t) => t.table), ...steps.map((s) => s.table)]
+  const slug = `${changed.length === 0 ? 'create' : created.length === 0 ? 'alter' : 'update'}_${tables.join('_')}`.slice(0, 80)
+  return { tables, summary, up, down, slug }
+}
+
+/** The migration file's text: a frozen snapshot of knex calls that never reads the schema files. */
+export function renderMigration(plan: MigrationPlan, sources: string[]): string {
+  const indent = (lines: string[]) => lines.map((l) => `  ${l}`).join('\n')
+  return [
+    `// Written by \`${GENERATE_COMMAND}\` from ${sources.join(', ')}; review it before committing.`,
+    ...plan.summary.map((s) => `//   ${s}`),
+    "import type { Knex } from 'knex'",
+    '',
+    'export async function up(knex: Knex): Promise<void> {',
+    indent(plan.up),
+    '}',
+    '',
+    'export async function down(knex: Knex): Promise<void> {',
+    indent(plan.down),
+    '}',
+    '',
+  ].join('\n')
+}
+
+/** `YYYYMMDDHHMMSS`, later than every migration already in `dir` so the new one runs last. */
+function timestamp(dir: string, now: Date): string {
+  const stamp = (d: Date) => d.toISOString().replace(/\D/g, '').slice(0, 14)
+  const last = fs.existsSync(dir) ? fs.readdirSync(dir).map((f) => /^(\d{14})_/.exec(f)?.[1]).filter(Boolean).sort().pop() : undefined
+  let when = now
+  if (last && stamp(when) <= last) {
+    const [y, mo, d, h, mi, s] = [0, 4, 6, 8, 10, 12].map((i, n) => Number(last.slice(i, n === 0 ? 4 : i + 2)))
+    when = new Date(Date.UTC(y, mo - 1, d, h, mi, s + 1))
+  }
+  return stamp(when)
+}
+
+/** Options of {@link generateMigration}. */
+export interface GenerateOptions {
+  db: Knex
+  schemasDir: string
+  migrationsDir: string
+  /** Only these resources (singular names); default all. */
+  resources?: string[]
+  /** Clock of the file name (tests). */
+  now?: Date
+}
+
+/** What {@link generateMigration} did: the file it wrote (none when in sync) and the differences. */
+export interface GenerateResult {
+  file?: string
+  summary: string[]
+  /** Names of the migrations it applied first. */
+  applied: string[]
+}
+
+/**
+ * Applies the pending migrations of `migrationsDir` (a new migration must build on all of them), reads
+ * the live tables in two catalog queries, and writes a timestamped knex migration with `up` and `down`
+ * into `migrationsDir`. Writes nothing when the database matches the schemas.
+ */
+export async function generateMigration(options: GenerateOptions): Promise<GenerateResult> {
+  const defs = loadSchemas(options.schemasDir)
+  const unknown = (options.resources ?? []).filter((r) => !defs.some((d) => d.name === r))
+  if (unknown.length) throw new Error(`no schema for ${unknown.join(', ')} in ${options.schemasDir} (known: ${defs.map((d) => d.name).join(', ')})`)
+  fs.mkdirSync(options.migrationsDir, { recursive: true })
+  const source = new FolderMigrationSource(options.migrationsDir)
+  const [, pending] = (await options.db.migrate.list({ migrationSource: source })) as [unknown, string[]]
+  await migrateLatest(options.db, options.migrationsDir)
+
+  const live = await readCatalog(options.db, defs.map((d) => d.plural))
+  const plan = planMigration(defs, live, options.resources)
+  const applied = pending.map((p) => source.getMigrationName(p))
+  if (!plan) return { summary: [], applied }
+  const sources = defs.filter((d) => plan.tables.includes(d.plural)).map((d) => `schemas/${path.basename(d.file)}`)
+  const file = path.join(options.migrationsDir, `${timestamp(options.migrationsDir, options.now ?? new Date())}_${plan.slug}.ts`)
+  fs.writeFileSync(file, renderMigration(plan, sources))
+  return { file, summary: plan.summary, applied }
+}

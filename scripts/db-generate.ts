@@ -1,0 +1,38 @@
+/**
+ * `npm run db:generate [-- resource...]`: writes the knex migration that brings the database in line
+ * with schemas/ (all resources, or the ones named), or prints "nothing to do".
+ * Database: DATABASE_URL when set, else the embedded one under DATA_DIR (default `data`).
+ */
+import path from 'node:path'
+import { openDatabase } from '../core/db'
+import { generateMigration } from '../core/migration-generator'
+
+const root = path.resolve(__dirname, '..')
+
+async function main(): Promise<void> {
+  const url = process.env.DATABASE_URL || undefined
+  const db = openDatabase({ url, dataDir: url ? undefined : path.resolve(process.env.DATA_DIR ?? 'data') })
+  try {
+    const result = await generateMigration({
+      db,
+      schemasDir: path.join(root, 'schemas'),
+      migrationsDir: path.join(root, 'migrations'),
+      resources: process.argv.slice(2),
+    })
+    if (result.applied.length) console.log(`applied pending migrations first: ${result.applied.join(', ')}`)
+    if (!result.file) {
+      console.log('nothing to do: the database matches the schemas')
+      return
+    }
+    console.log(`wrote ${path.relative(process.cwd(), result.file)}:`)
+    for (const line of result.summary) console.log(`  ${line}`)
+    console.log('Review it, commit it; the server applies it at start-up.')
+  } finally {
+    await db.destroy()
+  }
+}
+
+main().catch((err) => {
+  console.error(`db:generate failed: ${err?.message ?? err}`)
+  process.exitCode = 1
+})
