@@ -34,6 +34,8 @@ export const errors = {
   invalidJson: () => new ApiError(400, 'Request body is not valid JSON'),
   bodyNotObject: () => new ApiError(400, 'Request body must be a JSON object'),
   tooDeep: (max: number) => new ApiError(400, `Request body is nested deeper than ${max} levels`, { max_depth: max }),
+  protoKey: () => new ApiError(400, "Request body may not contain a '__proto__' key"),
+  undecodableBody: () => new ApiError(400, 'Request body cannot be decoded with its Content-Encoding'),
   validation: (fieldErrors: Record<string, string>) =>
     new ApiError(400, 'Request body does not match the schema', { errors: fieldErrors }),
   badParameter: (name: string, message: string, payload: Record<string, unknown> = {}) =>
@@ -162,6 +164,7 @@ export function translateDbError(err: unknown, ctx: DbErrorContext): ApiError | 
     case '22003': // numeric value out of range
     case '22007': // invalid datetime format
     case '22008': // datetime field overflow
+    case '22009': // invalid time zone displacement (an offset beyond +-15:59)
     case '22001': // string too long
     case '22021': // invalid byte sequence (NUL in text)
     case '22P05': // untranslatable character

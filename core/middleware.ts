@@ -61,13 +61,31 @@ export function requestLog(logger: EngineLogger): Middleware {
   }
 }
 
-/** Turns errors from body parsing (http-errors from co-body/raw-body) into registry errors. */
-function fromHttpError(err: { status?: number; type?: string; expose?: boolean; message?: string }, limit: string): ApiError | undefined {
+/** Turns errors from body parsing (http-errors from co-body/raw-body, zlib) into registry errors. */
+function fromHttpError(
+  err: { status?: number; type?: string; expose?: boolean; message?: string; name?: string; code?: string },
+  limit: string,
+): ApiError | undefined {
   if (err.type === 'entity.too.large' || err.status === 413) return errors.bodyTooLarge(limit)
+  // zlib's Z_DATA_ERROR, Z_BUF_ERROR...: a gzip or deflate body that is not what it claims to be.
+  if (typeof err.code === 'string' && err.code.startsWith('Z_')) return errors.undecodableBody()
+  // co-body gives JSON.parse failures status 400; @hapi/bourne refuses a "__proto__" key the same way.
+  if (err.status === 400 && err.name === 'SyntaxError') return /prototype/.test(err.message ?? '') ? errors.protoKey() : errors.invalidJson()
   if (err.type === 'entity.parse.failed' || (err.status === 400 && /JSON/i.test(err.message ?? ''))) return errors.invalidJson()
   if (err.type === 'encoding.unsupported' || err.status === 415) return new ApiError(415, err.message ?? 'Unsupported content encoding')
   if (err.expose && err.status && err.status >= 400 && err.status < 500) return new ApiError(err.status, err.message ?? 'Bad request')
   return undefined
+}
+
+/**
+ * The error for a request no route answered: 405 listing the path's methods when the path exists (the
+ * router says 501, in plain text, to a method no route uses at all, such as PROPFIND), else 404.
+ */
+function unrouted(ctx: Context): ApiError {
+  const allow = ctx.response.get('Allow')
+  if (allow) return errors.methodNotAllowed(ctx.method, allow)
+  ctx.remove('Allow')
+  return errors.routeNotFound(ctx.method, ctx.path)
 }
 
 /**
@@ -81,8 +99,7 @@ export function errorHandler(options: { bodyLimit: string; logger?: EngineLogger
     let error: ApiError | undefined
     try {
       await next()
-      if (ctx.status === 405 && ctx.body == null) error = errors.methodNotAllowed(ctx.method, ctx.response.get('Allow'))
-      else if (ctx.status === 404 && ctx.body == null) error = errors.routeNotFound(ctx.method, ctx.path)
+      if (ctx.body == null && [404, 405, 501].includes(ctx.status)) error = unrouted(ctx)
     } catch (err) {
       error = err instanceof ApiError ? err : fromHttpError(err as never, options.bodyLimit)
       if (error && error.status >= 500) {
@@ -127,7 +144,8 @@ export function jsonDepth(value: unknown, stopAt: number): number {
  * 400 for invalid JSON, a body that is not an object, or nesting deeper than `maxDepth`.
  */
 export function jsonBody(options: { limit: string; maxDepth: number }): Middleware {
-  const parse = bodyParser({ enableTypes: ['json'], jsonLimit: options.limit, strict: true })
+  // Not strict: `null` or `42` are valid JSON, answered "must be a JSON object" below, not "invalid JSON".
+  const parse = bodyParser({ enableTypes: ['json'], jsonLimit: options.limit, strict: false })
   return async (ctx: Context, next: Next) => {
     if (ctx.method !== 'POST' && ctx.method !== 'PUT') return next()
     const hasBody = Boolean(ctx.get('Transfer-Encoding')) || Number(ctx.get('Content-Length') || 0) > 0
