@@ -1,6 +1,7 @@
 import Ajv, { type ValidateFunction } from 'ajv'
 import addFormats from 'ajv-formats'
 import { errors } from './errors'
+import { isUuid } from './repository'
 import type { FieldDefinition, FieldKind, ResourceDefinition } from './schema-loader'
 
 /** Limits that bound what one list request may cost. */
@@ -72,6 +73,7 @@ function nonNegativeInteger(name: string, raw: string, max: number): number {
 export function compileListQuery(def: ResourceDefinition, limits: ListLimits) {
   const ajv = new Ajv({ strict: false, allErrors: false })
   addFormats(ajv)
+  ajv.addFormat('uuid', isUuid) // what a uuid column accepts (ajv-formats also takes "urn:uuid:...")
   const filterable = new Map<string, Filterable>()
   for (const [name, kind] of ENGINE_FIELDS) {
     filterable.set(name, { kind, check: ajv.compile({ type: 'string', format: kind === 'uuid' ? 'uuid' : 'date-time' }) })

@@ -4,7 +4,7 @@ import type { Knex } from 'knex'
 import { Model, type ModelClass } from 'objection'
 import { errors } from './errors'
 import { compileListQuery, type ListLimits, type ListQueryParser } from './list-query'
-import { Repository } from './repository'
+import { isUuid, Repository } from './repository'
 import type { ResourcePlugin } from './resource'
 import { RESERVED_FIELDS, SCHEMA_KEYWORDS, SchemaError, type JsonSchema, type ResourceDefinition } from './schema-loader'
 
@@ -69,7 +69,8 @@ function validator(check: ValidateFunction) {
   return (body: unknown): Record<string, unknown> => {
     if (!body || typeof body !== 'object' || Array.isArray(body)) throw errors.bodyNotObject()
     if (check(body)) return body as Record<string, unknown>
-    const fieldErrors: Record<string, string> = {}
+    // No prototype: an unknown field named "constructor" or "toString" must still be listed.
+    const fieldErrors: Record<string, string> = Object.create(null)
     for (const error of check.errors ?? []) {
       const field = fieldOf(error)
       fieldErrors[field] ??= messageOf(error)
@@ -119,6 +120,8 @@ export function buildRegistry(
 ): Map<string, Resource> {
   const ajv = new Ajv({ strict: true, allErrors: true, coerceTypes: false, removeAdditional: false, useDefaults: false })
   addFormats(ajv)
+  // ajv-formats also takes "urn:uuid:..." which PostgreSQL refuses: accept what a uuid column does.
+  ajv.addFormat('uuid', isUuid)
   ajv.addVocabulary([...SCHEMA_KEYWORDS])
 
   const pluginFor = new Map<string, ResourcePlugin<any>>()
