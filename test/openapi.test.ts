@@ -1,0 +1,366 @@
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { expect } from 'chai'
+import Ajv2020, { type ValidateFunction } from 'ajv/dist/2020'
+import addFormats from 'ajv-formats'
+import { compileErrors, validate } from '@readme/openapi-parser'
+import type { Response } from 'supertest'
+import { createEngine, openDatabase, type OpenApiDocument } from '../core'
+import { plugins } from '../resources'
+import { SCHEMAS, createComponent, createType, resetTables, testApp, testDatabase, type TestApp } from './support'
+
+const MISSING = '00000000-0000-4000-8000-000000000000'
+type Json = Record<string, any>
+
+/**
+ * Checks real answers against the document: the status must be documented for the operation, the
+ * required headers present and matching their schema, and the body valid against the documented
+ * schema (compiled by ajv as JSON Schema 2020-12, refs resolved inside the document).
+ */
+function documentChecker(doc: OpenApiDocument) {
+  const ajv = new Ajv2020({ strict: true, allowUnionTypes: true, allErrors: true })
+  addFormats(ajv)
+  ajv.addKeyword('components') // lets `#/components/...` refs resolve against the document's components
+  const compiled = new Map<string, ValidateFunction>()
+  const compile = (schema: unknown) => {
+    const key = JSON.stringify(schema)
+    let check = compiled.get(key)
+    if (!check) compiled.set(key, (check = ajv.compile({ ...(schema as object), components: doc.components })))
+    return check
+  }
+  const deref = (value: Json): Json => {
+    if (typeof value.$ref !== 'string') return value
+    const [, section, name] = /^#\/components\/(\w+)\/(.+)$/.exec(value.$ref) ?? []
+    const target = (doc.components as Json)[section]?.[name]
+    if (!target) throw new Error(`dangling $ref ${value.$ref}`)
+    return target
+  }
+  const expectValid = (schema: unknown, value: unknown, what: string) => {
+    const check = compile(schema)
+    expect(check(value), `${what}: ${ajv.errorsText(check.errors)}\n${JSON.stringify(value)}`).to.equal(true)
+  }
+
+  function expectResponse(res: Response, response: Json, what: string) {
+    for (const [name, header] of Object.entries(response.headers ?? {})) {
+      const spec = deref(header as Json)
+      const value = res.headers[name.toLowerCase()]
+      if (spec.required) expect(value, `${what}: header ${name}`).to.be.a('string')
+      if (value !== undefined) expectValid(spec.schema, value, `${what}: header ${name}`)
+    }
+    const schema = response.content?.['application/json']?.schema
+    if (!schema) {
+      expect(res.text || '', `${what} documents no body`).to.equal('')
+      return
+    }
+    expect(res.headers['content-type']).to.match(/^application\/json/)
+    expectValid(schema, res.body, `${what} body`)
+  }
+
+  return {
+    compile,
+    deref,
+    expectValid,
+    /** Asserts that `res` is a documented answer of `method template`, and returns the status. */
+    expectDocumented(res: Response, method: string, template: string): number {
+      const operation = doc.paths[template]?.[method as 'get'] as Json | undefined
+      expect(operation, `${method.toUpperCase()} ${template} is documented`).to.be.an('object')
+      const documented = operation!.responses[String(res.status)] ?? operation!.responses[`${String(res.status)[0]}XX`]
+      expect(documented, `${method.toUpperCase()} ${template} documents a ${res.status} answer`).to.be.an('object')
+      expectResponse(res, deref(documented), `${method.toUpperCase()} ${template} ${res.status}`)
+      return res.status
+    },
+    /** Asserts that a body the test sends is valid against the documented request body. */
+    expectDocumentedBody(body: unknown, method: string, template: string) {
+      const operation = doc.paths[template]?.[method as 'post'] as Json
+      expectValid(operation.requestBody.content['application/json'].schema, body, `${method.toUpperCase()} ${template} request body`)
+    },
+    expectResponse,
+  }
+}
+
+describe('OpenAPI document', () => {
+  let app: TestApp
+  let doc: OpenApiDocument
+  let check: ReturnType<typeof documentChecker>
+  before(async () => {
+    app = await testApp()
+    doc = (await app.http.get('/api/v1/openapi.json').expect(200).expect('Content-Type', /application\/json/)).body
+    check = documentChecker(doc)
+  })
+  beforeEach(async () => {
+    await resetTables(app.db)
+  })
+
+  describe('the document', () => {
+    it('GET /api/v1/openapi.json is a valid OpenAPI 3.1 document, served from the prefix', async () => {
+      expect(doc.openapi).to.equal('3.1.0')
+      expect(doc.servers).to.deep.equal([{ url: '/api/v1' }])
+      const result = await validate(structuredClone(doc) as never)
+      expect(result.valid, result.valid ? '' : compileErrors(result)).to.equal(true)
+      expect(result.warnings).to.deep.equal([])
+    })
+
+    it('is the document the engine built at start-up', async () => {
+      expect(doc).to.deep.equal(JSON.parse(JSON.stringify(app.engine.openapi())))
+    })
+
+    it('documents the five generated routes of every registered resource and the components of a componenttype', () => {
+      for (const resource of app.engine.resources.values()) {
+        expect(Object.keys(doc.paths[`/${resource.plural}`]), resource.plural).to.have.members(['get', 'post'])
+        expect(Object.keys(doc.paths[`/${resource.plural}/{id}`]), resource.plural).to.have.members(['parameters', 'get', 'put', 'delete'])
+      }
+      expect(doc.paths['/componenttypes/{id}/components'].get!.operationId).to.equal('list_componenttype_components')
+      const documented = Object.keys(doc.paths).sort()
+      const expected = [...app.engine.resources.values()].flatMap((r) => [`/${r.plural}`, `/${r.plural}/{id}`])
+      expect(documented).to.deep.equal([...expected, '/componenttypes/{id}/components'].sort())
+    })
+
+    it('every component schema compiles as JSON Schema 2020-12 in strict mode', () => {
+      for (const name of Object.keys(doc.components.schemas)) {
+        expect(() => check.compile({ $ref: `#/components/schemas/${name}` }), name).to.not.throw()
+      }
+    })
+
+    it('PUT and DELETE require If-Match; detail and list GETs take If-None-Match; PUT takes Prefer', () => {
+      const item = doc.paths['/componenttypes/{id}'] as Json
+      const names = (op: Json) => op.parameters.map((p: Json) => check.deref(p)).map((p: Json) => `${p.in}:${p.name}:${Boolean(p.required)}`)
+      expect(names(item.put)).to.include.members(['header:If-Match:true', 'header:Prefer:false'])
+      expect(names(item.delete)).to.include('header:If-Match:true')
+      expect(names(item.get)).to.include('header:If-None-Match:false')
+      expect(names(doc.paths['/componenttypes'].get as Json)).to.include('header:If-None-Match:false')
+      expect(Object.keys(item.put.responses)).to.include.members(['200', '204', '400', '404', '409', '412', '413', '415'])
+      expect(Object.keys(item.delete.responses)).to.include.members(['204', '404', '409', '412'])
+    })
+
+    it('list parameters allow exactly the fields of the resource in where, sort and embed', () => {
+      const params = Object.fromEntries(((doc.paths['/components'].get as Json).parameters as Json[]).map((p) => check.deref(p)).map((p) => [p.name, p]))
+      expect(params).to.have.all.keys('where', 'sort', 'limit', 'offset', 'embed', 'If-None-Match')
+      expect(params.where.style).to.equal('form')
+      expect(params.where.explode).to.equal(false)
+      const clause = check.compile(params.where.schema.items)
+      expect(clause('name:RHEL-9.4')).to.equal(true)
+      expect(clause('componenttype:' + MISSING)).to.equal(true)
+      expect(clause('etag:abc'), 'etag is not filterable').to.equal(false)
+      expect(clause('nope:x')).to.equal(false)
+      expect(clause('name')).to.equal(false)
+      expect(params.sort.schema.items.enum).to.have.members(['id', '-id', 'created_at', '-created_at', 'updated_at', '-updated_at', 'name', '-name', 'componenttype', '-componenttype'])
+      expect(params.embed.schema.items.enum).to.deep.equal(['componenttype'])
+      expect(params.limit.schema).to.include({ minimum: 0, maximum: 200, default: 20 })
+      const typeParams = ((doc.paths['/componenttypes'].get as Json).parameters as Json[]).map((p) => check.deref(p).name)
+      expect(typeParams, 'a resource without relations has no embed').to.not.include('embed')
+    })
+
+    it('a relation field is oneOf the id and the related object; engine fields are required and read-only', () => {
+      const component = doc.components.schemas.component as Json
+      expect(component.required).to.have.members(['id', 'name', 'componenttype', 'created_at', 'updated_at', 'etag'])
+      expect(component.properties.componenttype.oneOf).to.deep.equal([
+        { type: 'string', format: 'uuid' },
+        { $ref: '#/components/schemas/componenttype' },
+      ])
+      expect(component.properties.id).to.include({ readOnly: true, format: 'uuid' })
+      expect(JSON.stringify(doc.components.schemas), 'no x- keyword is left in the schemas').to.not.match(/"x-/)
+      expect((doc.components.schemas['component.create'] as Json).required).to.deep.equal(['name', 'componenttype'])
+      expect(doc.components.schemas['component.update'] as Json).to.not.have.property('required')
+    })
+
+    it('the error body is one shared schema, referenced by every error response', () => {
+      expect(doc.components.schemas.Error).to.deep.include({ required: ['message', 'payload', 'status_code'], additionalProperties: false })
+      for (const [name, response] of Object.entries(doc.components.responses as Json)) {
+        if (name === 'NotModified') continue
+        expect(response.content['application/json'].schema, name).to.deep.equal({ $ref: '#/components/schemas/Error' })
+      }
+    })
+  })
+
+  describe('live answers match the documented schemas', () => {
+    it('POST /componenttypes 201, GET list 200 and 304, GET detail 200 and 304', async () => {
+      check.expectDocumentedBody({ name: 'rhel' }, 'post', '/componenttypes')
+      const created = await app.http.post('/api/v1/componenttypes').send({ name: 'rhel' }).expect(201)
+      expect(check.expectDocumented(created, 'post', '/componenttypes')).to.equal(201)
+      const list = await app.http.get('/api/v1/componenttypes?sort=-name&limit=5&offset=0&where=name:rhel').expect(200)
+      expect(list.body._meta.count).to.equal(1)
+      check.expectDocumented(list, 'get', '/componenttypes')
+      check.expectDocumented(await app.http.get('/api/v1/componenttypes').set('If-None-Match', list.headers.etag).expect(304), 'get', '/componenttypes')
+      const id = created.body.componenttype.id
+      const one = await app.http.get(`/api/v1/componenttypes/${id}`).expect(200)
+      check.expectDocumented(one, 'get', '/componenttypes/{id}')
+      check.expectDocumented(await app.http.get(`/api/v1/componenttypes/${id}`).set('If-None-Match', one.headers.etag).expect(304), 'get', '/componenttypes/{id}')
+    })
+
+    it('components with and without embed: list, detail and the components of a componenttype', async () => {
+      const ct = await createType(app, 'rhel')
+      const c = await createComponent(app, 'RHEL-9.4', ct.id)
+      const plain = await app.http.get('/api/v1/components').expect(200)
+      expect(plain.body.components[0].componenttype).to.equal(ct.id)
+      check.expectDocumented(plain, 'get', '/components')
+      const embedded = await app.http.get('/api/v1/components?embed=componenttype').expect(200)
+      expect(embedded.body.components[0].componenttype).to.deep.equal(ct)
+      check.expectDocumented(embedded, 'get', '/components')
+      check.expectDocumented(await app.http.get(`/api/v1/components/${c.id}?embed=componenttype`).expect(200), 'get', '/components/{id}')
+      const ofType = await app.http.get(`/api/v1/componenttypes/${ct.id}/components?sort=name`).expect(200)
+      expect(ofType.body.components).to.have.length(1)
+      check.expectDocumented(ofType, 'get', '/componenttypes/{id}/components')
+      check.expectDocumented(await app.http.get(`/api/v1/componenttypes/${MISSING}/components`).expect(404), 'get', '/componenttypes/{id}/components')
+    })
+
+    it('PUT answers a documented 204, and 200 with the object under Prefer: return=representation', async () => {
+      const ct = await createType(app, 'a')
+      check.expectDocumentedBody({ name: 'b' }, 'put', '/componenttypes/{id}')
+      const minimal = await app.http.put(`/api/v1/componenttypes/${ct.id}`).set('If-Match', ct.etag).send({ name: 'b' }).expect(204)
+      check.expectDocumented(minimal, 'put', '/componenttypes/{id}')
+      const full = await app.http
+        .put(`/api/v1/componenttypes/${ct.id}`)
+        .set('If-Match', minimal.headers.etag)
+        .set('Prefer', 'return=representation')
+        .send({ name: 'c' })
+        .expect(200)
+      expect(full.body.componenttype.name).to.equal('c')
+      check.expectDocumented(full, 'put', '/componenttypes/{id}')
+    })
+
+    it('DELETE answers a documented 204', async () => {
+      const ct = await createType(app, 'a')
+      check.expectDocumented(await app.http.delete(`/api/v1/componenttypes/${ct.id}`).set('If-Match', ct.etag).expect(204), 'delete', '/componenttypes/{id}')
+    })
+
+    it('400s are documented: bad where, unknown parameter, body that does not match the schema, invalid JSON', async () => {
+      check.expectDocumented(await app.http.get('/api/v1/components?where=nope:1').expect(400), 'get', '/components')
+      check.expectDocumented(await app.http.get('/api/v1/components?colour=red').expect(400), 'get', '/components')
+      check.expectDocumented(await app.http.get(`/api/v1/components/${MISSING}?embed=nope`).expect(400), 'get', '/components/{id}')
+      check.expectDocumented(await app.http.post('/api/v1/componenttypes').send({ name: 1 }).expect(400), 'post', '/componenttypes')
+      const invalid = await app.http.post('/api/v1/componenttypes').set('Content-Type', 'application/json').send('{"name":').expect(400)
+      check.expectDocumented(invalid, 'post', '/componenttypes')
+      const ct = await createType(app, 'a')
+      check.expectDocumented(await app.http.put(`/api/v1/componenttypes/${ct.id}`).set('If-Match', ct.etag).send({ colour: 'red' }).expect(400), 'put', '/componenttypes/{id}')
+    })
+
+    it('404s are documented on detail, update and delete', async () => {
+      check.expectDocumented(await app.http.get(`/api/v1/componenttypes/${MISSING}`).expect(404), 'get', '/componenttypes/{id}')
+      check.expectDocumented(await app.http.put(`/api/v1/componenttypes/${MISSING}`).set('If-Match', '*').send({ name: 'x' }).expect(404), 'put', '/componenttypes/{id}')
+      check.expectDocumented(await app.http.delete(`/api/v1/componenttypes/${MISSING}`).set('If-Match', '*').expect(404), 'delete', '/componenttypes/{id}')
+    })
+
+    it('412s are documented: If-Match missing or stale, on PUT and DELETE', async () => {
+      const ct = await createType(app, 'a')
+      check.expectDocumented(await app.http.put(`/api/v1/componenttypes/${ct.id}`).send({ name: 'b' }).expect(412), 'put', '/componenttypes/{id}')
+      check.expectDocumented(await app.http.put(`/api/v1/componenttypes/${ct.id}`).set('If-Match', '"0123"').send({ name: 'b' }).expect(412), 'put', '/componenttypes/{id}')
+      check.expectDocumented(await app.http.delete(`/api/v1/componenttypes/${ct.id}`).expect(412), 'delete', '/componenttypes/{id}')
+      check.expectDocumented(await app.http.delete(`/api/v1/componenttypes/${ct.id}`).set('If-Match', '"0123"').expect(412), 'delete', '/componenttypes/{id}')
+    })
+
+    it('409s are documented: a duplicate unique name on POST and PUT, a delete of a row still referenced', async () => {
+      const a = await createType(app, 'a')
+      const b = await createType(app, 'b')
+      check.expectDocumented(await app.http.post('/api/v1/componenttypes').send({ name: 'a' }).expect(409), 'post', '/componenttypes')
+      check.expectDocumented(await app.http.put(`/api/v1/componenttypes/${b.id}`).set('If-Match', b.etag).send({ name: 'a' }).expect(409), 'put', '/componenttypes/{id}')
+      await createComponent(app, 'c', a.id)
+      check.expectDocumented(await app.http.delete(`/api/v1/componenttypes/${a.id}`).set('If-Match', a.etag).expect(409), 'delete', '/componenttypes/{id}')
+    })
+
+    it('422s are documented: a component pointing to a missing componenttype, on POST and PUT', async () => {
+      const body = { name: 'c', componenttype: MISSING }
+      check.expectDocumentedBody(body, 'post', '/components')
+      check.expectDocumented(await app.http.post('/api/v1/components').send(body).expect(422), 'post', '/components')
+      const ct = await createType(app, 't')
+      const c = await createComponent(app, 'c', ct.id)
+      check.expectDocumented(await app.http.put(`/api/v1/components/${c.id}`).set('If-Match', c.etag).send({ componenttype: MISSING }).expect(422), 'put', '/components/{id}')
+    })
+
+    it('413 and 415 are documented on POST and PUT', async () => {
+      const small = await testApp({ bodyLimit: '100b' })
+      check.expectDocumented(await small.http.post('/api/v1/componenttypes').send({ name: 'x'.repeat(200) }).expect(413), 'post', '/componenttypes')
+      check.expectDocumented(await app.http.post('/api/v1/componenttypes').set('Content-Type', 'text/plain').send('name=a').expect(415), 'post', '/componenttypes')
+      const ct = await createType(app, 'a')
+      check.expectDocumented(await app.http.put(`/api/v1/componenttypes/${ct.id}`).set('If-Match', ct.etag).set('Content-Type', 'text/plain').send('x').expect(415), 'put', '/componenttypes/{id}')
+    })
+
+    it('a method a path does not have answers the documented 405 with Allow', async () => {
+      const res = await app.http.patch(`/api/v1/componenttypes/${MISSING}`).send({ name: 'x' }).expect(405)
+      expect(doc.paths['/componenttypes/{id}']).to.not.have.property('patch')
+      check.expectResponse(res, doc.components.responses.MethodNotAllowed as Json, 'PATCH /componenttypes/{id}')
+      expect(res.headers.allow).to.include('PUT')
+    })
+
+    it('an unreachable database answers a documented 5XX', async () => {
+      const db = openDatabase({ url: 'postgres://postgres@127.0.0.1:5129/nowhere' })
+      try {
+        const down = await createEngine({ db, schemasDir: SCHEMAS, plugins, checkSchema: false, logger: { error() {}, info() {} } })
+        const { default: supertest } = await import('supertest')
+        const res = await supertest(down.app().callback()).get('/api/v1/componenttypes').expect(503)
+        check.expectDocumented(res, 'get', '/componenttypes')
+      } finally {
+        await db.destroy()
+      }
+    })
+
+    it('every registered resource answers a documented empty list and a documented 404', async () => {
+      for (const resource of app.engine.resources.values()) {
+        const list = await app.http.get(`/api/v1/${resource.plural}`).expect(200)
+        expect(list.body[resource.plural]).to.deep.equal([])
+        check.expectDocumented(list, 'get', `/${resource.plural}`)
+        check.expectDocumented(await app.http.get(`/api/v1/${resource.plural}/${MISSING}`).expect(404), 'get', `/${resource.plural}/{id}`)
+      }
+    })
+  })
+
+  describe('resources come from the schema files, with no code', () => {
+    it('every schema file in schemas/ has its paths and its schemas in the document', () => {
+      for (const file of fs.readdirSync(SCHEMAS).filter((f) => f.endsWith('.json'))) {
+        const schema = JSON.parse(fs.readFileSync(path.join(SCHEMAS, file), 'utf8'))
+        const name = path.basename(file, '.json')
+        const plural = schema['x-plural'] ?? `${name}s`
+        expect(doc.paths, file).to.include.keys(`/${plural}`, `/${plural}/{id}`)
+        const stored = doc.components.schemas[name] as Json
+        expect(Object.keys(stored.properties), file).to.have.members(['id', ...Object.keys(schema.properties), 'created_at', 'updated_at', 'etag'])
+        expect((doc.components.schemas[`${name}.create`] as Json).required, file).to.deep.equal(schema.required ?? [])
+      }
+    })
+
+    it('a schema file dropped in the schemas folder is documented: paths, schemas, nullable optional fields, draft-07 tuples as prefixItems', async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dci-openapi-'))
+      try {
+        for (const file of fs.readdirSync(SCHEMAS)) fs.copyFileSync(path.join(SCHEMAS, file), path.join(dir, file))
+        fs.writeFileSync(
+          path.join(dir, 'gadget.json'),
+          JSON.stringify({
+            title: 'gadget',
+            type: 'object',
+            'x-unique': [['label']],
+            properties: {
+              label: { type: 'string', minLength: 1 },
+              size: { type: 'integer', minimum: 0 },
+              colour: { type: 'string', enum: ['red', 'blue'] },
+              pair: { type: 'array', items: [{ type: 'string' }, { type: 'integer' }], minItems: 2, additionalItems: false },
+              owner: { type: 'string', format: 'uuid', 'x-relation': { resource: 'componenttype', onDelete: 'set null' } },
+            },
+            required: ['label'],
+            additionalProperties: false,
+          }),
+        )
+        // The document needs no table: only the schema file is new.
+        const engine = await createEngine({ db: await testDatabase(), schemasDir: dir, plugins, checkSchema: false })
+        const gadgets = engine.openapi()
+        const result = await validate(structuredClone(gadgets) as never)
+        expect(result.valid, result.valid ? '' : compileErrors(result)).to.equal(true)
+        expect(Object.keys(gadgets.paths['/gadgets'])).to.have.members(['get', 'post'])
+        expect(Object.keys(gadgets.paths['/gadgets/{id}'])).to.include.members(['get', 'put', 'delete'])
+        const gadget = gadgets.components.schemas.gadget as Json
+        expect(gadget.properties.size.type).to.deep.equal(['integer', 'null'])
+        expect(gadget.properties.colour.enum).to.deep.equal(['red', 'blue', null])
+        expect(gadget.properties.pair).to.deep.equal({ type: ['array', 'null'], prefixItems: [{ type: 'string' }, { type: 'integer' }], minItems: 2, items: false })
+        expect(gadget.properties.owner.oneOf).to.deep.include({ type: 'null' })
+        const validGadget = { id: MISSING, label: 'x', size: null, colour: 'red', pair: ['a', 1], owner: null, created_at: '2026-01-01T00:00:00.000Z', updated_at: '2026-01-01T00:00:00.000Z', etag: '0'.repeat(32) }
+        const checkGadget = documentChecker(gadgets)
+        checkGadget.expectValid({ $ref: '#/components/schemas/gadget' }, validGadget, 'a stored gadget')
+        expect(checkGadget.compile({ $ref: '#/components/schemas/gadget' })({ ...validGadget, pair: ['a', 1, 2] }), 'a third tuple item').to.equal(false)
+        const where = ((gadgets.paths['/gadgets'].get as Json).parameters as Json[]).find((p) => p.name === 'where')!
+        expect(where.schema.items.pattern).to.equal('^(?:id|created_at|updated_at|label|size|colour|owner):[^,]*$')
+        const put = gadgets.paths['/gadgets/{id}'].put as Json
+        expect(Object.keys(put.responses)).to.include.members(['409', '422'])
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true })
+      }
+    })
+  })
+})
