@@ -1,0 +1,111 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import path from 'node:path'
+
+const ROOT = path.resolve(__dirname, '..', '..')
+
+/** One JSON log line of a server process (pino), as parsed from its stdout. */
+export type LogLine = Record<string, any> & { level: number; msg: string }
+
+/** A `server.ts` process started by a test, with its log lines collected as they come. */
+export interface ServerProcess {
+  readonly child: ChildProcess
+  readonly port: number
+  /** `http://127.0.0.1:<port>` */
+  readonly origin: string
+  /** Every JSON line the process wrote on stdout so far. */
+  readonly logs: LogLine[]
+  /** Everything written on stderr, and stdout lines that were not JSON. */
+  readonly otherOutput: string[]
+  /** True until the process exits. */
+  alive(): boolean
+  /** Resolves with the exit code (null when killed by a signal) once the process has exited. */
+  exited: Promise<number | null>
+}
+
+const started = new Set<ChildProcess>()
+
+/**
+ * Spawns `server.ts` the way `npx tsx server.ts` would (node with tsx's CommonJS loader), on
+ * 127.0.0.1:`port`, with `env` added to this process's environment. Does not wait for it to serve.
+ */
+export function spawnServer(port: number, env: Record<string, string>): ServerProcess {
+  const child = spawn(process.execPath, ['--require', 'tsx/cjs', 'server.ts'], {
+    cwd: ROOT,
+    env: { ...process.env, LOG_LEVEL: 'info', ...env, PORT: String(port), HOST: '127.0.0.1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  started.add(child)
+  const logs: LogLine[] = []
+  const otherOutput: string[] = []
+  let pending = ''
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+    pending += chunk
+    const lines = pending.split('\n')
+    pending = lines.pop()!
+    for (const line of lines) {
+      if (!line.trim()) continue
+      try {
+        logs.push(JSON.parse(line))
+      } catch {
+        otherOutput.push(line)
+      }
+    }
+  })
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => otherOutput.push(chunk))
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  exited.then(() => started.delete(child))
+  return { child, port, origin: `http://127.0.0.1:${port}`, logs, otherOutput, alive: () => child.exitCode === null && child.signalCode === null, exited }
+}
+
+/** Polls `GET /api/v1/componenttypes?limit=0` until it answers 200; fails after `timeoutMs` or if the process exits. */
+export async function waitUntilServing(server: ServerProcess, timeoutMs = 90_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (!server.alive()) throw new Error(`server on ${server.port} exited: ${server.otherOutput.join('').slice(-2000)}`)
+    try {
+      const res = await fetch(`${server.origin}/api/v1/componenttypes?limit=0`, { signal: AbortSignal.timeout(5_000) })
+      await res.arrayBuffer()
+      if (res.status === 200) return
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`server on ${server.port} did not serve within ${timeoutMs} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+}
+
+/** Resolves with the first log line matching `predicate`, waiting up to `timeoutMs`. */
+export async function waitForLog(server: ServerProcess, predicate: (line: LogLine) => boolean, timeoutMs: number): Promise<LogLine> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const found = server.logs.find(predicate)
+    if (found) return found
+    if (Date.now() > deadline) throw new Error(`no matching log line within ${timeoutMs} ms; got ${JSON.stringify(server.logs.slice(-5))}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
+/** Sends `signal` and waits up to `timeoutMs` for the exit code; SIGKILLs the process if it does not exit. */
+export async function stopServer(server: ServerProcess, signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 20_000): Promise<number | null | 'timeout'> {
+  if (!server.alive()) return server.exited
+  server.child.kill(signal)
+  const timer = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), timeoutMs).unref())
+  const result = await Promise.race([server.exited, timer])
+  if (result === 'timeout') {
+    server.child.kill('SIGKILL')
+    await server.exited
+  }
+  return result
+}
+
+/** SIGKILLs every server process the tests started that is still running, and waits for them. */
+export async function killAllServers(): Promise<void> {
+  const running = [...started]
+  for (const child of running) child.kill('SIGKILL')
+  await Promise.all(running.map((child) => (child.exitCode === null && child.signalCode === null ? new Promise((r) => child.once('exit', r)) : undefined)))
+}
+
+// A test run that crashes must not leave servers holding the ports.
+process.once('exit', () => {
+  for (const child of started) child.kill('SIGKILL')
+})
