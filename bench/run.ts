@@ -69,6 +69,8 @@ interface Measure {
   p99: number
   non2xx: number
   errors: number
+  /** CPU time (user + system) the server process spent per answered request, in microseconds. */
+  cpuUs: number
 }
 
 const pick = <T>(list: T[]) => list[Math.floor(Math.random() * list.length)]
@@ -114,6 +116,14 @@ function scaleScenarios(s: { ids: string[]; names: string[]; types: string[] }):
   ]
 }
 
+/** CPU time a process has used so far, in microseconds (utime + stime of /proc/<pid>/stat). */
+function cpuUs(pid: number | undefined): number {
+  if (!pid) return NaN
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS
+}
+const CLOCK_TICKS = 100
+
 /** Resident memory of a process in MB (VmRSS of /proc/<pid>/status). */
 function rssMb(pid: number | undefined): number {
   if (!pid) return NaN
@@ -153,6 +163,7 @@ function stop(server: Server): Promise<void> {
 
 async function measure(server: Server, scenario: Scenario, seconds: number, connections = CONNECTIONS): Promise<Measure> {
   let sent = 0
+  const cpuBefore = cpuUs(server.proc.pid)
   const result = await new Promise<autocannon.Result>((resolve, reject) => {
     const instance = autocannon(
       {
@@ -172,7 +183,9 @@ async function measure(server: Server, scenario: Scenario, seconds: number, conn
       (err, res) => (err ? reject(err) : resolve(res)),
     )
   })
+  const answered = result.requests.total
   return {
+    cpuUs: answered ? (cpuUs(server.proc.pid) - cpuBefore) / answered : NaN,
     rps: result.requests.average,
     p50: result.latency.p50,
     p99: result.latency.p99,
@@ -227,26 +240,30 @@ async function main(): Promise<void> {
           const m = await measure(server, scenario, DURATION)
           const key = `${scenario.name}/${server.name}`
           results.set(key, [...(results.get(key) ?? []), m])
-          console.log(`round ${round + 1} ${key}: ${m.rps.toFixed(0)} req/s p50 ${m.p50} ms p99 ${m.p99} ms non-2xx ${m.non2xx} errors ${m.errors}`)
+          console.log(`round ${round + 1} ${key}: ${m.rps.toFixed(0)} req/s p50 ${m.p50} ms p99 ${m.p99} ms non-2xx ${m.non2xx} errors ${m.errors} cpu ${m.cpuUs.toFixed(0)} us/req`)
         }
       }
     }
 
     const lines = [
-      '| scenario | kind | floor req/s | engine req/s | engine/floor | floor p50/p99 ms | engine p50/p99 ms | non-2xx floor/engine |',
-      '|---|---|---:|---:|---:|---:|---:|---:|',
+      '| scenario | kind | floor req/s | engine req/s | engine/floor | floor p50/p99 ms | engine p50/p99 ms | CPU us/req floor/engine | CPU floor/engine | non-2xx floor/engine |',
+      '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
     ]
     const summary: Record<string, unknown> = {}
     for (const scenario of scenarios) {
       const of = (name: string) => results.get(`${scenario.name}/${name}`) ?? []
       const med = (name: string, key: keyof Measure) => median(of(name).map((m) => m[key]))
       const sum = (name: string) => of(name).reduce((a, m) => a + m.non2xx + m.errors, 0)
-      const ratio = med('engine', 'rps') / med('floor', 'rps')
-      summary[scenario.name] = { describe: scenario.describe, floor: of('floor'), engine: of('engine'), ratio }
+      // Ratios are taken round by round (floor and engine ran back to back), then their median.
+      const rounds = of('engine').map((m, i) => [m, of('floor')[i]] as const).filter(([, f]) => f)
+      const ratio = median(rounds.map(([e, f]) => e.rps / f.rps))
+      const cpuRatio = median(rounds.map(([e, f]) => f.cpuUs / e.cpuUs))
+      summary[scenario.name] = { describe: scenario.describe, floor: of('floor'), engine: of('engine'), ratio, cpuRatio }
+      const cpu = `${of('floor').length ? med('floor', 'cpuUs').toFixed(0) : '-'} / ${med('engine', 'cpuUs').toFixed(0)}`
       const cell = (name: string) => (of(name).length ? `${med(name, 'p50')} / ${med(name, 'p99')}` : '-')
       lines.push(
         `| ${scenario.name} | ${scenario.kind} | ${of('floor').length ? med('floor', 'rps').toFixed(0) : '-'} | ${med('engine', 'rps').toFixed(0)} | ` +
-          `${Number.isNaN(ratio) ? '-' : ratio.toFixed(2)} | ${cell('floor')} | ${cell('engine')} | ${of('floor').length ? sum('floor') : '-'} / ${sum('engine')} |`,
+          `${Number.isNaN(ratio) ? '-' : ratio.toFixed(2)} | ${cell('floor')} | ${cell('engine')} | ${cpu} | ${Number.isNaN(cpuRatio) ? '-' : cpuRatio.toFixed(2)} | ${of('floor').length ? sum('floor') : '-'} / ${sum('engine')} |`,
       )
     }
     const memory = servers.map((s) => `${s.name}: idle ${s.idleRss} MB, after the runs ${rssMb(s.proc.pid)} MB`).join('; ')

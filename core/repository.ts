@@ -25,16 +25,48 @@ export function isUuid(id: string): boolean {
  * through the validating layer; plugins and server code may call it directly.
  */
 export class Repository {
+  /** Fields stored as JSON text: written stringified, read back parsed (as objection's jsonAttributes). */
+  private readonly jsonFields: string[]
+
   constructor(
     readonly def: ResourceDefinition,
     readonly model: ModelClass<Model>,
     readonly knex: Knex,
     private readonly related: RelationLookup,
     private readonly describeConstraint: DbErrorContext['describeConstraint'],
-  ) {}
+  ) {
+    this.jsonFields = def.fields.filter((f) => f.kind === 'json').map((f) => f.name)
+  }
 
+  /**
+   * The statements go through knex, not the objection model: building an objection query and a model
+   * instance per row cost more than the rest of the request (see bench/RESULTS.md). The JSON columns
+   * are converted here the way objection's `jsonAttributes` would.
+   */
   private query() {
-    return this.model.query(this.knex)
+    return this.knex(this.def.plural)
+  }
+
+  private toDb(data: Record<string, unknown>): Record<string, unknown> {
+    if (this.jsonFields.length === 0) return data
+    const out = { ...data }
+    for (const f of this.jsonFields) if (out[f] != null) out[f] = JSON.stringify(out[f])
+    return out
+  }
+
+  private fromDb<T extends Record<string, unknown>>(rows: T[]): T[] {
+    if (this.jsonFields.length === 0) return rows
+    for (const row of rows) {
+      for (const f of this.jsonFields) {
+        if (typeof row[f] !== 'string') continue
+        try {
+          ;(row as Record<string, unknown>)[f] = JSON.parse(row[f] as string)
+        } catch {
+          // not JSON text: left as stored
+        }
+      }
+    }
+    return rows
   }
 
   /** Runs a statement and translates database errors by PostgreSQL code. */
@@ -53,17 +85,14 @@ export class Repository {
       for (const [field, value] of q.where) qb.where(field, value)
       return qb
     }
-    const page = filtered()
+    const page = filtered().select('*')
     for (const [field, direction] of q.sort) page.orderBy(field, direction)
     if (!q.sort.some(([field]) => field === 'id')) page.orderBy('id', 'asc')
     page.limit(q.limit).offset(q.offset)
     const [items, count] = await this.run('read', () =>
-      Promise.all([
-        q.limit === 0 ? Promise.resolve([]) : page,
-        filtered().clearSelect().count({ count: '*' }).first().castTo<{ count: string | number }>(),
-      ]),
+      Promise.all([q.limit === 0 ? Promise.resolve([]) : page, filtered().count({ count: '*' }).first()]),
     )
-    const rows = items as unknown as Row[]
+    const rows = this.fromDb(items as Row[])
     await this.embed(rows, q.embed)
     return { items: rows, count: Number((count as { count: string | number } | undefined)?.count ?? 0) }
   }
@@ -71,21 +100,25 @@ export class Repository {
   /** The row with this id, or undefined. */
   async get(id: string, embed: string[] = []): Promise<Row | undefined> {
     if (!isUuid(id)) return undefined
-    const row = (await this.run('read', () => this.query().findById(id))) as unknown as Row | undefined
-    if (row) await this.embed([row], embed)
+    const row = (await this.run('read', () => this.query().where('id', id).first())) as Row | undefined
+    if (!row) return undefined
+    this.fromDb([row])
+    await this.embed([row], embed)
     return row
   }
 
   /** Rows by id, for embedding. */
   async getMany(ids: string[]): Promise<Row[]> {
     if (ids.length === 0) return []
-    return (await this.run('read', () => this.query().whereIn('id', ids))) as unknown as Row[]
+    return this.fromDb((await this.run('read', () => this.query().whereIn('id', ids))) as Row[])
   }
 
   /** Inserts a row with a fresh id and ETag. */
   async create(data: Record<string, unknown>): Promise<Row> {
-    const row = await this.run('write', () => this.query().insert({ ...data, etag: newEtag() }).returning('*'))
-    return row as unknown as Row
+    const given = { ...data, etag: newEtag() }
+    const rows = (await this.run('write', () => this.query().insert(this.toDb(given)).returning('*'))) as Row[]
+    // The fields sent first, then those the database added: the order objection answered with.
+    return Object.assign(given, this.fromDb(rows)[0]) as Row
   }
 
   /**
@@ -95,13 +128,13 @@ export class Repository {
    */
   async update(id: string, patch: Record<string, unknown>, condition: EtagCondition): Promise<Row> {
     if (!isUuid(id)) throw errors.notFound(this.def.name)
-    const changes = { ...patch, etag: newEtag(), updated_at: this.knex.fn.now() }
+    const changes = { ...this.toDb(patch), etag: newEtag(), updated_at: this.knex.fn.now() }
     const rows = await this.run('write', () => {
-      const qb = this.query().patch(changes).where('id', id)
+      const qb = this.query().update(changes).where('id', id)
       if (!condition.any) qb.whereIn('etag', condition.etags)
       return qb.returning('*')
     })
-    const updated = (rows as unknown as Row[])[0]
+    const updated = this.fromDb(rows as Row[])[0]
     if (!updated) throw await this.missOrStale(id)
     return updated
   }
@@ -114,7 +147,7 @@ export class Repository {
       if (!condition.any) qb.whereIn('etag', condition.etags)
       return qb.returning('id')
     })
-    if ((deleted as unknown as unknown[]).length === 0) throw await this.missOrStale(id)
+    if ((deleted as unknown[]).length === 0) throw await this.missOrStale(id)
   }
 
   /** After a conditional write changed nothing: 404 if the row is gone, 412 if its ETag moved on. */
