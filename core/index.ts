@@ -9,4 +9,9 @@ export type { Row } from './repository'
 export type { ListQuery } from './list-query'
 export { requestLog, type EngineLogger } from './middleware'
 export { sendList } from './routes'
+export { buildOpenApiDocument, type OpenApiDocument, type OpenApiBuilder, type OpenApiInfo, type OpenApiPathItem } from './openapi'
+export {
+  createClient, ApiRequestError, PreconditionFailedError,
+  type Client, type ClientOptions, type ResourceClient, type ResourceType, type ResourceTypes, type ListParams, type ListPage, type Updated,
+} from './client'
 export type { RawQuery } from './list-query'

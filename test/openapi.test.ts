@@ -83,7 +83,8 @@ describe('OpenAPI document', () => {
   let app: TestApp
   let doc: OpenApiDocument
   let check: ReturnType<typeof documentChecker>
-  before(async () => {
+  before(async function () {
+    this.timeout(120_000) // the embedded database starts in seconds, slower on a busy machine
     app = await testApp()
     doc = (await app.http.get('/api/v1/openapi.json').expect(200).expect('Content-Type', /application\/json/)).body
     check = documentChecker(doc)

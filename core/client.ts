@@ -1,0 +1,234 @@
+import type { ErrorBody } from './errors'
+
+/**
+ * The TypeScript types of one resource: `item` is the stored object as the API answers it (engine
+ * fields included, unset optional fields null), `input` the body of a create (an update sends any part).
+ * For the Distributed CI resources they are generated from the schemas into `resources/types/`.
+ */
+export interface ResourceType {
+  item: object
+  input: object
+}
+
+/**
+ * Resources by route name (the plural: `componenttypes`), each with its {@link ResourceType}. An
+ * interface fits: `R extends ResourceTypes<R>` asks no index signature of it.
+ */
+export type ResourceTypes<R = Record<string, ResourceType>> = { [P in keyof R]: ResourceType }
+
+/** Fields of `T` that hold a string, a number or a boolean: the ones `where` and `sort` accept. */
+export type ScalarField<T> = Exclude<
+  { [K in keyof T]-?: NonNullable<T[K]> extends string | number | boolean ? K : never }[keyof T] & string,
+  'etag'
+>
+
+/** Fields that may name a related row, so `embed` may name them: string fields the server does not own. */
+export type EmbeddableField<T> = Exclude<
+  { [K in keyof T]-?: NonNullable<T[K]> extends string ? K : never }[keyof T] & string,
+  'id' | 'etag' | 'created_at' | 'updated_at'
+>
+
+/** A related row put in place of its id by `embed`. */
+export type EmbeddedRow = { id: string; etag: string; created_at: string; updated_at: string; [field: string]: unknown }
+
+/** `T` with the fields named in `E` replaced by the related row (null when the relation is unset). */
+export type WithEmbedded<T, E extends string> = [E] extends [never] ? T : Omit<T, E> & { [K in E]: EmbeddedRow | null }
+
+/** The list parameters, typed by the resource's fields. */
+export interface ListParams<T, E extends string = never> {
+  /** Equality filters, AND-ed: `{ name: 'rhel' }` is sent as `where=name:rhel`. Values may not contain commas. */
+  where?: Partial<Record<ScalarField<T>, string | number | boolean>>
+  /** Sort keys in order: `'name'` ascending, `'-created_at'` descending. */
+  sort?: Array<ScalarField<T> | `-${ScalarField<T>}`>
+  limit?: number
+  offset?: number
+  /** Relation fields to replace by the related object. */
+  embed?: E[]
+}
+
+/** One page of a list, the number of all matching rows, and the ETag of the answer. */
+export interface ListPage<T> {
+  items: T[]
+  count: number
+  etag: string
+}
+
+/** The result of an update: the new ETag, and the updated object when it was asked for. */
+export interface Updated<T> {
+  etag: string
+  item?: T
+}
+
+/** The operations of one resource. `T` is its {@link ResourceType}. */
+export interface ResourceClient<T extends ResourceType> {
+  /** `GET /<plural>`: one page of rows. */
+  list<E extends EmbeddableField<T['item']> = never>(params?: ListParams<T['item'], E>): Promise<ListPage<WithEmbedded<T['item'], E>>>
+  /** `GET /<plural>/<id>`: one row; a missing one throws an {@link ApiRequestError} with status 404. */
+  get<E extends EmbeddableField<T['item']> = never>(id: string, options?: { embed?: E[] }): Promise<WithEmbedded<T['item'], E>>
+  /** `POST /<plural>`: creates a row and answers it (its `etag` included). */
+  create(data: T['input']): Promise<T['item']>
+  /**
+   * `PUT /<plural>/<id>` with `If-Match: <etag>`: changes the given fields if nobody changed the row
+   * since `etag`, else throws {@link PreconditionFailedError}. Returns the new ETag, and the updated
+   * object too with `{ representation: true }`.
+   */
+  update(id: string, patch: Partial<T['input']>, options: { etag: string; representation: true }): Promise<Required<Updated<T['item']>>>
+  update(id: string, patch: Partial<T['input']>, options: { etag: string; representation?: false }): Promise<Updated<T['item']>>
+  /** `DELETE /<plural>/<id>` with `If-Match: <etag>`; a stale etag throws {@link PreconditionFailedError}. */
+  remove(id: string, options: { etag: string }): Promise<void>
+}
+
+/** A client: one {@link ResourceClient} per resource, by plural (`client.componenttypes.list()`). */
+export type Client<R extends ResourceTypes<R>> = { readonly [P in keyof R & string]: ResourceClient<R[P]> }
+
+/** Where the API is and how to reach it. */
+export interface ClientOptions {
+  /** The API root, prefix included: `http://127.0.0.1:5000/api/v1`. */
+  baseUrl: string
+  /** A fetch implementation (default: the global `fetch` of Node 20 and browsers). */
+  fetch?: typeof fetch
+  /** Headers sent with every request (authentication, `X-Request-Id`...). */
+  headers?: Record<string, string>
+}
+
+/** An answer with an error status; `body` is the API's error body (`message`, `payload`, `status_code`). */
+export class ApiRequestError extends Error {
+  readonly status: number
+  readonly body: ErrorBody
+  /** `METHOD path` of the request that failed. */
+  readonly request: string
+
+  constructor(status: number, body: ErrorBody, request: string) {
+    super(`${request} answered ${status}: ${body.message}`)
+    this.name = 'ApiRequestError'
+    this.status = status
+    this.body = body
+    this.request = request
+  }
+}
+
+/** A 412: `If-Match` did not match, someone changed the row since it was read. Read it again and retry. */
+export class PreconditionFailedError extends ApiRequestError {
+  constructor(body: ErrorBody, request: string) {
+    super(412, body, request)
+    this.name = 'PreconditionFailedError'
+  }
+}
+
+/** The body of an error answer, or one made from the status when the answer is not the API's JSON. */
+async function errorBody(response: Response): Promise<ErrorBody> {
+  const text = await response.text()
+  try {
+    const body = JSON.parse(text) as Partial<ErrorBody>
+    if (body && typeof body.message === 'string') {
+      return { message: body.message, payload: body.payload ?? {}, status_code: body.status_code ?? response.status }
+    }
+  } catch {
+    // Not JSON (a proxy's page, say): keep the start of the text as the message.
+  }
+  return { message: text.slice(0, 200) || response.statusText, payload: {}, status_code: response.status }
+}
+
+/** `"abc"` or `W/"abc"` -> `abc`: the form the `etag` field of a row has. */
+function unquote(etag: string | null): string {
+  return (etag ?? '').replace(/^W\//, '').replace(/^"(.*)"$/, '$1')
+}
+
+/** An ETag as `If-Match` takes it: quoted, unless the caller already quoted it. */
+function quote(etag: string): string {
+  return /^(W\/)?".*"$/.test(etag) ? etag : `"${etag}"`
+}
+
+function listQuery(params: ListParams<Record<string, unknown>, string>): URLSearchParams {
+  const query = new URLSearchParams()
+  const where = Object.entries(params.where ?? {}).filter(([, value]) => value !== undefined)
+  if (where.length) {
+    query.set(
+      'where',
+      where
+        .map(([field, value]) => {
+          // The grammar splits clauses on commas: such a value would silently become another filter.
+          if (String(value).includes(',')) throw new RangeError(`where.${field}: a value cannot contain a comma`)
+          return `${field}:${String(value)}`
+        })
+        .join(','),
+    )
+  }
+  if (params.sort?.length) query.set('sort', params.sort.join(','))
+  if (params.limit !== undefined) query.set('limit', String(params.limit))
+  if (params.offset !== undefined) query.set('offset', String(params.offset))
+  if (params.embed?.length) query.set('embed', params.embed.join(','))
+  return query
+}
+
+/**
+ * A typed client of the API, generic over the resources' types:
+ * ```ts
+ * const client = createClient<DciResources>({ baseUrl: 'http://127.0.0.1:5000/api/v1' })
+ * const type = await client.componenttypes.create({ name: 'rhel' })
+ * const { etag } = await client.componenttypes.update(type.id, { name: 'RHEL' }, { etag: type.etag })
+ * ```
+ * Errors are thrown as {@link ApiRequestError} (a 412 as {@link PreconditionFailedError}).
+ */
+export function createClient<R extends ResourceTypes<R> = Record<string, ResourceType>>(options: ClientOptions): Client<R> {
+  const baseUrl = options.baseUrl.replace(/\/+$/, '')
+  const fetchImpl = options.fetch ?? globalThis.fetch
+  if (typeof fetchImpl !== 'function') throw new TypeError('createClient: no fetch available; pass options.fetch')
+
+  async function call(method: string, path: string, init: { query?: URLSearchParams; body?: unknown; headers?: Record<string, string> } = {}) {
+    const search = init.query?.toString()
+    const url = `${baseUrl}${path}${search ? `?${search}` : ''}`
+    const headers: Record<string, string> = { Accept: 'application/json', ...options.headers, ...init.headers }
+    if (init.body !== undefined) headers['Content-Type'] = 'application/json'
+    const response = await fetchImpl(url, { method, headers, body: init.body === undefined ? undefined : JSON.stringify(init.body) })
+    if (response.status >= 400) {
+      const body = await errorBody(response)
+      const request = `${method} ${path}`
+      throw response.status === 412 ? new PreconditionFailedError(body, request) : new ApiRequestError(response.status, body, request)
+    }
+    return response
+  }
+
+  function resource(plural: string): ResourceClient<ResourceType> {
+    const collection = `/${encodeURIComponent(plural)}`
+    const item = (id: string) => `${collection}/${encodeURIComponent(id)}`
+    // Detail answers are `{"<singular>": {...}}`: the only key, so the client needs no singular name.
+    const unwrap = (body: unknown) => Object.values(body as Record<string, unknown>)[0] as never
+    return {
+      async list(params = {}) {
+        const response = await call('GET', collection, { query: listQuery(params as ListParams<Record<string, unknown>, string>) })
+        const body = (await response.json()) as Record<string, unknown> & { _meta: { count: number } }
+        return { items: body[plural] as never[], count: body._meta.count, etag: unquote(response.headers.get('ETag')) }
+      },
+      async get(id, getOptions = {}) {
+        const query = new URLSearchParams()
+        if (getOptions.embed?.length) query.set('embed', getOptions.embed.join(','))
+        return unwrap(await (await call('GET', item(id), { query })).json())
+      },
+      async create(data) {
+        return unwrap(await (await call('POST', collection, { body: data })).json())
+      },
+      async update(id: string, patch: object, updateOptions: { etag: string; representation?: boolean }) {
+        const headers: Record<string, string> = { 'If-Match': quote(updateOptions.etag) }
+        if (updateOptions.representation) headers.Prefer = 'return=representation'
+        const response = await call('PUT', item(id), { body: patch, headers })
+        const etag = unquote(response.headers.get('ETag'))
+        return response.status === 200 ? { etag, item: unwrap(await response.json()) } : { etag }
+      },
+      async remove(id, removeOptions) {
+        await call('DELETE', item(id), { headers: { 'If-Match': quote(removeOptions.etag) } })
+      },
+    } as ResourceClient<ResourceType>
+  }
+
+  const resources = new Map<string, ResourceClient<ResourceType>>()
+  return new Proxy({} as Client<R>, {
+    get(_target, name) {
+      // Not a resource: symbols, and `then` so that a client is never mistaken for a promise.
+      if (typeof name !== 'string' || name === 'then') return undefined
+      let client = resources.get(name)
+      if (!client) resources.set(name, (client = resource(name)))
+      return client
+    },
+  })
+}

@@ -1,0 +1,199 @@
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { spawn } from 'node:child_process'
+import { expect } from 'chai'
+import { ApiRequestError, PreconditionFailedError, createClient, type Client } from '../core'
+import { createDciClient, type DciResources } from '../resources/client'
+import { ROOT, resetTables, testApp, type TestApp } from './support'
+
+const MISSING = '00000000-0000-4000-8000-000000000000'
+
+/** The error a promise rejects with (fails the test when it resolves). */
+async function rejection(promise: Promise<unknown>): Promise<Error> {
+  try {
+    await promise
+  } catch (err) {
+    return err as Error
+  }
+  throw new Error('expected the call to fail')
+}
+
+describe('typed client against a live server', () => {
+  let app: TestApp
+  let server: http.Server
+  let baseUrl: string
+  let client: Client<DciResources>
+  before(async function () {
+    this.timeout(120_000) // the embedded database starts in seconds, slower on a busy machine
+    app = await testApp()
+    server = http.createServer(app.engine.app().callback())
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/v1`
+    client = createDciClient({ baseUrl })
+  })
+  after(async () => {
+    await new Promise((resolve) => server.close(resolve))
+  })
+  beforeEach(async () => {
+    await resetTables(app.db)
+  })
+
+  it('create answers the stored object, and get reads it back', async () => {
+    const type = await client.componenttypes.create({ name: 'rhel' })
+    expect(type).to.include({ name: 'rhel' })
+    expect(type.id).to.match(/^[0-9a-f-]{36}$/)
+    expect(type.etag).to.match(/^[0-9a-f]{32}$/)
+    expect(await client.componenttypes.get(type.id)).to.deep.equal(type)
+  })
+
+  it('get with embed replaces the relation id by the related object', async () => {
+    const type = await client.componenttypes.create({ name: 'rhel' })
+    const component = await client.components.create({ name: 'RHEL-9.4', componenttype: type.id })
+    expect(component.componenttype).to.equal(type.id)
+    const embedded = await client.components.get(component.id, { embed: ['componenttype'] })
+    expect(embedded.componenttype).to.deep.equal(type)
+    expect(embedded.componenttype?.id).to.equal(type.id)
+  })
+
+  it('list sends where, sort, limit, offset and embed, and answers items, count and the list ETag', async () => {
+    const t1 = await client.componenttypes.create({ name: 't1' })
+    const t2 = await client.componenttypes.create({ name: 't2' })
+    for (const name of ['c', 'a', 'b']) await client.components.create({ name, componenttype: t1.id })
+    await client.components.create({ name: 'z', componenttype: t2.id })
+
+    const page = await client.components.list({ where: { componenttype: t1.id }, sort: ['-name'], limit: 2, offset: 1, embed: ['componenttype'] })
+    expect(page.items.map((c) => c.name)).to.deep.equal(['b', 'a'])
+    expect(page.count).to.equal(3)
+    expect(page.items[0].componenttype).to.deep.equal(t1)
+    expect(page.etag).to.match(/^[0-9a-f]{32}$/)
+
+    const both = await client.components.list({ where: { componenttype: t1.id, name: 'a' } })
+    expect(both.items.map((c) => c.name)).to.deep.equal(['a'])
+    const all = await client.components.list()
+    expect(all.count).to.equal(4)
+    expect(all.items.map((c) => c.name)).to.deep.equal(['c', 'a', 'b', 'z'])
+  })
+
+  it('a where value with a comma is refused before any request is sent', async () => {
+    let requests = 0
+    const counting = createClient<DciResources>({ baseUrl, fetch: (input, init) => ((requests += 1), fetch(input, init)) })
+    const err = await rejection(counting.componenttypes.list({ where: { name: 'a,b' } }))
+    expect(err).to.be.instanceOf(RangeError)
+    expect(requests).to.equal(0)
+    await counting.componenttypes.list()
+    expect(requests, 'the fetch option is the one used').to.equal(1)
+  })
+
+  it('update sends If-Match and answers the new ETag; with representation, the updated object too', async () => {
+    const type = await client.componenttypes.create({ name: 'a' })
+    const first = await client.componenttypes.update(type.id, { name: 'b' }, { etag: type.etag })
+    expect(first).to.have.all.keys('etag')
+    expect(first.etag).to.match(/^[0-9a-f]{32}$/).and.not.equal(type.etag)
+    expect((await client.componenttypes.get(type.id)).etag).to.equal(first.etag)
+
+    const second = await client.componenttypes.update(type.id, { name: 'c' }, { etag: first.etag, representation: true })
+    expect(second.item).to.include({ id: type.id, name: 'c', etag: second.etag })
+  })
+
+  it('update with a stale ETag throws PreconditionFailedError (412) and changes nothing', async () => {
+    const type = await client.componenttypes.create({ name: 'a' })
+    await client.componenttypes.update(type.id, { name: 'b' }, { etag: type.etag })
+    const err = await rejection(client.componenttypes.update(type.id, { name: 'c' }, { etag: type.etag }))
+    expect(err).to.be.instanceOf(PreconditionFailedError)
+    expect(err).to.be.instanceOf(ApiRequestError)
+    const failed = err as PreconditionFailedError
+    expect(failed.status).to.equal(412)
+    expect(failed.body).to.deep.equal({ message: "'If-match' header does not match the current ETag", payload: {}, status_code: 412 })
+    expect(failed.request).to.equal(`PUT /componenttypes/${type.id}`)
+    expect((await client.componenttypes.get(type.id)).name).to.equal('b')
+  })
+
+  it('remove deletes with the current ETag; a stale one throws PreconditionFailedError and keeps the row', async () => {
+    const type = await client.componenttypes.create({ name: 'a' })
+    const stale = await rejection(client.componenttypes.remove(type.id, { etag: '0123456789abcdef0123456789abcdef' }))
+    expect(stale).to.be.instanceOf(PreconditionFailedError)
+    expect((await client.componenttypes.get(type.id)).id).to.equal(type.id)
+    await client.componenttypes.remove(type.id, { etag: type.etag })
+    const gone = await rejection(client.componenttypes.get(type.id))
+    expect(gone).to.be.instanceOf(ApiRequestError).and.not.instanceOf(PreconditionFailedError)
+    expect((gone as ApiRequestError).status).to.equal(404)
+  })
+
+  it('other errors surface as ApiRequestError with the status and the error body: 400, 404, 409, 422', async () => {
+    const type = await client.componenttypes.create({ name: 'a' })
+    const cases: Array<[Promise<unknown>, number]> = [
+      [client.componenttypes.list({ sort: ['-nope' as 'name'] }), 400],
+      [client.componenttypes.create({ name: 'a' }), 409],
+      [client.components.create({ name: 'c', componenttype: MISSING }), 422],
+      [client.componenttypes.update(MISSING, { name: 'x' }, { etag: '*' }), 404],
+    ]
+    for (const [call, status] of cases) {
+      const err = (await rejection(call)) as ApiRequestError
+      expect(err, `status ${status}`).to.be.instanceOf(ApiRequestError)
+      expect(err.status).to.equal(status)
+      expect(err.body.status_code).to.equal(status)
+      expect(err.body.message).to.be.a('string').and.not.equal('')
+      expect(err.message).to.include(String(status))
+    }
+    expect((await client.componenttypes.get(type.id)).name).to.equal('a')
+  })
+
+  it('every registered resource is reachable with its generated types: teams and remotecis', async () => {
+    const team = await client.teams.create({ name: 'dci' })
+    const remoteci = await client.remotecis.create({ name: 'lab-1', team: team.id, data: { arch: 'x86_64' } })
+    expect(remoteci.data).to.deep.equal({ arch: 'x86_64' })
+    const page = await client.remotecis.list({ where: { team: team.id }, embed: ['team'] })
+    expect(page.items.map((r) => r.team?.name)).to.deep.equal(['dci'])
+    const { etag } = await client.remotecis.update(remoteci.id, { data: null }, { etag: remoteci.etag })
+    expect((await client.remotecis.get(remoteci.id)).data).to.equal(null)
+    await client.remotecis.remove(remoteci.id, { etag })
+  })
+})
+
+/**
+ * Compile-time checks of the client's types, verified by `npm run typecheck` (never run): each
+ * `@ts-expect-error` fails the type check if the line below it stops being an error.
+ */
+export function clientTypeChecks(client: Client<DciResources>): void {
+  // @ts-expect-error etag is not a filterable field
+  void client.componenttypes.list({ where: { etag: 'x' } })
+  // @ts-expect-error data (an object) cannot be filtered on
+  void client.remotecis.list({ where: { data: 'x' } })
+  // @ts-expect-error sort takes field names, with an optional leading '-'
+  void client.components.list({ sort: ['+name'] })
+  // @ts-expect-error name is required on create
+  void client.componenttypes.create({})
+  // @ts-expect-error the server sets id
+  void client.componenttypes.update(MISSING, { id: MISSING }, { etag: '*' })
+  // @ts-expect-error update needs an etag
+  void client.componenttypes.update(MISSING, { name: 'x' }, {})
+  // @ts-expect-error no such resource
+  void client.jobs
+}
+
+describe('examples/client.ts run as a program', () => {
+  it('starts its own server, runs every client call and exits 0', async function () {
+    this.timeout(120_000)
+    const child = spawn(process.execPath, ['--require', 'tsx/cjs', 'examples/client.ts'], {
+      cwd: ROOT,
+      env: { ...process.env, DATABASE_URL: '', DCI_URL: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (chunk) => (stdout += chunk))
+    child.stderr.on('data', (chunk) => (stderr += chunk))
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve))
+    expect(code, stderr).to.equal(0)
+    const lines = stdout.trim().split('\n')
+    expect(lines[0]).to.match(/^server: http:\/\/127\.0\.0\.1:\d+\/api\/v1$/)
+    expect(lines.slice(1)).to.deep.equal([
+      'created componenttype rhel',
+      'created components RHEL-9.3, RHEL-9.4',
+      'newest rhel component: RHEL-9.4 (2 in all), type rhel',
+      'renamed RHEL-9.4 to RHEL-9.4.1, new etag differs: true',
+      'a stale etag is refused: 412 PreconditionFailedError',
+      'deleted 2 components and 1 componenttype',
+    ])
+  })
+})
