@@ -1,0 +1,38 @@
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { expect } from 'chai'
+import { writeTypes } from '../scripts/generate-types'
+import { ROOT, SCHEMAS } from './support'
+
+const COMMITTED = path.join(ROOT, 'resources', 'types')
+
+describe('generated types (npm run types:generate)', () => {
+  it('regenerating resources/types/ from schemas/ changes nothing: the committed files are current', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dci-types-'))
+    try {
+      const written = await writeTypes(SCHEMAS, dir)
+      const committed = fs.readdirSync(COMMITTED).sort()
+      expect(committed, 'files in resources/types/ (run npm run types:generate)').to.deep.equal([...written].sort())
+      for (const name of written) {
+        expect(fs.readFileSync(path.join(COMMITTED, name), 'utf8'), `resources/types/${name} is stale: run npm run types:generate`)
+          .to.equal(fs.readFileSync(path.join(dir, name), 'utf8'))
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('a resource type has the engine fields and the input type has not; x- keywords leave no trace', async () => {
+    const text = fs.readFileSync(path.join(COMMITTED, 'remoteci.ts'), 'utf8')
+    const stored = /export interface Remoteci \{([\s\S]*?)\n\}/.exec(text)?.[1] ?? ''
+    const input = /export interface RemoteciInput \{([\s\S]*?)\n\}/.exec(text)?.[1] ?? ''
+    for (const field of ['id', 'created_at', 'updated_at', 'etag']) {
+      expect(stored).to.match(new RegExp(`\\n  ${field}: string(\\n|$)`))
+      expect(input).not.to.match(new RegExp(`\\n  ${field}\\??:`))
+    }
+    expect(stored).to.match(/\n  team: string\n/)
+    expect(input).to.match(/\n  data\?: \{/)
+    expect(text).not.to.match(/x-relation|x-unique|x-plural|x-index/)
+  })
+})

@@ -1,0 +1,239 @@
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { randomBytes } from 'node:crypto'
+import { expect } from 'chai'
+import type { Knex } from 'knex'
+import supertest from 'supertest'
+import { createEngine, generateMigration, migrateLatest, openDatabase, FolderMigrationSource, SchemaDriftError } from '../core'
+import { plugins } from '../resources'
+import { MIGRATIONS, ROOT, SCHEMAS } from './support'
+
+const WIDGET = path.join(ROOT, 'test', 'fixtures', 'schemas', 'widget.json')
+
+/** A database of its own: a fresh in-memory PGlite, or a new `dci_schema_<random>` on DATABASE_URL's server. */
+async function freshDatabase(): Promise<{ db: Knex; drop(): Promise<void> }> {
+  const url = process.env.DATABASE_URL
+  if (!url) {
+    const db = openDatabase({})
+    return { db, drop: () => db.destroy() }
+  }
+  const name = `dci_schema_${randomBytes(6).toString('hex')}`
+  const admin = openDatabase({ url, poolSize: 1 })
+  await admin.raw(`CREATE DATABASE "${name}"`)
+  const target = new URL(url)
+  target.pathname = `/${name}`
+  const db = openDatabase({ url: target.toString(), poolSize: 2 })
+  return {
+    db,
+    async drop() {
+      await db.destroy()
+      await admin.raw(`DROP DATABASE IF EXISTS "${name}"`)
+      await admin.destroy()
+    },
+  }
+}
+
+/** A temp folder holding the project's schemas plus the given extra files (name -> JSON value). */
+function schemasDir(extra: Record<string, unknown> = {}): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dci-schemas-'))
+  for (const f of fs.readdirSync(SCHEMAS)) fs.copyFileSync(path.join(SCHEMAS, f), path.join(dir, f))
+  for (const [name, value] of Object.entries(extra)) fs.writeFileSync(path.join(dir, name), JSON.stringify(value, null, 2))
+  return dir
+}
+
+const widget = () => JSON.parse(fs.readFileSync(WIDGET, 'utf8'))
+const tmpDir = (prefix: string) => fs.mkdtempSync(path.join(os.tmpdir(), prefix))
+
+describe('schema tooling', () => {
+  describe('a schema file dropped in is a working resource after npm run db:generate', () => {
+    let fresh: Awaited<ReturnType<typeof freshDatabase>>
+    let http: ReturnType<typeof supertest>
+    let migration: string
+    before(async function () {
+      this.timeout(120_000)
+      fresh = await freshDatabase()
+      const migrations = tmpDir('dci-migrations-')
+      const result = await generateMigration({ db: fresh.db, schemasDir: schemasDir({ 'widget.json': widget() }), migrationsDir: migrations })
+      migration = fs.readFileSync(result.file!, 'utf8')
+      await migrateLatest(fresh.db, migrations)
+      const engine = await createEngine({ db: fresh.db, schemasDir: schemasDir({ 'widget.json': widget() }), plugins })
+      http = supertest(engine.app().callback())
+    })
+    after(async () => fresh?.drop())
+
+    it('the migration is explicit knex calls for every table, with types, defaults, keys and indexes', () => {
+      for (const line of [
+        "await knex.schema.createTable('widgets', (t) => {",
+        "t.uuid('id').primary().defaultTo(knex.raw('gen_random_uuid()'))",
+        "t.text('name').notNullable()",
+        "t.integer('size').defaultTo(1)",
+        "t.double('weight')",
+        "t.boolean('active').defaultTo(true)",
+        "t.text('color')",
+        "t.timestamp('released_at', { useTz: true, precision: 3 })",
+        "t.jsonb('tags')",
+        "t.uuid('team').notNullable().references('id').inTable('teams').onDelete('CASCADE')",
+        "t.unique(['team', 'name'])",
+        "t.index(['color'])",
+        "t.index(['created_at'])",
+        "await knex.schema.dropTable('widgets')",
+      ]) expect(migration).to.include(line)
+      expect(migration).not.to.match(/readFile|require\(|schemas\/.*\.json'/)
+      expect(migration.indexOf("createTable('teams'")).to.be.lessThan(migration.indexOf("createTable('widgets'"))
+    })
+
+    it('creates a widget with column defaults, lists it with where, sort and embed, and guards writes with its ETag', async () => {
+      const team = (await http.post('/api/v1/teams').send({ name: 'ops' }).expect(201)).body.team
+      const body = { name: 'w1', team: team.id, weight: 2.5, color: 'red', released_at: '2026-01-02T03:04:05.678Z', tags: ['a', 'b'] }
+      const w1 = (await http.post('/api/v1/widgets').send(body).expect(201)).body.widget
+      expect(w1).to.include({ name: 'w1', size: 1, active: true, weight: 2.5, color: 'red', released_at: '2026-01-02T03:04:05.678Z', team: team.id })
+      expect(w1.tags).to.deep.equal(['a', 'b'])
+      await http.post('/api/v1/widgets').send({ name: 'w2', team: team.id, size: 5, color: 'blue' }).expect(201)
+      await http.post('/api/v1/widgets').send({ name: 'w1', team: team.id }).expect(409)
+
+      const red = (await http.get('/api/v1/widgets?where=color:red').expect(200)).body
+      expect(red._meta.count).to.equal(1)
+      expect(red.widgets[0].id).to.equal(w1.id)
+      const sorted = (await http.get('/api/v1/widgets?sort=-size&embed=team').expect(200)).body.widgets
+      expect(sorted.map((w: any) => w.name)).to.deep.equal(['w2', 'w1'])
+      expect(sorted[0].team).to.include({ id: team.id, name: 'ops' })
+
+      await http.put(`/api/v1/widgets/${w1.id}`).set('If-Match', w1.etag).send({ size: 7 }).expect(204)
+      await http.put(`/api/v1/widgets/${w1.id}`).set('If-Match', w1.etag).send({ size: 8 }).expect(412)
+      expect((await http.get(`/api/v1/widgets/${w1.id}`).expect(200)).body.widget.size).to.equal(7)
+    })
+  })
+
+  describe('start-up refuses a database that does not match the schemas', () => {
+    let fresh: Awaited<ReturnType<typeof freshDatabase>>
+    before(async function () {
+      this.timeout(120_000)
+      fresh = await freshDatabase()
+      await migrateLatest(fresh.db, MIGRATIONS)
+    })
+    after(async () => fresh?.drop())
+
+    /** The error createEngine throws after `change` ran in a transaction that is then rolled back. */
+    async function refusal(changes: string[], schemas = SCHEMAS): Promise<Error | undefined> {
+      const trx = await fresh.db.transaction()
+      try {
+        for (const change of changes) await trx.raw(change)
+        return await createEngine({ db: trx as unknown as Knex, schemasDir: schemas }).then(() => undefined, (err: Error) => err)
+      } finally {
+        await trx.rollback()
+      }
+    }
+
+    function expectDrift(err: Error | undefined, line: string): void {
+      expect(err).to.be.instanceOf(SchemaDriftError)
+      expect(err!.message).to.include(`- ${line}`)
+      expect(err!.message).to.include('npm run db:generate')
+    }
+
+    it('the migrated project database starts: the checks below fail for their one change only', async () => {
+      expect(await refusal([])).to.equal(undefined)
+    })
+
+    it('a dropped column stops start-up, naming the resource, the column and the command', async () => {
+      expectDrift(await refusal(['ALTER TABLE remotecis DROP COLUMN data']), "remoteci (table remotecis): column 'data' is missing")
+    })
+
+    it('a schema field added without a migration stops start-up', async () => {
+      const team = JSON.parse(fs.readFileSync(path.join(SCHEMAS, 'team.json'), 'utf8'))
+      team.properties.motto = { type: 'string' }
+      expectDrift(await refusal([], schemasDir({ 'team.json': team })), "team (table teams): column 'motto' is missing")
+    })
+
+    it('a schema file added without a migration stops start-up: missing table', async () => {
+      expectDrift(await refusal([], schemasDir({ 'widget.json': widget() })), 'widget (table widgets): the table does not exist')
+    })
+
+    it('a column of another type, a column in no schema, a nullable required column: one line each', async () => {
+      const err = await refusal(['ALTER TABLE teams ALTER COLUMN name TYPE varchar(20), ADD COLUMN legacy int', 'ALTER TABLE components ALTER COLUMN name DROP NOT NULL'])
+      expectDrift(err, "team (table teams): column 'name' is character varying(20) in the database, the schema wants text")
+      expectDrift(err, "team (table teams): column 'legacy' is in the database but not in the schema")
+      expectDrift(err, "component (table components): column 'name' is nullable in the database, the schema wants NOT NULL (required)")
+    })
+
+    it('a missing unique key and a missing foreign key stop start-up', async () => {
+      const err = await refusal(['ALTER TABLE remotecis DROP CONSTRAINT remotecis_team_name_unique, DROP CONSTRAINT remotecis_team_foreign'])
+      expectDrift(err, 'remoteci (table remotecis): unique key (team, name) is missing')
+      expectDrift(err, 'remoteci (table remotecis): foreign key team -> teams.id (on delete restrict) is missing')
+    })
+
+    it('checkSchema: false starts on a drifted database', async () => {
+      const trx = await fresh.db.transaction()
+      try {
+        await trx.raw('ALTER TABLE remotecis DROP COLUMN data')
+        const engine = await createEngine({ db: trx as unknown as Knex, schemasDir: SCHEMAS, checkSchema: false })
+        expect(engine.resources.has('remoteci')).to.equal(true)
+      } finally {
+        await trx.rollback()
+      }
+    })
+  })
+
+  describe('npm run db:generate on a changed schema', () => {
+    let fresh: Awaited<ReturnType<typeof freshDatabase>>
+    let migrations: string
+    before(async function () {
+      this.timeout(120_000)
+      fresh = await freshDatabase()
+      migrations = tmpDir('dci-migrations-')
+    })
+    after(async () => fresh?.drop())
+
+    it('a second run writes nothing; a changed schema gives drops, adds, type changes and keys, and down() undoes them', async function () {
+      this.timeout(120_000)
+      const original = schemasDir({ 'widget.json': widget() })
+      const first = await generateMigration({ db: fresh.db, schemasDir: original, migrationsDir: migrations })
+      expect(first.file).to.be.a('string')
+      const again = await generateMigration({ db: fresh.db, schemasDir: original, migrationsDir: migrations })
+      expect(again.file).to.equal(undefined)
+      expect(again.applied).to.deep.equal([path.basename(first.file!, '.ts')])
+      const team = (await fresh.db('teams').insert({ name: 'ops', etag: 'e' }).returning('id'))[0].id
+      await fresh.db('widgets').insert({ name: 'kept', team, size: 3, weight: 1.5, etag: 'e' })
+
+      const changed = widget()
+      delete changed.properties.weight
+      changed.properties.note = { type: 'string', default: "it's new" }
+      changed.properties.size = { type: 'number' }
+      changed.properties.active.default = false
+      changed.required.push('color')
+      delete changed.properties.color['x-index']
+      changed['x-unique'] = [['name']]
+      changed.properties.team['x-relation'].onDelete = 'restrict'
+      const next = schemasDir({ 'widget.json': changed })
+      const second = await generateMigration({ db: fresh.db, schemasDir: next, migrationsDir: migrations, resources: ['widget'] })
+      const text = fs.readFileSync(second.file!, 'utf8')
+      if (process.env.SHOW_MIGRATION) console.log(text)
+      for (const line of [
+        "t.dropColumn('weight')",
+        "t.text('note').defaultTo('it\\'s new')",
+        "t.double('size').alter()",
+        "t.boolean('active').defaultTo(false).alter()",
+        "t.text('color').notNullable().alter()",
+        "t.dropIndex(['color'], 'widgets_color_index')",
+        "t.dropUnique(['team', 'name'], 'widgets_team_name_unique')",
+        "t.unique(['name'])",
+        "t.dropForeign(['team'], 'widgets_team_foreign')",
+        "t.foreign(['team'], 'widgets_team_foreign').references('id').inTable('teams').onDelete('RESTRICT')",
+        "t.index(['team'])",
+      ]) expect(text).to.include(line)
+      expect(text.slice(text.indexOf('async function down'))).to.include("t.double('weight')")
+      expect(second.file! > first.file!).to.equal(true)
+
+      await fresh.db('widgets').update({ color: 'red' })
+      await migrateLatest(fresh.db, migrations)
+      expect((await generateMigration({ db: fresh.db, schemasDir: next, migrationsDir: migrations })).file).to.equal(undefined)
+      await createEngine({ db: fresh.db, schemasDir: next })
+      expect(await fresh.db('widgets').first('name', 'size', 'note')).to.deep.equal({ name: 'kept', size: 3, note: "it's new" })
+
+      await fresh.db.migrate.down({ migrationSource: new FolderMigrationSource(migrations) })
+      fs.rmSync(second.file!)
+      const undone = await generateMigration({ db: fresh.db, schemasDir: original, migrationsDir: migrations })
+      expect(undone.summary, 'differences after down()').to.deep.equal([])
+    })
+  })
+})
