@@ -134,9 +134,9 @@ function unquote(etag: string | null): string {
   return (etag ?? '').replace(/^W\//, '').replace(/^"(.*)"$/, '$1')
 }
 
-/** An ETag as `If-Match` takes it: quoted, unless the caller already quoted it. */
+/** An ETag as `If-Match` takes it: quoted, unless the caller already quoted it or sent `*` (any). */
 function quote(etag: string): string {
-  return /^(W\/)?".*"$/.test(etag) ? etag : `"${etag}"`
+  return etag === '*' || /^(W\/)?".*"$/.test(etag) ? etag : `"${etag}"`
 }
 
 function listQuery(params: ListParams<Record<string, unknown>, string>): URLSearchParams {
@@ -164,7 +164,7 @@ function listQuery(params: ListParams<Record<string, unknown>, string>): URLSear
 /**
  * A typed client of the API, generic over the resources' types:
  * ```ts
- * const client = createClient<DciResources>({ baseUrl: 'http://127.0.0.1:5000/api/v1' })
+ * const client = createClient<Resources>({ baseUrl: 'http://127.0.0.1:5000/api/v1' }) // Resources: from resources/types
  * const type = await client.componenttypes.create({ name: 'rhel' })
  * const { etag } = await client.componenttypes.update(type.id, { name: 'RHEL' }, { etag: type.etag })
  * ```

@@ -98,8 +98,10 @@ function mapValues(value: unknown, fn: (v: unknown) => unknown): unknown {
 
 /** Optional fields are stored as NULL when unset, and bodies may send null to clear them. */
 function nullable(schema: JsonSchema): JsonSchema {
-  const out: JsonSchema = { ...schema, type: [schema.type, 'null'] }
+  const { const: only, ...rest } = schema
+  const out: JsonSchema = { ...rest, type: [schema.type, 'null'] }
   if (Array.isArray(schema.enum)) out.enum = [...schema.enum, null]
+  if ('const' in schema) out.enum = [only, null]
   return out
 }
 

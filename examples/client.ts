@@ -6,9 +6,10 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import path from 'node:path'
-import { PreconditionFailedError, createEngine, migrateLatest, openDatabase } from '../core'
+import { PreconditionFailedError, createClient, createEngine, migrateLatest, openDatabase } from '../core'
 import { plugins } from '../resources'
-import { createDciClient } from '../resources/client'
+// The types generated from the schemas (`npm run types:generate`), by route: what the client is typed by.
+import type { Resources } from '../resources/types'
 
 /** A server of its own, for a self-contained run; `stop` closes it and its database. */
 async function startServer(): Promise<{ url: string; stop(): Promise<void> }> {
@@ -32,7 +33,7 @@ async function main(): Promise<void> {
   const own = process.env.DCI_URL ? undefined : await startServer()
   const baseUrl = process.env.DCI_URL || own!.url
   console.log(`server: ${baseUrl}`)
-  const dci = createDciClient({ baseUrl })
+  const dci = createClient<Resources>({ baseUrl })
   try {
     const rhel = await dci.componenttypes.create({ name: 'rhel' })
     console.log(`created componenttype ${rhel.name}`)

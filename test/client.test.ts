@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { spawn } from 'node:child_process'
 import { expect } from 'chai'
 import { ApiRequestError, PreconditionFailedError, createClient, type Client } from '../core'
-import { createDciClient, type DciResources } from '../resources/client'
+import type { Resources } from '../resources/types'
 import { ROOT, resetTables, testApp, type TestApp } from './support'
 
 const MISSING = '00000000-0000-4000-8000-000000000000'
@@ -22,14 +22,14 @@ describe('typed client against a live server', () => {
   let app: TestApp
   let server: http.Server
   let baseUrl: string
-  let client: Client<DciResources>
+  let client: Client<Resources>
   before(async function () {
     this.timeout(120_000) // the embedded database starts in seconds, slower on a busy machine
     app = await testApp()
     server = http.createServer(app.engine.app().callback())
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
     baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/v1`
-    client = createDciClient({ baseUrl })
+    client = createClient<Resources>({ baseUrl })
   })
   after(async () => {
     await new Promise((resolve) => server.close(resolve))
@@ -76,7 +76,7 @@ describe('typed client against a live server', () => {
 
   it('a where value with a comma is refused before any request is sent', async () => {
     let requests = 0
-    const counting = createClient<DciResources>({ baseUrl, fetch: (input, init) => ((requests += 1), fetch(input, init)) })
+    const counting = createClient<Resources>({ baseUrl, fetch: (input, init) => ((requests += 1), fetch(input, init)) })
     const err = await rejection(counting.componenttypes.list({ where: { name: 'a,b' } }))
     expect(err).to.be.instanceOf(RangeError)
     expect(requests).to.equal(0)
@@ -93,6 +93,15 @@ describe('typed client against a live server', () => {
 
     const second = await client.componenttypes.update(type.id, { name: 'c' }, { etag: first.etag, representation: true })
     expect(second.item).to.include({ id: type.id, name: 'c', etag: second.etag })
+  })
+
+  it('an etag of * is sent as If-Match: * and matches whatever the current ETag is', async () => {
+    const type = await client.componenttypes.create({ name: 'a' })
+    await client.componenttypes.update(type.id, { name: 'b' }, { etag: type.etag })
+    const forced = await client.componenttypes.update(type.id, { name: 'c' }, { etag: '*', representation: true })
+    expect(forced.item.name).to.equal('c')
+    await client.componenttypes.remove(type.id, { etag: '*' })
+    expect((await client.componenttypes.list()).count).to.equal(0)
   })
 
   it('update with a stale ETag throws PreconditionFailedError (412) and changes nothing', async () => {
@@ -154,7 +163,7 @@ describe('typed client against a live server', () => {
  * Compile-time checks of the client's types, verified by `npm run typecheck` (never run): each
  * `@ts-expect-error` fails the type check if the line below it stops being an error.
  */
-export function clientTypeChecks(client: Client<DciResources>): void {
+export function clientTypeChecks(client: Client<Resources>): void {
   // @ts-expect-error etag is not a filterable field
   void client.componenttypes.list({ where: { etag: 'x' } })
   // @ts-expect-error data (an object) cannot be filtered on

@@ -332,6 +332,7 @@ describe('OpenAPI document', () => {
               label: { type: 'string', minLength: 1 },
               size: { type: 'integer', minimum: 0 },
               colour: { type: 'string', enum: ['red', 'blue'] },
+              kind: { type: 'string', const: 'gadget' },
               pair: { type: 'array', items: [{ type: 'string' }, { type: 'integer' }], minItems: 2, additionalItems: false },
               owner: { type: 'string', format: 'uuid', 'x-relation': { resource: 'componenttype', onDelete: 'set null' } },
             },
@@ -349,14 +350,15 @@ describe('OpenAPI document', () => {
         const gadget = gadgets.components.schemas.gadget as Json
         expect(gadget.properties.size.type).to.deep.equal(['integer', 'null'])
         expect(gadget.properties.colour.enum).to.deep.equal(['red', 'blue', null])
+        expect(gadget.properties.kind).to.deep.equal({ type: ['string', 'null'], enum: ['gadget', null] })
         expect(gadget.properties.pair).to.deep.equal({ type: ['array', 'null'], prefixItems: [{ type: 'string' }, { type: 'integer' }], minItems: 2, items: false })
         expect(gadget.properties.owner.oneOf).to.deep.include({ type: 'null' })
-        const validGadget = { id: MISSING, label: 'x', size: null, colour: 'red', pair: ['a', 1], owner: null, created_at: '2026-01-01T00:00:00.000Z', updated_at: '2026-01-01T00:00:00.000Z', etag: '0'.repeat(32) }
+        const validGadget = { id: MISSING, label: 'x', size: null, colour: 'red', kind: null, pair: ['a', 1], owner: null, created_at: '2026-01-01T00:00:00.000Z', updated_at: '2026-01-01T00:00:00.000Z', etag: '0'.repeat(32) }
         const checkGadget = documentChecker(gadgets)
         checkGadget.expectValid({ $ref: '#/components/schemas/gadget' }, validGadget, 'a stored gadget')
         expect(checkGadget.compile({ $ref: '#/components/schemas/gadget' })({ ...validGadget, pair: ['a', 1, 2] }), 'a third tuple item').to.equal(false)
         const where = ((gadgets.paths['/gadgets'].get as Json).parameters as Json[]).find((p) => p.name === 'where')!
-        expect(where.schema.items.pattern).to.equal('^(?:id|created_at|updated_at|label|size|colour|owner):[^,]*$')
+        expect(where.schema.items.pattern).to.equal('^(?:id|created_at|updated_at|label|size|colour|kind|owner):[^,]*$')
         const put = gadgets.paths['/gadgets/{id}'].put as Json
         expect(Object.keys(put.responses)).to.include.members(['409', '422'])
       } finally {
