@@ -45,12 +45,12 @@ export function engineTables(engine: Engine): string[] {
  * request changed nothing: equal digests before and after mean no row was added, removed or changed.
  */
 export async function tableChecksums(db: Knex, tables: string[]): Promise<Record<string, string>> {
-  const out: Record<string, string> = {}
-  for (const table of tables) {
-    const { rows } = await db.raw(`SELECT count(*)::int AS n, coalesce(md5(string_agg(t::text, ',' ORDER BY t.id)), '') AS digest FROM "${table}" t`)
-    out[table] = `${rows[0].n}:${rows[0].digest}`
-  }
-  return out
+  // One statement for all tables (the fuzzer takes a checksum per request); UNION ALL plans fastest.
+  const parts = tables.map(
+    (table, i) => `SELECT ${i} AS i, count(*) || ':' || coalesce(md5(string_agg(t::text, ',' ORDER BY t.id)), '') AS digest FROM "${table}" t`,
+  )
+  const { rows } = await db.raw(parts.join(' UNION ALL '))
+  return Object.fromEntries((rows as Array<{ i: number; digest: string }>).map((r) => [tables[r.i], r.digest]))
 }
 
 export interface TestApp {

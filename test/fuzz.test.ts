@@ -1,0 +1,388 @@
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { expect } from 'chai'
+import fc from 'fast-check'
+import type { Resource } from '../core'
+import { RowFactory, valueFromSchema, type ApiRow } from './conformance/rows'
+import { engineTables, resetTables, tableChecksums, testApp, type TestApp } from './support'
+
+/**
+ * Property-based fuzzing of the HTTP API: random and adversarial query strings, ids, bodies, headers,
+ * methods and content types. Every answer must be a 4xx with the error body or a well-formed 2xx/304,
+ * never a 5xx, and a rejected request must leave every table exactly as it was.
+ *
+ * FUZZ_RUNS sets the total number of cases (default 3000); FUZZ_SEED replays a run (printed in the
+ * test names and by fast-check on failure).
+ */
+const TOTAL_RUNS = Number(process.env.FUZZ_RUNS ?? 3000)
+const SEED = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31))
+const MISSING = '00000000-0000-4000-8000-000000000000'
+const PROTO_KEYS = ['__proto__', 'constructor', 'prototype']
+
+interface Answer {
+  status: number
+  headers: http.IncomingHttpHeaders
+  text: string
+}
+
+interface Request {
+  method: string
+  path: string
+  headers?: Record<string, string>
+  body?: string | Buffer
+}
+
+/** One HTTP exchange over a keep-alive agent, with nothing between the fuzzer and the server. */
+function send(port: number, agent: http.Agent, req: Request): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string | number> = { ...req.headers }
+    if (req.body !== undefined) headers['Content-Length'] = Buffer.byteLength(req.body)
+    const r = http.request({ host: '127.0.0.1', port, method: req.method, path: req.path, headers, agent }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }))
+      res.on('error', reject)
+    })
+    r.on('error', reject)
+    if (req.body !== undefined) r.write(req.body)
+    r.end()
+  })
+}
+
+/** Listens on the first free port of 5150-5159 (the ports this project's tests may use). */
+async function listen(server: http.Server): Promise<number> {
+  for (let port = 5150; port <= 5159; port++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const onError = () => resolve(false)
+      server.once('error', onError)
+      server.listen(port, '127.0.0.1', () => {
+        server.off('error', onError)
+        resolve(true)
+      })
+    })
+    if (ok) return (server.address() as AddressInfo).port
+  }
+  throw new Error('no free port in 5150-5159')
+}
+
+/** Percent-encodes every UTF-8 byte of a string but unreserved ASCII (lone surrogates become U+FFFD). */
+function encode(value: string): string {
+  let out = ''
+  for (const byte of Buffer.from(value, 'utf8')) {
+    const c = String.fromCharCode(byte)
+    out += /[A-Za-z0-9\-_.~]/.test(c) ? c : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`
+  }
+  return out
+}
+
+/** Characters Node lets through in a header value (no CR, LF or other controls). */
+const headerSafe = (s: string) => s.replace(/[^\t\x20-\x7e\x80-\xff]/g, '?')
+
+/** Checks one answer against the contract; returns a description of the violation, or undefined. */
+function violation(app: TestApp, req: Request, res: Answer): string | undefined {
+  const { status } = res
+  if (status >= 500) return `${status} answered`
+  // Node's HTTP parser answers an over-long request line or header block itself, before any app runs.
+  if (status === 431) return undefined
+  const json = () => JSON.parse(res.text)
+  if (status >= 400) {
+    if (req.method === 'HEAD') return undefined
+    let body: any
+    try {
+      body = json()
+    } catch {
+      return 'a 4xx without a JSON body'
+    }
+    const keys = body && typeof body === 'object' ? Object.keys(body).sort().join(',') : ''
+    if (keys !== 'message,payload,status_code') return `error body keys are '${keys}'`
+    if (body.status_code !== status) return `status_code ${body.status_code} differs from HTTP ${status}`
+    if (typeof body.message !== 'string' || !body.payload || typeof body.payload !== 'object' || Array.isArray(body.payload)) return 'malformed error body'
+    return undefined
+  }
+  if (status === 304) {
+    if (!['GET', 'HEAD'].includes(req.method)) return `304 to a ${req.method}`
+    if (!req.headers?.['If-None-Match']) return '304 without If-None-Match'
+    return res.text === '' ? undefined : '304 with a body'
+  }
+  if (status < 200 || status >= 300) return `unexpected status ${status}`
+
+  const prefix = app.engine.prefix
+  const path = req.path.split('?')[0]
+  if (req.method === 'OPTIONS') return res.headers.allow ? undefined : 'OPTIONS answer without Allow'
+  if (!path.startsWith(`${prefix}/`)) return `${status} outside the API prefix`
+  const segments = path.slice(prefix.length + 1).split('/')
+  while (segments.length > 1 && segments.at(-1) === '') segments.pop()
+  const [first, second, third] = segments
+  const resource = [...app.engine.resources.values()].find((r) => r.plural === first)
+  if (!resource) return ['GET', 'HEAD'].includes(req.method) ? undefined : `${req.method} ${status} on a path of no resource`
+  if (req.method === 'HEAD') return res.text === '' ? undefined : 'HEAD answered a body'
+  const listOf = (r: Resource) => {
+    const body = json()
+    if (Object.keys(body).sort().join(',') !== ['_meta', r.plural].sort().join(',')) return `list keys ${Object.keys(body)}`
+    if (!Array.isArray(body[r.plural]) || body[r.plural].length > 200) return 'list is not an array of at most 200'
+    if (!Number.isInteger(body._meta?.count) || body._meta.count < 0) return `_meta.count is ${body._meta?.count}`
+    if (body[r.plural].some((row: ApiRow) => typeof row?.id !== 'string' || typeof row.etag !== 'string')) return 'a listed row without id or etag'
+    return res.headers.etag ? undefined : 'list without ETag'
+  }
+  const rowOf = (expectedId?: string) => {
+    const body = json()
+    const row = body?.[resource.name]
+    if (Object.keys(body).join(',') !== resource.name || !row || typeof row.id !== 'string') return `detail keys ${Object.keys(body)}`
+    if (expectedId !== undefined && row.id !== expectedId.toLowerCase()) return `asked ${expectedId}, got ${row.id}`
+    return res.headers.etag === `"${row.etag}"` ? undefined : 'ETag header is not the row etag'
+  }
+  const decodedId = second === undefined ? undefined : safeDecode(second)
+  switch (req.method) {
+    case 'GET':
+      if (third !== undefined) {
+        const nested = [...app.engine.resources.values()].find((r) => r.plural === third)
+        return nested ? listOf(nested) : `GET ${status} on ${path}`
+      }
+      return second === undefined ? listOf(resource) : rowOf(decodedId)
+    case 'POST': {
+      if (second !== undefined || status !== 201) return `POST answered ${status} on ${path}`
+      const problem = rowOf()
+      if (problem) return problem
+      return res.headers.location === `${prefix}/${resource.plural}/${json()[resource.name].id}` ? undefined : 'POST without Location'
+    }
+    case 'PUT':
+      if (status === 204) return res.text === '' && res.headers.etag ? undefined : '204 PUT with a body or without ETag'
+      return status === 200 ? rowOf(decodedId) : `PUT answered ${status}`
+    case 'DELETE':
+      return status === 204 && res.text === '' ? undefined : `DELETE answered ${status}`
+    default:
+      return `${req.method} answered ${status}`
+  }
+}
+
+function safeDecode(s: string): string | undefined {
+  try {
+    return decodeURIComponent(s)
+  } catch {
+    return undefined
+  }
+}
+
+describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, function () {
+  this.timeout(Math.max(120_000, TOTAL_RUNS * 100))
+  let app: TestApp
+  let server: http.Server
+  let agent: http.Agent
+  let port: number
+  let tables: string[]
+  let resources: Resource[]
+  let ids: string[]
+  let etags: string[]
+  const logged: Array<Record<string, unknown>> = []
+  const protoBefore = Object.getOwnPropertyNames(Object.prototype).sort()
+
+  before(async () => {
+    // 5xx causes are kept to be shown with the failing request, not printed thousands of times.
+    app = await testApp({ logger: { error: (details: Record<string, unknown>) => void logged.push(details), info: () => {} } as never })
+    tables = engineTables(app.engine)
+    resources = [...app.engine.resources.values()]
+    server = http.createServer(app.engine.app().callback())
+    port = await listen(server)
+    agent = new http.Agent({ keepAlive: true, maxSockets: 4 })
+  })
+  after(async () => {
+    agent?.destroy()
+    server?.closeAllConnections()
+    await new Promise((resolve) => (server ? server.close(resolve) : resolve(undefined)))
+  })
+  beforeEach(async () => {
+    await resetTables(app.db, tables)
+    const rows = new RowFactory(app)
+    const made: ApiRow[] = []
+    for (const r of resources) for (let i = 0; i < 3; i++) made.push(await rows.create(r.name))
+    checksum = undefined
+    ids = made.map((r) => r.id)
+    etags = made.map((r) => r.etag)
+  })
+
+  /** Sends one request, checks the answer, and that a rejected or read-only request changed no row. */
+  // The checksum after one request is the one before the next: nothing else writes meanwhile.
+  let checksum: Record<string, string> | undefined
+  async function exchange(req: Request): Promise<Answer> {
+    const before = checksum ?? (await tableChecksums(app.db, tables))
+    checksum = undefined
+    const res = await send(port, agent, req)
+    const problem = violation(app, req, res)
+    if (problem) {
+      const cause = res.status >= 500 ? `\n  logged: ${String(logged.at(-1)?.err ?? '').slice(0, 1500)}` : ''
+      throw new Error(`${problem}\n  request: ${JSON.stringify(req).slice(0, 2000)}\n  answer: ${res.status} ${res.text.slice(0, 500)}${cause}`)
+    }
+    const after = await tableChecksums(app.db, tables)
+    const readOnly = ['GET', 'HEAD', 'OPTIONS'].includes(req.method)
+    if ((res.status >= 300 || readOnly) && JSON.stringify(after) !== JSON.stringify(before)) {
+      throw new Error(`a ${res.status} answer to ${req.method} changed rows\n  request: ${JSON.stringify(req).slice(0, 2000)}`)
+    }
+    checksum = after
+    return res
+  }
+
+  // Tokens that broke parsers somewhere once: SQL, quoting, encodings, numbers, JSON, prototype keys.
+  const NASTY = [
+    "'", '"', "';--", "' OR '1'='1", '); DROP TABLE componenttypes; --', '%', '%25', '%00', '%zz', '%C3%28', '%FF', '\\', '\\\\',
+    '\u0000', '\u0001', '\u007f', '😀', '\uD800', '\uDFFF', 'é', '\u202e', '\ufeff', ',', ':', '::', '-', '--', '*', '', ' ', '\t', '\n',
+    ...PROTO_KEYS, 'hasOwnProperty', 'toString', '1e309', '-1', '-0', '0', '1.5', '0x10', '1e3', '99999999999999999999', '9007199254740993',
+    'NaN', 'Infinity', 'null', 'true', 'false', '[]', '{}', '[object Object]', 'undefined', 'W/"x"', '"', "$1", '?', '&', '=', '#', '+',
+    '2024-01-01T00:00:00Z', '2024-13-45T99:99:99Z', 'a'.repeat(300), 'x'.repeat(5000), MISSING, MISSING.toUpperCase(),
+  ]
+
+  const nasty = fc.constantFrom(...NASTY)
+  /** A resource, drawn by name so that counterexamples print short. */
+  const resourceArb = () => fc.constantFrom(...resources.map((r) => r.name)).map((name) => app.engine.resource(name), (r) => (r as Resource).name)
+  const text = fc.oneof(
+    { weight: 3, arbitrary: nasty },
+    { weight: 2, arbitrary: fc.string({ maxLength: 30 }) },
+    { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 30 }) },
+    { weight: 2, arbitrary: fc.array(nasty, { maxLength: 4 }).map((parts) => parts.join('')) },
+  )
+
+  const fieldName = () =>
+    fc.oneof(
+      { weight: 4, arbitrary: fc.constantFrom(...new Set(resources.flatMap((r) => ['id', 'created_at', 'updated_at', 'etag', ...r.def.fields.map((f) => f.name)]))) },
+      { weight: 1, arbitrary: text },
+    )
+  const value = () => fc.oneof({ weight: 2, arbitrary: text }, { weight: 1, arbitrary: fc.constantFrom(...ids, ...etags) }, { weight: 1, arbitrary: fc.integer().map(String) })
+  const where = () => fc.array(fc.tuple(fieldName(), fc.constantFrom(':', ':', ''), value()).map(([f, c, v]) => `${f}${c}${v}`), { minLength: 1, maxLength: 4 }).map((c) => c.join(','))
+  const sort = () => fc.array(fc.tuple(fc.constantFrom('', '-', '+', '--'), fieldName()).map(([d, f]) => d + f), { minLength: 1, maxLength: 4 }).map((s) => s.join(','))
+  const number = () => fc.oneof(fc.nat({ max: 300 }).map(String), fc.integer().map(String), fc.double().map(String), text)
+  const parameter = () =>
+    fc.oneof(
+      { weight: 3, arbitrary: fc.tuple(fc.constant('where'), where()) },
+      { weight: 2, arbitrary: fc.tuple(fc.constant('sort'), sort()) },
+      { weight: 2, arbitrary: fc.tuple(fc.constantFrom('limit', 'offset'), number()) },
+      { weight: 2, arbitrary: fc.tuple(fc.constant('embed'), fc.array(fieldName(), { maxLength: 3 }).map((e) => e.join(','))) },
+      { weight: 1, arbitrary: fc.tuple(fc.oneof(text, fc.constantFrom('where[]', 'where[id]', 'limit[]', ...PROTO_KEYS)), value()) },
+    )
+  /** A query string: encoded pairs, sometimes raw (undecodable `%` sequences reach the server as they are). */
+  const queryString = () =>
+    fc.tuple(fc.array(parameter(), { maxLength: 5 }), fc.boolean()).map(([pairs, raw]) => {
+      if (pairs.length === 0) return ''
+      const enc = (s: string) => (raw ? s.replace(/[^\x21-\x7e]/g, (c) => encode(c)).replace(/[&#]/g, encode) : encode(s))
+      return `?${pairs.map(([k, v]) => `${enc(k)}=${enc(v)}`).join('&')}`
+    })
+  const idSegment = () =>
+    fc.oneof(
+      { weight: 3, arbitrary: fc.constantFrom(...ids) },
+      { weight: 1, arbitrary: fc.constantFrom(...ids).map((id) => id.toUpperCase()) },
+      { weight: 1, arbitrary: fc.uuid().map(String) },
+      { weight: 2, arbitrary: text.map(encode) },
+      { weight: 1, arbitrary: fc.constantFrom('%', '%zz', '%C3%28', '..', '.', '%2F', '%00', `${MISSING}%00`, `${MISSING}'`) },
+    )
+  const etagHeader = () =>
+    fc.oneof(
+      { weight: 2, arbitrary: fc.constantFrom(...etags).chain((e) => fc.constantFrom(e, `"${e}"`, `W/"${e}"`, `"x", "${e}"`, `${e},${e}`)) },
+      { weight: 1, arbitrary: fc.constantFrom('*', '"*"', '*, *', 'W/', 'W/""', '""', ',', ',,,', '"unterminated', 'W/"x"') },
+      { weight: 1, arbitrary: fc.constant(Array.from({ length: 2000 }, (_, i) => `"${i}"`).join(',')) },
+      { weight: 2, arbitrary: text.map(headerSafe) },
+    )
+  const jsonValue = fc.jsonValue({ maxDepth: 4 })
+  const bodyObject = () =>
+    fc.dictionary(fc.oneof({ weight: 3, arbitrary: fieldName() }, { weight: 1, arbitrary: fc.constantFrom(...PROTO_KEYS) }), fc.oneof(jsonValue, text, value()), { maxKeys: 5 })
+  const deep = (depth: number, array: boolean) => (array ? '['.repeat(depth) + ']'.repeat(depth) : '{"a":'.repeat(depth) + '1' + '}'.repeat(depth))
+  /** A raw request body: valid and broken JSON, wrong shapes, deep nesting, huge strings, prototype keys. */
+  const rawBody = (resource: Resource) =>
+    fc.oneof(
+      { weight: 4, arbitrary: bodyObject().map((o) => JSON.stringify(o)) },
+      { weight: 3, arbitrary: fc.tuple(validBody(resource), fieldName(), fc.oneof(jsonValue, text)).map(([b, k, v]) => JSON.stringify({ ...b, [k]: v })) },
+      { weight: 2, arbitrary: fc.tuple(validBody(resource), fc.constantFrom(...PROTO_KEYS)).map(([b, k]) => JSON.stringify(b).replace(/^\{/, `{"${k}":{"polluted":"yes","prototype":{"polluted":"yes"}},`)) },
+      { weight: 1, arbitrary: jsonValue.map((v) => JSON.stringify(v)) },
+      { weight: 1, arbitrary: fc.constantFrom('', 'null', '[]', '"x"', '1', 'true', '{', '{"a":', '{"name":"\\ud800"}', '{"name":"\\u0000"}', '\ufeff{}', '{}garbage', '{"a":1,"a":2}') },
+      { weight: 1, arbitrary: fc.tuple(fc.integer({ min: 20, max: 5000 }), fc.boolean()).map(([d, a]) => deep(d, a)) },
+      { weight: 1, arbitrary: fc.constantFrom(JSON.stringify({ name: 'x'.repeat(1_100_000) }), JSON.stringify({ name: 'é'.repeat(300) }), JSON.stringify({ name: 'x'.repeat(70_000) })) },
+      { weight: 1, arbitrary: text },
+    )
+  /** A body valid for the resource, with relation fields pointing at fixture rows. */
+  const validBody = (resource: Resource) =>
+    fc.record(
+      Object.fromEntries(
+        resource.def.fields.map((f) => {
+          if (f.relation) return [f.name, fc.constantFrom(...ids)]
+          return [f.name, fc.nat({ max: 10_000_000 }).map((seed) => valueFromSchema(f.schema, seed))]
+        }),
+      ),
+    )
+  const contentType = () =>
+    fc.oneof(
+      { weight: 6, arbitrary: fc.constant('application/json') },
+      {
+        weight: 2,
+        arbitrary: fc.constantFrom(
+          'application/json; charset=utf-8', 'application/json; charset=utf-16', 'application/json; charset=latin1', 'APPLICATION/JSON',
+          'application/vnd.api+json', 'application/merge-patch+json', 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x',
+          'application/xml', '*/*', 'application/', 'json', ';;;', '',
+        ),
+      },
+      { weight: 1, arbitrary: text.map(headerSafe) },
+    )
+
+  const runs = (share: number) => Math.max(10, Math.round(TOTAL_RUNS * share))
+  const params = (share: number, offset: number) => ({ numRuns: runs(share), seed: SEED + offset })
+
+  it('GET of any list query string answers 200 with the list shape or 4xx with the error body, and changes nothing', async () => {
+    await fc.assert(
+      fc.asyncProperty(resourceArb(), queryString(), fc.option(etagHeader(), { nil: undefined }), async (resource, qs, inm) => {
+        await exchange({ method: 'GET', path: `${app.engine.prefix}/${resource.plural}${qs}`, headers: inm === undefined ? {} : { 'If-None-Match': inm } })
+      }),
+      params(0.3, 1),
+    )
+  })
+
+  it('GET, PUT and DELETE of any id with any If-Match answer 2xx or 4xx, and a 4xx changes nothing', async () => {
+    const method = fc.constantFrom('GET', 'PUT', 'DELETE', 'HEAD')
+    await fc.assert(
+      fc.asyncProperty(
+        resourceArb(), method, idSegment(), fc.option(queryString(), { nil: '' }), fc.option(etagHeader(), { nil: undefined }), fc.boolean(),
+        async (resource, m, id, qs, ifMatch, prefer) => {
+          const headers: Record<string, string> = { 'Content-Type': 'application/json' }
+          if (ifMatch !== undefined) headers[m === 'GET' || m === 'HEAD' ? 'If-None-Match' : 'If-Match'] = ifMatch
+          if (prefer) headers.Prefer = 'return=representation'
+          await exchange({ method: m, path: `${app.engine.prefix}/${resource.plural}/${id}${qs}`, headers, body: m === 'PUT' ? '{}' : undefined })
+        },
+      ),
+      params(0.25, 2),
+    )
+  })
+
+  it('POST and PUT of any body with any content type answer 2xx or 4xx with the error body, and a 4xx changes nothing', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        resourceArb().chain((r) => fc.tuple(fc.constant(r), rawBody(r))),
+        fc.constantFrom('POST', 'PUT'), contentType(), fc.option(etagHeader(), { nil: undefined }), fc.constantFrom(...ids),
+        async ([resource, body], m, type, ifMatch, id) => {
+          const headers: Record<string, string> = {}
+          if (type !== '') headers['Content-Type'] = type
+          if (ifMatch !== undefined) headers['If-Match'] = ifMatch
+          const target = m === 'POST' ? '' : `/${id}`
+          await exchange({ method: m, path: `${app.engine.prefix}/${resource.plural}${target}`, headers, body })
+        },
+      ),
+      params(0.35, 3),
+    )
+  })
+
+  it('any method on any path answers 2xx/304 or 4xx with the error body, never 5xx', async () => {
+    const segment = fc.oneof(
+      { weight: 3, arbitrary: fc.constantFrom(...resources.map((r) => r.plural), ...resources.map((r) => r.name), ...ids) },
+      { weight: 2, arbitrary: text.map(encode) },
+      { weight: 1, arbitrary: fc.constantFrom('', '.', '..', '%', '%2e%2e', 'openapi.json', 'api', 'v1') },
+    )
+    const path = fc.tuple(fc.constantFrom(app.engine.prefix, app.engine.prefix, '/api', ''), fc.array(segment, { maxLength: 4 }), fc.constantFrom('', '/'))
+      .map(([p, segments, slash]) => `${p}/${segments.join('/')}${slash}`)
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD', 'TRACE', 'PROPFIND', 'MKCOL'), path, fc.option(rawBody(resources[0]), { nil: undefined }), async (m, p, body) => {
+        await exchange({ method: m, path: p, headers: body === undefined ? {} : { 'Content-Type': 'application/json' }, body: m === 'HEAD' || m === 'GET' ? undefined : body })
+      }),
+      params(0.1, 4),
+    )
+  })
+
+  it('no request polluted Object.prototype', () => {
+    expect(Object.getOwnPropertyNames(Object.prototype).sort()).to.deep.equal(protoBefore)
+    expect(({} as Record<string, unknown>).polluted).to.equal(undefined)
+    expect((Object.prototype as Record<string, unknown>).polluted).to.equal(undefined)
+  })
+})
