@@ -20,12 +20,21 @@ export interface ListQuery {
   limit: number
   offset: number
   embed: string[]
+  /**
+   * How `_meta.count` is computed: `estimate` (the default) counts exactly up to a threshold and
+   * estimates above it; `exact` always counts every matching row.
+   */
+  count?: CountMode
 }
+
+/** The values of the `count` list parameter. */
+export const COUNT_MODES = ['estimate', 'exact'] as const
+export type CountMode = (typeof COUNT_MODES)[number]
 
 /** Query parameters as koa gives them: repeated keys arrive as arrays. */
 export type RawQuery = Record<string, string | string[] | undefined>
 
-export const LIST_PARAMETERS = ['where', 'sort', 'limit', 'offset', 'embed'] as const
+export const LIST_PARAMETERS = ['where', 'sort', 'limit', 'offset', 'embed', 'count'] as const
 export const DETAIL_PARAMETERS = ['embed'] as const
 
 interface Filterable {
@@ -143,12 +152,17 @@ export function compileListQuery(def: ResourceDefinition, limits: ListLimits) {
       const sort = single(query, 'sort')
       const limit = single(query, 'limit')
       const offset = single(query, 'offset')
+      const count = single(query, 'count')
+      if (count !== undefined && !(COUNT_MODES as readonly string[]).includes(count)) {
+        throw errors.badParameter('count', `'${count.slice(0, 40)}' is not one of ${COUNT_MODES.join(', ')}`, { values: [...COUNT_MODES] })
+      }
       return {
         where: where === undefined || where === '' ? [] : parseWhere(where),
         sort: sort === undefined || sort === '' ? [['created_at', 'asc']] : parseSort(sort),
         limit: limit === undefined ? limits.defaultLimit : nonNegativeInteger('limit', limit, limits.maxLimit),
         offset: offset === undefined ? 0 : nonNegativeInteger('offset', offset, limits.maxOffset),
         embed: parseEmbed(single(query, 'embed')),
+        count: (count as CountMode | undefined) ?? 'estimate',
       }
     },
 

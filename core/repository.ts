@@ -13,6 +13,16 @@ export interface RelationLookup {
   (resource: string): Repository
 }
 
+/**
+ * Up to this many matching rows, `_meta.count` is exact whatever the `count` parameter; above it, it is
+ * the planner's estimate unless the client asked `count=exact`. Counting is bounded by it: a count of a
+ * million rows costs a scan of them, a capped count reads at most this many (see bench/RESULTS.md).
+ */
+export const EXACT_COUNT_UP_TO = 10_000
+
+/** `_meta` of a list answer: `count_exact: false` appears only when the count is an estimate. */
+export type ListMeta = { count: number } | { count: number; count_exact: false }
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 /** True when `id` can be a row id; anything else is answered 404 without asking the database. */
@@ -78,8 +88,11 @@ export class Repository {
     }
   }
 
-  /** One page of rows matching `where`, and the number of all matching rows. */
-  async list(q: ListQuery): Promise<{ items: Row[]; count: number }> {
+  /**
+   * One page of rows matching `where`, and the number of all matching rows (`count`), exact up to
+   * {@link EXACT_COUNT_UP_TO} or when `q.count` is `exact`, else the planner's estimate (`meta` says so).
+   */
+  async list(q: ListQuery): Promise<{ items: Row[]; count: number; meta: ListMeta }> {
     const filtered = () => {
       const qb = this.query()
       for (const [field, value] of q.where) qb.where(field, value)
@@ -89,12 +102,32 @@ export class Repository {
     for (const [field, direction] of q.sort) page.orderBy(field, direction)
     if (!q.sort.some(([field]) => field === 'id')) page.orderBy('id', 'asc')
     page.limit(q.limit).offset(q.offset)
-    const [items, count] = await this.run('read', () =>
-      Promise.all([q.limit === 0 ? Promise.resolve([]) : page, filtered().count({ count: '*' }).first()]),
-    )
-    const rows = this.fromDb(items as Row[])
+    const items = q.limit === 0 ? [] : ((await this.run('read', () => page)) as Row[])
+    // A page that is not full, and not past the end, tells the count without a second query.
+    const { count, exact } =
+      items.length > 0 && items.length < q.limit ? { count: q.offset + items.length, exact: true } : await this.count(filtered, q.count === 'exact')
+    const rows = this.fromDb(items)
     await this.embed(rows, q.embed)
-    return { items: rows, count: Number((count as { count: string | number } | undefined)?.count ?? 0) }
+    return { items: rows, count, meta: exact ? { count } : { count, count_exact: false } }
+  }
+
+  /** Counts the rows of `filtered`: exactly, or up to the threshold and then by the planner's estimate. */
+  private async count(filtered: () => Knex.QueryBuilder, exact: boolean): Promise<{ count: number; exact: boolean }> {
+    if (exact) {
+      const row = await this.run('read', () => filtered().count({ count: '*' }).first())
+      return { count: Number((row as { count: string | number } | undefined)?.count ?? 0), exact: true }
+    }
+    const capped = await this.run('read', () =>
+      this.knex.from(filtered().select(this.knex.raw('1')).limit(EXACT_COUNT_UP_TO + 1).as('capped')).count({ count: '*' }).first(),
+    )
+    const count = Number((capped as { count: string | number } | undefined)?.count ?? 0)
+    if (count <= EXACT_COUNT_UP_TO) return { count, exact: true }
+    const result = await this.run('read', () => this.knex.raw('EXPLAIN (FORMAT JSON) ?', [filtered().select(this.knex.raw('1'))]))
+    const rows = ((result as { rows?: unknown[] }).rows ?? result) as Array<Record<string, unknown>>
+    const plan = rows[0]?.['QUERY PLAN']
+    const estimate = Number((typeof plan === 'string' ? JSON.parse(plan) : plan)?.[0]?.Plan?.['Plan Rows'])
+    // The capped count proved there are more rows than the threshold, whatever the planner thinks.
+    return { count: Math.max(Number.isFinite(estimate) ? Math.round(estimate) : 0, EXACT_COUNT_UP_TO + 1), exact: false }
   }
 
   /** The row with this id, or undefined. */

@@ -54,8 +54,8 @@ function mountResource(router: Router, resource: Resource, engine: Engine): void
 
   router.get(collection, async (ctx) => {
     const q = query.parseList(ctx.query as RawQuery)
-    const { items, count } = await repository.list(q)
-    sendList(ctx, { [plural]: items, _meta: { count } })
+    const { items, meta } = await repository.list(q)
+    sendList(ctx, { [plural]: items, _meta: meta })
   })
 
   router.post(collection, async (ctx) => {

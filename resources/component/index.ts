@@ -14,8 +14,8 @@ export default defineResource<ComponentInput>({
       const q = components.query.parseList(ctx.query as RawQuery)
       if (!(await componenttypes.repository.get(ctx.params.id))) throw errors.notFound(componenttypes.name)
       q.where.push(['componenttype', ctx.params.id])
-      const { items, count } = await components.repository.list(q)
-      sendList(ctx, { [components.plural]: items, _meta: { count } })
+      const { items, meta } = await components.repository.list(q)
+      sendList(ctx, { [components.plural]: items, _meta: meta })
     })
   },
   openapi(spec) {

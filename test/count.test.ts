@@ -1,0 +1,116 @@
+import { expect } from 'chai'
+import { EXACT_COUNT_UP_TO } from '../core/repository'
+import { createComponent, createType, resetTables, testApp, type TestApp } from './support'
+
+const COMPONENTS = '/api/v1/components'
+
+/** Inserts `n` components of one type in one statement (the HTTP API would take minutes for 10,000). */
+async function bulkComponents(app: TestApp, componenttype: string, n: number, name = 'bulk'): Promise<void> {
+  await app.db.raw(
+    `INSERT INTO components (name, componenttype, etag)
+     SELECT ? || '-' || i, ?::uuid, md5(i::text) FROM generate_series(1, ?::int) AS i`,
+    [name, componenttype, n],
+  )
+  await app.db.raw('ANALYZE components')
+}
+
+describe('_meta.count and the count parameter', () => {
+  let app: TestApp
+  before(async () => {
+    app = await testApp()
+  })
+  beforeEach(async () => {
+    await resetTables(app.db)
+  })
+
+  describe('up to the threshold, every count is exact and carries no flag', () => {
+    it('the default count of a small list is exact: _meta is {count} alone', async () => {
+      const ct = await createType(app, 't')
+      for (const name of ['a', 'b', 'c']) await createComponent(app, name, ct.id)
+      const res = await app.http.get(`${COMPONENTS}?limit=1`).expect(200)
+      expect(res.body._meta).to.deep.equal({ count: 3 })
+    })
+
+    it('count=exact answers the same exact count', async () => {
+      const ct = await createType(app, 't')
+      for (const name of ['a', 'b']) await createComponent(app, name, ct.id)
+      const res = await app.http.get(`${COMPONENTS}?count=exact&limit=1`).expect(200)
+      expect(res.body._meta).to.deep.equal({ count: 2 })
+    })
+
+    it('count=estimate is the default, given explicitly', async () => {
+      const ct = await createType(app, 't')
+      await createComponent(app, 'a', ct.id)
+      const res = await app.http.get(`${COMPONENTS}?count=estimate`).expect(200)
+      expect(res.body._meta).to.deep.equal({ count: 1 })
+    })
+
+    it('limit=0 answers no rows and the count', async () => {
+      const ct = await createType(app, 't')
+      for (const name of ['a', 'b']) await createComponent(app, name, ct.id)
+      const res = await app.http.get(`${COMPONENTS}?limit=0`).expect(200)
+      expect(res.body).to.deep.equal({ components: [], _meta: { count: 2 } })
+    })
+
+    it('an offset past the end still answers the count of every matching row', async () => {
+      const ct = await createType(app, 't')
+      for (const name of ['a', 'b', 'c']) await createComponent(app, name, ct.id)
+      const res = await app.http.get(`${COMPONENTS}?offset=10`).expect(200)
+      expect(res.body).to.deep.equal({ components: [], _meta: { count: 3 } })
+      const last = await app.http.get(`${COMPONENTS}?offset=2&limit=2`).expect(200)
+      expect(last.body._meta).to.deep.equal({ count: 3 })
+    })
+  })
+
+  describe(`above ${EXACT_COUNT_UP_TO} matching rows`, function () {
+    this.timeout(120_000)
+    let ct: Record<string, any>
+    const total = EXACT_COUNT_UP_TO + 50
+    beforeEach(async () => {
+      ct = await createType(app, 'many')
+      await bulkComponents(app, ct.id, total)
+    })
+
+    it('the default count is an estimate over the threshold, flagged count_exact: false', async () => {
+      const res = await app.http.get(`${COMPONENTS}?limit=2`).expect(200)
+      expect(res.body.components).to.have.length(2)
+      expect(res.body._meta).to.have.all.keys('count', 'count_exact')
+      expect(res.body._meta.count_exact).to.equal(false)
+      expect(res.body._meta.count).to.be.a('number').above(EXACT_COUNT_UP_TO)
+    })
+
+    it('count=exact counts every row and carries no flag', async () => {
+      const res = await app.http.get(`${COMPONENTS}?limit=2&count=exact`).expect(200)
+      expect(res.body._meta).to.deep.equal({ count: total })
+    })
+
+    it('a where that matches few rows is counted exactly', async () => {
+      const other = await createType(app, 'few')
+      await bulkComponents(app, other.id, 7, 'few')
+      const res = await app.http.get(`${COMPONENTS}?where=componenttype:${other.id}&limit=2`).expect(200)
+      expect(res.body._meta).to.deep.equal({ count: 7 })
+      const nested = await app.http.get(`/api/v1/componenttypes/${other.id}/components?limit=2`).expect(200)
+      expect(nested.body._meta).to.deep.equal({ count: 7 })
+    })
+  })
+
+  describe('bad count values', () => {
+    it('an unknown count value answers 400 listing the valid ones', async () => {
+      const res = await app.http.get(`${COMPONENTS}?count=maybe`).expect(400)
+      expect(res.body).to.have.all.keys('message', 'payload', 'status_code')
+      expect(res.body.message).to.match(/^Invalid 'count' parameter/)
+      expect(res.body.payload).to.deep.equal({ values: ['estimate', 'exact'] })
+    })
+
+    it('count given twice answers 400', async () => {
+      const res = await app.http.get(`${COMPONENTS}?count=exact&count=exact`).expect(400)
+      expect(res.body.message).to.match(/^Invalid 'count' parameter: given more than once/)
+    })
+
+    it('count is a list parameter only: on a detail route it is unknown', async () => {
+      const ct = await createType(app, 't')
+      const res = await app.http.get(`/api/v1/componenttypes/${ct.id}?count=exact`).expect(400)
+      expect(res.body.message).to.equal("Unknown query parameter 'count'")
+    })
+  })
+})
