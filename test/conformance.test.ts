@@ -9,7 +9,9 @@ const definitions = loadSchemas(SCHEMAS)
 
 describe('conformance suite of every registered resource', () => {
   let app: TestApp
-  before(async () => {
+  before(async function () {
+    // The embedded database takes a while to start on a loaded machine.
+    this.timeout(180_000)
     app = await testApp()
   })
 

@@ -176,7 +176,8 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
   const logged: Array<Record<string, unknown>> = []
   const protoBefore = Object.getOwnPropertyNames(Object.prototype).sort()
 
-  before(async () => {
+  before(async function () {
+    this.timeout(180_000)
     // 5xx causes are kept to be shown with the failing request, not printed thousands of times.
     app = await testApp({ logger: { error: (details: Record<string, unknown>) => void logged.push(details), info: () => {} } as never })
     tables = engineTables(app.engine)

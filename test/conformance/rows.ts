@@ -124,6 +124,10 @@ export function valueFromSchema(schema: JsonSchema, seed: number, depth = 0): un
       const properties = (schema.properties as Record<string, JsonSchema> | undefined) ?? {}
       const required = (schema.required as string[] | undefined) ?? []
       const out: Record<string, unknown> = {}
+      // A free-form object still gets content, so that its round trip through the database is checked.
+      if (Object.keys(properties).length === 0 && schema.additionalProperties !== false) {
+        return { seed, label: letters(seed, 8), nested: { list: [seed, true, null] } }
+      }
       for (const [name, prop] of Object.entries(properties)) {
         if (depth > 4 && !required.includes(name)) continue
         out[name] = valueFromSchema(prop, seed, depth + 1)

@@ -120,7 +120,7 @@ export function conformanceSuite(def: ResourceDefinition, getApp: () => TestApp,
         const res = await app.http.post(base).send(body).expect(201)
         const row = res.body[name]
         expect(Object.keys(res.body)).to.deep.equal([name])
-        expect(row).to.include(body)
+        expect(row).to.deep.include(body)
         expect(row.id).to.match(/^[0-9a-f-]{36}$/)
         expect(row.etag).to.match(/^[0-9a-f]{32}$/)
         expect(row.updated_at).to.equal(row.created_at)
@@ -197,7 +197,7 @@ export function conformanceSuite(def: ResourceDefinition, getApp: () => TestApp,
         expect(res.headers.etag).to.not.equal(`"${row.etag}"`)
         const after = await app.http.get(`${base}/${row.id}`).expect(200)
         expect(after.headers.etag).to.equal(res.headers.etag)
-        expect(after.body[name]).to.include(patch)
+        expect(after.body[name]).to.deep.include(patch)
         expect(after.body[name].created_at).to.equal(row.created_at)
         expect(new Date(after.body[name].updated_at).getTime()).to.be.at.least(new Date(row.updated_at).getTime())
       })
@@ -206,7 +206,7 @@ export function conformanceSuite(def: ResourceDefinition, getApp: () => TestApp,
         const row = await rows.create(name)
         const patch = rows.updateBody(name)
         const res = await app.http.put(`${base}/${row.id}`).set('If-Match', row.etag).set('Prefer', 'return=representation').send(patch).expect(200)
-        expect(res.body[name]).to.include({ ...patch, id: row.id })
+        expect(res.body[name]).to.deep.include({ ...patch, id: row.id })
         expect(res.headers.etag).to.equal(`"${res.body[name].etag}"`)
         expect(res.headers['preference-applied']).to.equal('return=representation')
         expect(await detail(row.id)).to.deep.equal(res.body[name])
@@ -232,7 +232,7 @@ export function conformanceSuite(def: ResourceDefinition, getApp: () => TestApp,
         const row = await rows.create(name)
         const patch = rows.updateBody(name)
         await app.http.put(`${base}/${row.id}`).set('If-Match', '*').send(patch).expect(204)
-        expect(await detail(row.id)).to.include(patch)
+        expect(await detail(row.id)).to.deep.include(patch)
       })
 
       it('10 concurrent PUTs with the same ETag: exactly one 204, nine 412, and the winner\'s ETag is current', async () => {
