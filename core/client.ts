@@ -44,12 +44,17 @@ export interface ListParams<T, E extends string = never> {
   offset?: number
   /** Relation fields to replace by the related object. */
   embed?: E[]
+  /** `exact` counts every matching row; `estimate` (the server's default) estimates large counts. */
+  count?: 'estimate' | 'exact'
 }
 
 /** One page of a list, the number of all matching rows, and the ETag of the answer. */
 export interface ListPage<T> {
   items: T[]
+  /** Rows matching `where`, on every page. */
   count: number
+  /** False when `count` is the database's estimate (large lists, unless `count: 'exact'`). */
+  countExact: boolean
   etag: string
 }
 
@@ -158,6 +163,7 @@ function listQuery(params: ListParams<Record<string, unknown>, string>): URLSear
   if (params.limit !== undefined) query.set('limit', String(params.limit))
   if (params.offset !== undefined) query.set('offset', String(params.offset))
   if (params.embed?.length) query.set('embed', params.embed.join(','))
+  if (params.count !== undefined) query.set('count', params.count)
   return query
 }
 
@@ -197,8 +203,9 @@ export function createClient<R extends ResourceTypes<R> = Record<string, Resourc
     return {
       async list(params = {}) {
         const response = await call('GET', collection, { query: listQuery(params as ListParams<Record<string, unknown>, string>) })
-        const body = (await response.json()) as Record<string, unknown> & { _meta: { count: number } }
-        return { items: body[plural] as never[], count: body._meta.count, etag: unquote(response.headers.get('ETag')) }
+        const body = (await response.json()) as Record<string, unknown> & { _meta: { count: number; count_exact?: false } }
+        const { count, count_exact: countExact = true } = body._meta
+        return { items: body[plural] as never[], count, countExact, etag: unquote(response.headers.get('ETag')) }
       },
       async get(id, getOptions = {}) {
         const query = new URLSearchParams()

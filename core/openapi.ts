@@ -1,6 +1,7 @@
 import type { Engine } from './engine'
-import type { ListLimits } from './list-query'
+import { COUNT_MODES, LIST_PARAMETERS, type ListLimits } from './list-query'
 import type { Resource } from './registry'
+import { EXACT_COUNT_UP_TO } from './repository'
 import type { FieldDefinition, JsonSchema } from './schema-loader'
 
 /** A JSON object of the OpenAPI document (operation, parameter, response...). */
@@ -159,7 +160,10 @@ function sharedComponents(limits: ListLimits): OpenApiDocument['components'] {
       },
       ListMeta: {
         type: 'object',
-        properties: { count: { type: 'integer', minimum: 0, description: 'How many rows match `where`, on every page.' } },
+        properties: {
+          count: { type: 'integer', minimum: 0, description: 'How many rows match `where`, on every page (see the `count` parameter).' },
+          count_exact: { const: false, description: 'Present, and false, only when `count` is an estimate.' },
+        },
         required: ['count'],
         additionalProperties: false,
       },
@@ -176,6 +180,14 @@ function sharedComponents(limits: ListLimits): OpenApiDocument['components'] {
         in: 'query',
         description: 'Rows to skip, after sorting.',
         schema: { type: 'integer', minimum: 0, maximum: limits.maxOffset, default: 0 },
+      },
+      count: {
+        name: 'count',
+        in: 'query',
+        description:
+          `How \`_meta.count\` is computed: \`estimate\` counts exactly up to ${EXACT_COUNT_UP_TO} matching rows and gives the planner's estimate above ` +
+          '(then `_meta.count_exact` is false); `exact` always counts every matching row.',
+        schema: { type: 'string', enum: [...COUNT_MODES], default: 'estimate' },
       },
       IfNoneMatch: {
         name: 'If-None-Match',
@@ -207,35 +219,39 @@ function sharedComponents(limits: ListLimits): OpenApiDocument['components'] {
   }
 }
 
-/** `where`, `sort` and `embed` with the field names this resource allows; `limit` and `offset` are shared. */
+type ListParameter = (typeof LIST_PARAMETERS)[number]
+
+/**
+ * How each list parameter is documented, by name: a parameter added to the parser without a
+ * description here is a type error. `where`, `sort` and `embed` list the fields this resource allows.
+ */
+const LIST_PARAMETER_DOCS: Record<ListParameter, (resource: Resource) => OpenApiObject | undefined> = {
+  where: ({ query: { fields } }) => ({
+    name: 'where',
+    in: 'query',
+    description:
+      'Equality filters, AND-ed: `field:value[,field:value...]`. The value runs from the first colon to the next comma and is parsed by the field\'s type (`true`/`false`, numbers, uuids, date-times). ' +
+      `Fields: ${fields.map((f) => `\`${f}\``).join(', ')}.`,
+    style: 'form',
+    explode: false,
+    schema: { type: 'array', items: { type: 'string', pattern: `^(?:${fields.join('|')}):[^,]*$` } },
+  }),
+  sort: ({ query: { fields } }) => ({
+    name: 'sort',
+    in: 'query',
+    description: 'Sort keys, in order: `field` ascending, `-field` descending, each field once (default `created_at`; ties are broken by `id`).',
+    style: 'form',
+    explode: false,
+    schema: { type: 'array', items: { type: 'string', enum: fields.flatMap((f) => [f, `-${f}`]) } },
+  }),
+  limit: () => ref('parameters', 'limit'),
+  offset: () => ref('parameters', 'offset'),
+  embed: (resource) => embedParameter(resource),
+  count: () => ref('parameters', 'count'),
+}
+
 function listParameters(resource: Resource): OpenApiObject[] {
-  const fields = resource.query.fields
-  const fieldAlternatives = fields.join('|')
-  const parameters: OpenApiObject[] = [
-    {
-      name: 'where',
-      in: 'query',
-      description:
-        'Equality filters, AND-ed: `field:value[,field:value...]`. The value runs from the first colon to the next comma and is parsed by the field\'s type (`true`/`false`, numbers, uuids, date-times). ' +
-        `Fields: ${fields.map((f) => `\`${f}\``).join(', ')}.`,
-      style: 'form',
-      explode: false,
-      schema: { type: 'array', items: { type: 'string', pattern: `^(?:${fieldAlternatives}):[^,]*$` } },
-    },
-    {
-      name: 'sort',
-      in: 'query',
-      description: 'Sort keys, in order: `field` ascending, `-field` descending, each field once (default `created_at`; ties are broken by `id`).',
-      style: 'form',
-      explode: false,
-      schema: { type: 'array', items: { type: 'string', enum: fields.flatMap((f) => [f, `-${f}`]) } },
-    },
-    ref('parameters', 'limit'),
-    ref('parameters', 'offset'),
-  ]
-  const embed = embedParameter(resource)
-  if (embed) parameters.push(embed)
-  return parameters
+  return LIST_PARAMETERS.map((name) => LIST_PARAMETER_DOCS[name](resource)).filter((p): p is OpenApiObject => p !== undefined)
 }
 
 /** `embed`, only for resources that have relations: it replaces each named relation id by the object. */

@@ -61,9 +61,10 @@ describe('typed client against a live server', () => {
     for (const name of ['c', 'a', 'b']) await client.components.create({ name, componenttype: t1.id })
     await client.components.create({ name: 'z', componenttype: t2.id })
 
-    const page = await client.components.list({ where: { componenttype: t1.id }, sort: ['-name'], limit: 2, offset: 1, embed: ['componenttype'] })
+    const page = await client.components.list({ where: { componenttype: t1.id }, sort: ['-name'], limit: 2, offset: 1, embed: ['componenttype'], count: 'exact' })
     expect(page.items.map((c) => c.name)).to.deep.equal(['b', 'a'])
     expect(page.count).to.equal(3)
+    expect(page.countExact).to.equal(true)
     expect(page.items[0].componenttype).to.deep.equal(t1)
     expect(page.etag).to.match(/^[0-9a-f]{32}$/)
 

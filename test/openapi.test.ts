@@ -7,6 +7,7 @@ import addFormats from 'ajv-formats'
 import { compileErrors, validate } from '@readme/openapi-parser'
 import type { Response } from 'supertest'
 import { createEngine, openDatabase, type OpenApiDocument } from '../core'
+import { DETAIL_PARAMETERS, LIST_PARAMETERS } from '../core/list-query'
 import { plugins } from '../resources'
 import { SCHEMAS, createComponent, createType, resetTables, testApp, testDatabase, type TestApp } from './support'
 
@@ -136,7 +137,7 @@ describe('OpenAPI document', () => {
 
     it('list parameters allow exactly the fields of the resource in where, sort and embed', () => {
       const params = Object.fromEntries(((doc.paths['/components'].get as Json).parameters as Json[]).map((p) => check.deref(p)).map((p) => [p.name, p]))
-      expect(params).to.have.all.keys('where', 'sort', 'limit', 'offset', 'embed', 'If-None-Match')
+      expect(params).to.include.all.keys('where', 'sort', 'limit', 'offset', 'embed', 'If-None-Match')
       expect(params.where.style).to.equal('form')
       expect(params.where.explode).to.equal(false)
       const clause = check.compile(params.where.schema.items)
@@ -152,6 +153,15 @@ describe('OpenAPI document', () => {
       expect(typeParams, 'a resource without relations has no embed').to.not.include('embed')
     })
 
+    it('documents every query parameter the list and detail parsers accept (embed only where there are relations)', () => {
+      const queryNames = (op: Json) => (op.parameters as Json[]).map((p) => check.deref(p)).filter((p) => p.in === 'query').map((p) => p.name)
+      for (const resource of app.engine.resources.values()) {
+        const accepted = (names: readonly string[]) => names.filter((n) => n !== 'embed' || resource.query.relations.length > 0)
+        expect(queryNames(doc.paths[`/${resource.plural}`].get as Json), resource.plural).to.have.members(accepted(LIST_PARAMETERS))
+        expect(queryNames(doc.paths[`/${resource.plural}/{id}`].get as Json), resource.plural).to.have.members(accepted(DETAIL_PARAMETERS))
+      }
+    })
+
     it('a relation field is oneOf the id and the related object; engine fields are required and read-only', () => {
       const component = doc.components.schemas.component as Json
       expect(component.required).to.have.members(['id', 'name', 'componenttype', 'created_at', 'updated_at', 'etag'])
@@ -163,6 +173,14 @@ describe('OpenAPI document', () => {
       expect(JSON.stringify(doc.components.schemas), 'no x- keyword is left in the schemas').to.not.match(/"x-/)
       expect((doc.components.schemas['component.create'] as Json).required).to.deep.equal(['name', 'componenttype'])
       expect(doc.components.schemas['component.update'] as Json).to.not.have.property('required')
+    })
+
+    it('_meta has the count, and count_exact: false only when the count is an estimate', () => {
+      const meta = check.compile({ $ref: '#/components/schemas/ListMeta' })
+      expect(meta({ count: 3 })).to.equal(true)
+      expect(meta({ count: 10_500, count_exact: false })).to.equal(true)
+      expect(meta({ count: 3, count_exact: true })).to.equal(false)
+      expect(meta({})).to.equal(false)
     })
 
     it('the error body is one shared schema, referenced by every error response', () => {
@@ -179,7 +197,7 @@ describe('OpenAPI document', () => {
       check.expectDocumentedBody({ name: 'rhel' }, 'post', '/componenttypes')
       const created = await app.http.post('/api/v1/componenttypes').send({ name: 'rhel' }).expect(201)
       expect(check.expectDocumented(created, 'post', '/componenttypes')).to.equal(201)
-      const list = await app.http.get('/api/v1/componenttypes?sort=-name&limit=5&offset=0&where=name:rhel').expect(200)
+      const list = await app.http.get('/api/v1/componenttypes?sort=-name&limit=5&offset=0&where=name:rhel&count=exact').expect(200)
       expect(list.body._meta.count).to.equal(1)
       check.expectDocumented(list, 'get', '/componenttypes')
       check.expectDocumented(await app.http.get('/api/v1/componenttypes').set('If-None-Match', list.headers.etag).expect(304), 'get', '/componenttypes')
