@@ -209,6 +209,26 @@ describe('bad input: 4xx answers with a JSON error body, and nothing changes', (
       expectError(res, 400, /^Invalid value/)
     })
 
+    it('a NUL character inside an object field (jsonb) answers 400 and creates nothing', async () => {
+      const team = (await app.http.post('/api/v1/teams').send({ name: 'ci' }).expect(201)).body.team
+      const res = await unchanged(app, () => app.http.post('/api/v1/remotecis').send({ name: 'lab', team: team.id, data: { key: 'a\u0000b' } }))
+      expectError(res, 400, /^Invalid value/)
+    })
+
+    it('a lone UTF-16 surrogate inside an object field (jsonb) answers 400 and creates nothing', async () => {
+      const team = (await app.http.post('/api/v1/teams').send({ name: 'ci' }).expect(201)).body.team
+      const text = `{"name":"lab","team":"${team.id}","data":{"key":"\\ud800"}}`
+      const res = await unchanged(app, () => app.http.post('/api/v1/remotecis').set('Content-Type', 'application/json').send(text))
+      expectError(res, 400, /^Invalid value/)
+    })
+
+    it('a "__proto__" key nested inside an object field answers 400 and creates nothing', async () => {
+      const team = (await app.http.post('/api/v1/teams').send({ name: 'ci' }).expect(201)).body.team
+      const text = `{"name":"lab","team":"${team.id}","data":{"__proto__":{"admin":true}}}`
+      const res = await unchanged(app, () => app.http.post('/api/v1/remotecis').set('Content-Type', 'application/json').send(text))
+      expectError(res, 400, "Request body may not contain a '__proto__' key")
+    })
+
     it('unicode and emoji names are stored and read back as sent, and found by where', async () => {
       const name = 'Ünïcødé 日本語 ✓ 🚀 👩‍👩‍👧 ﷽'
       const created = await app.http.post(TYPES).send({ name }).expect(201)
@@ -273,6 +293,11 @@ describe('bad input: 4xx answers with a JSON error body, and nothing changes', (
         expectError(await where(`created_at:${encodeURIComponent(date)}`), 400)
       })
     }
+
+    it('an object field (jsonb) cannot be filtered on: 400 unknown field', async () => {
+      const body = expectError(await where('data:x', '/api/v1/remotecis'), 400, "Invalid 'where' parameter: unknown field 'data'")
+      expect(body.payload.fields).to.not.include('data')
+    })
 
     it('a NUL byte answers 400', async () => {
       expectError(await where('name:a%00b'), 400, "Invalid 'where' parameter: contains a NUL character")
@@ -526,6 +551,13 @@ describe('bad input: 4xx answers with a JSON error body, and nothing changes', (
     it('a real gzip JSON body is accepted, so the two refusals below are about the data', async () => {
       const gz = gzipSync(Buffer.from('{"name":"zipped"}'))
       await app.http.post(TYPES).set('Content-Type', 'application/json').set('Content-Encoding', 'gzip').serialize((raw) => raw).send(gz).expect(201)
+    })
+
+    it('a small gzip body that inflates past the limit answers 413 and creates nothing', async () => {
+      const gz = gzipSync(Buffer.from(`{"name":"x"${' '.repeat(2_000_000)}}`))
+      expect(gz.length).to.be.below(10_000)
+      const res = await unchanged(app, () => app.http.post(TYPES).set('Content-Type', 'application/json').set('Content-Encoding', 'gzip').serialize((raw) => raw).send(gz))
+      expectError(res, 413, 'Request body is larger than 1mb')
     })
 
     it('a truncated gzip body answers 400, not 500, and creates nothing', async () => {
