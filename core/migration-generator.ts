@@ -146,6 +146,10 @@ export function planMigration(defs: ResourceDefinition[], live: Map<string, Live
     else changed.push({ expected, diffs, live: current })
   }
   if (summary.length === 0) return undefined
+  for (const t of [...created, ...changed.map((c) => c.expected)]) {
+    const missing = t.foreign.find((fk) => !live.has(fk.table) && !created.some((c) => c.table === fk.table))
+    if (missing) throw new Error(`${t.resource} relates to table ${missing.table}, which does not exist and is not being generated: name its resource too`)
+  }
 
   const ordered = creationOrder(created)
   const existing = new Set(live.keys())

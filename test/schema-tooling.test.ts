@@ -5,7 +5,8 @@ import { randomBytes } from 'node:crypto'
 import { expect } from 'chai'
 import type { Knex } from 'knex'
 import supertest from 'supertest'
-import { createEngine, generateMigration, migrateLatest, openDatabase, FolderMigrationSource, SchemaDriftError } from '../core'
+import { createEngine, generateMigration, loadSchemas, migrateLatest, openDatabase, FolderMigrationSource, SchemaDriftError } from '../core'
+import { planMigration } from '../core/migration-generator'
 import { plugins } from '../resources'
 import { MIGRATIONS, ROOT, SCHEMAS } from './support'
 
@@ -234,6 +235,27 @@ describe('schema tooling', () => {
       fs.rmSync(second.file!)
       const undone = await generateMigration({ db: fresh.db, schemasDir: original, migrationsDir: migrations })
       expect(undone.summary, 'differences after down()').to.deep.equal([])
+    })
+
+    it('two new tables that reference each other: the second foreign key is added once both exist, and down() drops it first', async () => {
+      const dir = tmpDir('dci-schemas-')
+      const relation = (resource: string) => ({ type: 'string', format: 'uuid', 'x-relation': { resource, onDelete: 'set null' } })
+      fs.writeFileSync(path.join(dir, 'alpha.json'), JSON.stringify({ type: 'object', properties: { beta: relation('beta') }, additionalProperties: false }))
+      fs.writeFileSync(path.join(dir, 'beta.json'), JSON.stringify({ type: 'object', properties: { alpha: relation('alpha') }, additionalProperties: false }))
+      const result = await generateMigration({ db: fresh.db, schemasDir: dir, migrationsDir: migrations })
+      const text = fs.readFileSync(result.file!, 'utf8')
+      expect(text).to.include("t.uuid('beta').references('id').inTable('betas').onDelete('SET NULL')")
+      expect(text).to.include("t.foreign(['alpha'], 'betas_alpha_foreign').references('id').inTable('alphas').onDelete('SET NULL')")
+      expect(text.indexOf("t.foreign(['alpha']")).to.be.greaterThan(text.indexOf("createTable('alphas'"))
+      expect((await generateMigration({ db: fresh.db, schemasDir: dir, migrationsDir: migrations })).file).to.equal(undefined)
+      await fresh.db.migrate.down({ migrationSource: new FolderMigrationSource(migrations) })
+      expect(await fresh.db.schema.hasTable('alphas')).to.equal(false)
+    })
+
+    it('generating one resource whose related table does not exist yet is refused, naming that table', () => {
+      const defs = loadSchemas(schemasDir({ 'widget.json': widget() }))
+      expect(() => planMigration(defs, new Map(), ['widget'])).to.throw('widget relates to table teams, which does not exist and is not being generated: name its resource too')
+      expect(planMigration(defs, new Map(), ['widget', 'team'])?.tables).to.deep.equal(['teams', 'widgets'])
     })
   })
 })
