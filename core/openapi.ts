@@ -302,7 +302,6 @@ function resourceSchemas(resource: Resource): Record<string, JsonSchema> {
       properties: stored,
       required: Object.keys(stored),
       additionalProperties: false,
-      ...(def.schema.examples !== undefined ? { examples: def.schema.examples } : {}),
     },
     [schemaName(def.name, 'create')]: {
       ...describe(' (create)'),
@@ -310,6 +309,8 @@ function resourceSchemas(resource: Resource): Record<string, JsonSchema> {
       properties: body,
       required: def.fields.filter((f) => f.required).map((f) => f.name),
       additionalProperties: false,
+      // A schema file's examples are bodies a client sends, without the engine's fields.
+      ...(def.schema.examples !== undefined ? { examples: def.schema.examples } : {}),
     },
     [schemaName(def.name, 'update')]: {
       ...describe(' (update)'),

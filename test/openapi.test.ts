@@ -374,6 +374,7 @@ describe('OpenAPI document', () => {
             },
             required: ['label'],
             additionalProperties: false,
+            examples: [{ label: 'knob', size: 3 }],
           }),
         )
         // The document needs no table: only the schema file is new.
@@ -389,6 +390,8 @@ describe('OpenAPI document', () => {
         expect(gadget.properties.kind).to.deep.equal({ type: ['string', 'null'], enum: ['gadget', null] })
         expect(gadget.properties.pair).to.deep.equal({ type: ['array', 'null'], prefixItems: [{ type: 'string' }, { type: 'integer' }], minItems: 2, items: false })
         expect(gadget.properties.owner.oneOf).to.deep.include({ type: 'null' })
+        expect(gadget, 'examples are bodies, not stored objects').to.not.have.property('examples')
+        expect((gadgets.components.schemas['gadget.create'] as Json).examples).to.deep.equal([{ label: 'knob', size: 3 }])
         const validGadget = { id: MISSING, label: 'x', size: null, colour: 'red', kind: null, pair: ['a', 1], owner: null, created_at: '2026-01-01T00:00:00.000Z', updated_at: '2026-01-01T00:00:00.000Z', etag: '0'.repeat(32) }
         const checkGadget = documentChecker(gadgets)
         checkGadget.expectValid({ $ref: '#/components/schemas/gadget' }, validGadget, 'a stored gadget')
