@@ -115,12 +115,11 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   const document = buildOpenApiDocument(engine, limits, options.openapiInfo)
 
   function build(): Middleware {
-    const router = buildRouter(engine)
+    const router = buildRouter(engine, jsonBody({ limit: bodyLimit, maxDepth: options.maxDepth ?? 32 }))
     return compose([
       requestId(),
       securityHeaders,
       errorHandler({ bodyLimit, logger: options.logger }),
-      jsonBody({ limit: bodyLimit, maxDepth: options.maxDepth ?? 32 }),
       router.routes() as Middleware,
       router.allowedMethods() as Middleware,
     ])

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import Router from '@koa/router'
-import type { Context } from 'koa'
+import type { Context, Middleware } from 'koa'
 import type { Engine } from './engine'
 import { errors } from './errors'
 import { formatEtag, parseEtagHeader, etagMatches, type EtagCondition } from './etag'
@@ -95,9 +95,14 @@ function mountResource(router: Router, resource: Resource, engine: Engine): void
   })
 }
 
-/** The router of every registered resource, the routes plugins add, and `GET /openapi.json`. */
-export function buildRouter(engine: Engine): Router {
+/**
+ * The router of every registered resource, the routes plugins add, and `GET /openapi.json`.
+ * `parseBody` runs only for a request some route matches (path and method), so an unknown route or
+ * method answers 404 or 405 whatever body it carries.
+ */
+export function buildRouter(engine: Engine, parseBody?: Middleware): Router {
   const router = new Router({ prefix: engine.prefix })
+  if (parseBody) router.use(parseBody)
   const openapi = JSON.stringify(engine.openapi())
   router.get('/openapi.json', (ctx) => {
     ctx.type = 'application/json'

@@ -434,6 +434,16 @@ describe('bad input: 4xx answers with a JSON error body, and nothing changes', (
       expectError(res, 404, 'No route for POST /api/v1/nothing')
     })
 
+    it('POST of a form body to an unknown route answers 404, not 415: the route is checked first', async () => {
+      const res = await unchanged(app, () => app.http.post('/api/v1/nothing').type('form').send('name=x'))
+      expectError(res, 404, 'No route for POST /api/v1/nothing')
+    })
+
+    it('POST of invalid JSON to an unknown route answers 404, not 400', async () => {
+      const res = await unchanged(app, () => app.http.post('/api/v1/nothing').set('Content-Type', 'application/json').send('{"name":'))
+      expectError(res, 404, 'No route for POST /api/v1/nothing')
+    })
+
     for (const path of ['/', '/nothing', '/api/v2/componenttypes', '/api/v1x']) {
       it(`GET ${path}, outside the API, answers a JSON 404 from engine.app()`, async () => {
         expectError(await app.http.get(path), 404, `No route for GET ${path}`)
@@ -458,6 +468,17 @@ describe('bad input: 4xx answers with a JSON error body, and nothing changes', (
       const res = await unchanged(app, () => app.http.post(typeUrl()).send({ name: 'x' }))
       expectError(res, 405, 'Method POST is not allowed here')
       expect(res.headers.allow).to.equal('HEAD, GET, PUT, DELETE')
+    })
+
+    it('POST of a text/plain body on a detail route answers 405, not 415', async () => {
+      const res = await unchanged(app, () => app.http.post(typeUrl()).set('Content-Type', 'text/plain').send('hello'))
+      expectError(res, 405, 'Method POST is not allowed here')
+      expect(res.headers.allow).to.equal('HEAD, GET, PUT, DELETE')
+    })
+
+    it('PUT of a body over the limit on a list route answers 405, not 413', async () => {
+      const res = await unchanged(app, () => app.http.put(TYPES).send({ name: 'x'.repeat(1_100_000) }))
+      expectError(res, 405, 'Method PUT is not allowed here')
     })
 
     it('a method no route implements (PROPFIND) answers a JSON 405 with Allow on a known path', async () => {
