@@ -252,6 +252,29 @@ describe('schema tooling', () => {
       expect(await fresh.db.schema.hasTable('alphas')).to.equal(false)
     })
 
+    it('a default of every kind is written once: the next run finds it in the database and writes nothing', async () => {
+      const dir = tmpDir('dci-schemas-')
+      const properties = {
+        label: { type: 'string', default: "it's \"quoted\"\nand two lines" },
+        shade: { type: 'string', enum: ['light', 'dark'], default: 'dark' },
+        owner: { type: 'string', format: 'uuid', default: '00000000-0000-4000-8000-000000000001' },
+        due: { type: 'string', format: 'date-time', default: '2026-01-02T03:04:05.678Z' },
+        count: { type: 'integer', default: -3 },
+        ratio: { type: 'number', default: 0.25 },
+        whole: { type: 'number', default: 2 },
+        on: { type: 'boolean', default: false },
+        meta: { type: 'object', default: { a: [1, 'x'], b: null } },
+        list: { type: 'array', default: [] },
+      }
+      fs.writeFileSync(path.join(dir, 'gadget.json'), JSON.stringify({ type: 'object', properties, additionalProperties: false }))
+      expect((await generateMigration({ db: fresh.db, schemasDir: dir, migrationsDir: migrations })).file).to.be.a('string')
+      const again = await generateMigration({ db: fresh.db, schemasDir: dir, migrationsDir: migrations })
+      expect(again.summary).to.deep.equal([])
+      const row = (await fresh.db('gadgets').insert({ etag: 'e' }).returning('*'))[0]
+      expect(row).to.deep.include({ label: properties.label.default, shade: 'dark', owner: properties.owner.default, count: -3, ratio: 0.25, whole: 2, on: false, meta: properties.meta.default, list: [] })
+      expect(new Date(row.due).toISOString()).to.equal(properties.due.default)
+    })
+
     it('generating one resource whose related table does not exist yet is refused, naming that table', () => {
       const defs = loadSchemas(schemasDir({ 'widget.json': widget() }))
       expect(() => planMigration(defs, new Map(), ['widget'])).to.throw('widget relates to table teams, which does not exist and is not being generated: name its resource too')
