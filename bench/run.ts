@@ -16,6 +16,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
+import http from 'node:http'
+import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import autocannon from 'autocannon'
@@ -132,20 +134,44 @@ function rssMb(pid: number | undefined): number {
   return Math.round(kb / 1024)
 }
 
-function start(name: Server['name'], port: number, env: Record<string, string>): Promise<Server> {
+/** True when something already listens on the port (a server left over from an interrupted run). */
+function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: HOST, port }, () => {
+      socket.destroy()
+      resolve(true)
+    })
+    socket.on('error', () => resolve(false))
+  })
+}
+
+async function start(name: Server['name'], port: number, env: Record<string, string>): Promise<Server> {
+  if (await listening(port)) throw new Error(`port ${port} is already in use: stop what listens there first`)
   const script = name === 'engine' ? path.join(DIST, 'server.js') : path.join(DIST, 'bench', 'floor-server.js')
   const args = name === 'engine' && PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${path.join(SOURCE, 'bench', 'profiles')}`, script] : [script]
   const proc = spawn(process.execPath, args, { cwd: SOURCE, env: { ...process.env, ...env, PORT: String(port), HOST }, stdio: ['ignore', 'pipe', 'pipe'] })
   proc.stderr!.on('data', (d) => process.stderr.write(`[${name}] ${d}`))
+  // Request logs (LOG_LEVEL=info) are dropped; warnings and errors are shown.
+  proc.stdout!.on('data', (d) => {
+    for (const line of String(d).split('\n')) if (line && !line.includes('"msg":"request"')) process.stderr.write(`[${name}] ${line}\n`)
+  })
+  // Ready when it answers HTTP (the engine logs nothing at LOG_LEVEL=warn).
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} did not start within 60 s`)), 60_000)
+    const deadline = Date.now() + 120_000
     proc.once('exit', (code) => reject(new Error(`${name} exited with ${code}`)))
-    proc.stdout!.on('data', (d) => {
-      if (String(d).includes('listening')) {
-        clearTimeout(timer)
+    const poll = () => {
+      if (proc.exitCode !== null) return
+      const req = http.get({ host: HOST, port, path: '/api/v1/none' }, (res) => {
+        res.resume()
         resolve({ name, port, proc })
-      }
-    })
+      })
+      req.on('error', () => {
+        if (Date.now() < deadline) return void setTimeout(poll, 200)
+        proc.kill('SIGKILL')
+        reject(new Error(`${name} did not start within 120 s`))
+      })
+    }
+    poll()
   })
 }
 
@@ -225,10 +251,12 @@ async function main(): Promise<void> {
   const servers: Server[] = []
   try {
     if (!EMBEDDED) servers.push(await start('floor', 5130, { DATABASE_URL: url! }))
-    servers.push(await start('engine', 5131, EMBEDDED ? { DATABASE_URL: '', DATA_DIR: dataDir! } : { DATABASE_URL: url! }))
+    // Request logs are off (LOG_LEVEL=warn) unless asked: the floor writes none either.
+    const logLevel = process.env.LOG_LEVEL ?? 'warn'
+    servers.push(await start('engine', 5131, { LOG_LEVEL: logLevel, ...(EMBEDDED ? { DATABASE_URL: '', DATA_DIR: dataDir! } : { DATABASE_URL: url! }) }))
     for (const s of servers) s.idleRss = rssMb(s.proc.pid)
     console.log(`database: ${EMBEDDED ? `PGlite (${dataDir})` : url}, ${sizes.components} components / ${sizes.types} componenttypes`)
-    console.log(`${ROUNDS} rounds x ${DURATION} s, ${CONNECTIONS} connections, node ${process.version}, ${os.cpus().length} cores`)
+    console.log(`${ROUNDS} rounds x ${DURATION} s, ${CONNECTIONS} connections, engine LOG_LEVEL=${logLevel}, node ${process.version}, ${os.cpus().length} cores`)
 
     for (const scenario of scenarios) for (const server of servers) await measure(server, scenario, 2) // warm-up (JIT, pools)
 

@@ -16,7 +16,8 @@ async function bulkComponents(app: TestApp, componenttype: string, n: number, na
 
 describe('_meta.count and the count parameter', () => {
   let app: TestApp
-  before(async () => {
+  before(async function () {
+    this.timeout(120_000) // PGlite starts in seconds, longer on a busy machine
     app = await testApp()
   })
   beforeEach(async () => {
