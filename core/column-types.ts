@@ -13,15 +13,15 @@ export interface ColumnType {
  * check and the docs (docs/adding-a-resource.md). Strings with an `enum` are plain `text`: the schema
  * checks the values, so adding one needs no migration.
  *
- * | JSON Schema                              | PostgreSQL        |
- * |------------------------------------------|-------------------|
- * | `string`                                 | `text`            |
- * | `string`, `format: uuid` (x-relation too) | `uuid`            |
- * | `string`, `format: date-time`            | `timestamptz(3)`  |
- * | `integer`                                | `integer`         |
- * | `number`                                 | `double precision`|
- * | `boolean`                                | `boolean`         |
- * | `object`, `array`                        | `jsonb`           |
+ * | JSON Schema                               | PostgreSQL         |
+ * |-------------------------------------------|--------------------|
+ * | `string`                                  | `text`             |
+ * | `string`, `format: uuid` (x-relation too) | `uuid`             |
+ * | `string`, `format: date-time`             | `timestamptz(3)`   |
+ * | `integer`                                 | `integer`          |
+ * | `number`                                  | `double precision` |
+ * | `boolean`                                 | `boolean`          |
+ * | `object`, `array`                         | `jsonb`            |
  */
 export const COLUMN_TYPES: Record<FieldKind, ColumnType> = {
   string: { sql: 'text', knex: { method: 'text' } },

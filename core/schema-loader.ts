@@ -53,6 +53,7 @@ export class SchemaError extends Error {
 }
 
 const SAFE_IDENTIFIER = /^[a-z][a-z0-9_]{0,62}$/
+const RESERVED_TABLES = ['knex_migrations', 'knex_migrations_lock']
 const ON_DELETE: OnDelete[] = ['restrict', 'cascade', 'set null']
 const ALLOWED_TOP_LEVEL = new Set([
   '$schema', '$id', 'title', 'description', 'type', 'properties', 'required', 'additionalProperties',
@@ -116,6 +117,7 @@ export function parseSchemaFile(file: string, text: string, ajv: Ajv): ResourceD
     throw new SchemaError(file, `x-plural '${String(plural)}' is not a safe SQL identifier (${SAFE_IDENTIFIER})`)
   }
   if (plural === name) throw new SchemaError(file, 'x-plural must differ from the resource name')
+  if (RESERVED_TABLES.includes(plural)) throw new SchemaError(file, `table name '${plural}' is reserved: knex keeps its migration history there`)
   const properties = schema.properties
   if (!properties || typeof properties !== 'object' || Array.isArray(properties)) throw new SchemaError(file, 'the schema must declare "properties"')
   const required = schema.required ?? []

@@ -94,6 +94,10 @@ describe('schema files that stop start-up', () => {
     expectRefused({ 'probe.json': schema({ 'x-plural': 'probes; drop table teams' }) }, 'probe.json', /x-plural 'probes; drop table teams' is not a safe SQL identifier/)
   })
 
+  it('a table name knex uses for its migration history is refused', () => {
+    expectRefused({ 'probe.json': schema({ 'x-plural': 'knex_migrations' }) }, 'probe.json', /table name 'knex_migrations' is reserved/)
+  })
+
   it('a schema that ajv rejects (a keyword with a wrong value) is refused with ajv\'s reason', () => {
     expectRefused({ 'probe.json': schema({}, { size: { type: 'integer', minimum: 'one' } }) }, 'probe.json', /not a valid JSON Schema: .*minimum/)
   })
