@@ -79,9 +79,11 @@ async function main(): Promise<void> {
     stopping = true
     logger.info({ signal, in_flight: inFlight.size }, 'shutting down')
     if (!server) return exit(0) // still starting: nothing to drain
-    // Stop accepting at once. net.Server's close, not http.Server's: the latter also drops idle
-    // keep-alive sockets right now, and a client may be writing its next request on one of them.
-    net.Server.prototype.close.call(server, () => exit(0))
+    // Stop accepting. net.Server's close, not http.Server's: the latter also drops idle keep-alive
+    // sockets right now, and a client may be writing its next request on one of them. Deferred past
+    // this poll phase so connections the kernel already queued (the event loop may have been busy)
+    // are accepted and answered, not reset with the listening socket.
+    setImmediate(() => net.Server.prototype.close.call(server, () => exit(0)))
     // Responses not sent yet tell their client to close; after them the sockets close themselves.
     for (const res of inFlight) if (!res.headersSent) res.setHeader('Connection', 'close')
     setTimeout(() => server!.closeIdleConnections(), Math.min(1_000, server.keepAliveTimeout)).unref()

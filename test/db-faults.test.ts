@@ -7,13 +7,10 @@ import { createEngine, isConnectionError, openDatabase, unavailableError } from 
 import { plugins } from '../resources'
 import { createScratchDatabase, PG_URL, withPort, type ScratchDatabase } from './helpers/pg'
 import { request, sleep, type JsonResponse } from './helpers/http-client'
-import { killAllServers, spawnServer, stopServer, waitForLog, waitUntilServing, type ServerProcess } from './helpers/server-process'
+import { claimPort } from './helpers/ports'
+import { killAllServers, spawnServer, startServer, stopServer, waitForLog, waitUntilServing, type ServerProcess } from './helpers/server-process'
 import { TcpProxy } from './helpers/tcp-proxy'
 
-const PROXY_PORT = 5163
-const SERVER_PORT = 5164
-const STARTUP_PROXY_PORT = 5165
-const STARTUP_SERVER_PORT = 5166
 const POOL_MAX = 10 // openDatabase's default pool size
 // knex's warnings about the broken connections this file breaks on purpose
 const quiet = { warn() {} }
@@ -41,10 +38,8 @@ describe(title, function () {
   before(async function () {
     if (!PG_URL) return this.skip()
     scratch = await createScratchDatabase('faults')
-    proxy = new TcpProxy(PROXY_PORT, { host: pg!.hostname, port: Number(pg!.port || 5432) })
-    await proxy.listen()
-    server = spawnServer(SERVER_PORT, { DATABASE_URL: withPort(scratch.url, PROXY_PORT) })
-    await waitUntilServing(server, 120_000)
+    proxy = await TcpProxy.start({ host: pg!.hostname, port: Number(pg!.port || 5432) })
+    server = await startServer({ DATABASE_URL: withPort(scratch.url, proxy.port) })
   })
 
   after(async () => {
@@ -130,7 +125,7 @@ describe(title, function () {
   })
 
   it('every connection error shape of pg, knex and objection maps to 503; the engine answers 503 over a cut connection', async () => {
-    const viaProxy = withPort(scratch.url, PROXY_PORT)
+    const viaProxy = withPort(scratch.url, proxy.port)
     const shapes: Record<string, unknown> = {}
     const capture = async (name: string, run: () => PromiseLike<unknown>) => {
       try {
@@ -195,8 +190,9 @@ describe(title, function () {
   })
 
   it('start-up with the database down retries with backoff, logs why, and serves once the database is up', async () => {
-    const downProxy = new TcpProxy(STARTUP_PROXY_PORT, { host: pg!.hostname, port: Number(pg!.port || 5432) })
-    const starting = spawnServer(STARTUP_SERVER_PORT, { DATABASE_URL: withPort(scratch.url, STARTUP_PROXY_PORT) })
+    // A port nothing listens on yet: connects are refused, as when PostgreSQL is down.
+    const downProxy = new TcpProxy(await claimPort(), { host: pg!.hostname, port: Number(pg!.port || 5432) })
+    const starting = spawnServer(await claimPort(), { DATABASE_URL: withPort(scratch.url, downProxy.port) })
     try {
       const retry = (n: number) => (l: { msg: string; attempt?: number }) => l.msg === 'database not ready, retrying' && l.attempt === n
       const first = await waitForLog(starting, retry(1), 90_000)

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import path from 'node:path'
+import { claimPort, releasePort } from './ports'
 
 const ROOT = path.resolve(__dirname, '..', '..')
 
@@ -16,6 +17,8 @@ export interface ServerProcess {
   readonly logs: LogLine[]
   /** Everything written on stderr, and stdout lines that were not JSON. */
   readonly otherOutput: string[]
+  /** Its LOG_LEVEL: below info it writes no "listening" line. */
+  readonly logLevel: string
   /** True until the process exits. */
   alive(): boolean
   /** Resolves with the exit code (null when killed by a signal) once the process has exited. */
@@ -29,9 +32,10 @@ const started = new Set<ChildProcess>()
  * 127.0.0.1:`port`, with `env` added to this process's environment. Does not wait for it to serve.
  */
 export function spawnServer(port: number, env: Record<string, string>): ServerProcess {
+  const logLevel = env.LOG_LEVEL ?? 'info'
   const child = spawn(process.execPath, ['--require', 'tsx/cjs', 'server.ts'], {
     cwd: ROOT,
-    env: { ...process.env, LOG_LEVEL: 'info', ...env, PORT: String(port), HOST: '127.0.0.1' },
+    env: { ...process.env, ...env, LOG_LEVEL: logLevel, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   started.add(child)
@@ -53,15 +57,32 @@ export function spawnServer(port: number, env: Record<string, string>): ServerPr
   })
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => otherOutput.push(chunk))
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
-  exited.then(() => started.delete(child))
-  return { child, port, origin: `http://127.0.0.1:${port}`, logs, otherOutput, alive: () => child.exitCode === null && child.signalCode === null, exited }
+  exited.then(() => {
+    started.delete(child)
+    releasePort(port)
+  })
+  return { child, port, origin: `http://127.0.0.1:${port}`, logs, otherOutput, logLevel, alive: () => child.exitCode === null && child.signalCode === null, exited }
 }
 
-/** Polls `GET /api/v1/componenttypes?limit=0` until it answers 200; fails after `timeoutMs` or if the process exits. */
+/**
+ * Waits for the process's own "listening" log line (another test run may have a server on the same
+ * port), then polls `GET /api/v1/componenttypes?limit=0` until it answers 200. Fails after `timeoutMs`
+ * or if the process exits.
+ */
 export async function waitUntilServing(server: ServerProcess, timeoutMs = 90_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
-    if (!server.alive()) throw new Error(`server on ${server.port} exited: ${server.otherOutput.join('').slice(-2000)}`)
+    if (!['info', 'debug', 'trace'].includes(server.logLevel)) break
+    if (server.logs.some((l) => l.msg === 'listening')) break
+    if (!server.alive()) break
+    if (Date.now() > deadline) throw new Error(`server on ${server.port} did not listen within ${timeoutMs} ms: ${JSON.stringify(server.logs.slice(-3))}`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  for (;;) {
+    if (!server.alive()) {
+      const code = await server.exited
+      throw new Error(`server on ${server.port} exited with ${code}: ${JSON.stringify(server.logs.slice(-3))} ${server.otherOutput.join('').slice(-2000)}`)
+    }
     try {
       const res = await fetch(`${server.origin}/api/v1/componenttypes?limit=0`, { signal: AbortSignal.timeout(5_000) })
       await res.arrayBuffer()
@@ -71,6 +92,22 @@ export async function waitUntilServing(server: ServerProcess, timeoutMs = 90_000
     }
     if (Date.now() > deadline) throw new Error(`server on ${server.port} did not serve within ${timeoutMs} ms`)
     await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+}
+
+/**
+ * Claims a free port of the test range, spawns `server.ts` on it and waits until it serves. Tries
+ * another port when the server cannot listen (another test run took the port meanwhile).
+ */
+export async function startServer(env: Record<string, string>, timeoutMs = 120_000): Promise<ServerProcess> {
+  for (let attempt = 1; ; attempt++) {
+    const server = spawnServer(await claimPort(), env)
+    try {
+      await waitUntilServing(server, timeoutMs)
+      return server
+    } catch (err) {
+      if (attempt >= 3 || server.alive() || !server.logs.some((l) => l.msg === 'cannot listen')) throw err
+    }
   }
 }
 

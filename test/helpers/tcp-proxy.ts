@@ -1,4 +1,5 @@
 import net from 'node:net'
+import { claimPort, releasePort } from './ports'
 
 /**
  * A TCP proxy on 127.0.0.1 that forwards every connection to a target (PostgreSQL), and can be cut:
@@ -15,6 +16,19 @@ export class TcpProxy {
     readonly port: number,
     readonly target: { host: string; port: number },
   ) {}
+
+  /** A proxy to `target` on a free port of the test range, listening. */
+  static async start(target: { host: string; port: number }): Promise<TcpProxy> {
+    for (let attempt = 1; ; attempt++) {
+      const proxy = new TcpProxy(await claimPort(), target)
+      try {
+        await proxy.listen()
+        return proxy
+      } catch (err) {
+        if (attempt >= 3) throw err
+      }
+    }
+  }
 
   /** Starts listening (also used by {@link restore}). */
   async listen(): Promise<void> {
@@ -66,7 +80,8 @@ export class TcpProxy {
   }
 
   /** Cuts everything and stops for good. */
-  close(): Promise<void> {
-    return this.cut()
+  async close(): Promise<void> {
+    await this.cut()
+    releasePort(this.port)
   }
 }

@@ -1,0 +1,157 @@
+import fs from 'node:fs'
+import http from 'node:http'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import { expect } from 'chai'
+import { createScratchDatabase, PG_URL, type ScratchDatabase } from './helpers/pg'
+import { request, sleep } from './helpers/http-client'
+import { killAllServers, startServer, waitForLog, type ServerProcess } from './helpers/server-process'
+
+/** Opens a connection; resolves 'connected' or the connect error's code. */
+function tryConnect(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1')
+    socket.once('connect', () => {
+      socket.destroy()
+      resolve('connected')
+    })
+    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message))
+  })
+}
+
+/**
+ * A POST sent over a raw socket in two halves: the headers and half the body now, the rest on
+ * `finish()`. Between the two, the request is in flight on the server.
+ */
+function halfSentPost(port: number, body: object): Promise<{ finish(): Promise<string> }> {
+  const json = Buffer.from(JSON.stringify(body))
+  const head = `POST /api/v1/componenttypes HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: ${json.length}\r\n\r\n`
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => {
+      socket.write(head)
+      socket.write(json.subarray(0, 5))
+      let received = ''
+      socket.setEncoding('utf8').on('data', (chunk: string) => (received += chunk))
+      // The socket is not half-closed from this side (an HTTP server aborts such a request): the
+      // server closes it after its response, as it answers with Connection: close.
+      const ended = new Promise<string>((res, rej) => {
+        socket.once('close', () => res(received))
+        socket.once('error', rej)
+      })
+      resolve({
+        finish() {
+          socket.write(json.subarray(5))
+          return ended
+        },
+      })
+    })
+    socket.once('error', reject)
+  })
+}
+
+for (const database of ['embedded', 'postgresql'] as const) {
+  const skipped = database === 'postgresql' && !PG_URL
+  const title = skipped
+    ? 'graceful shutdown under load (postgresql): SKIPPED, DATABASE_URL is not set'
+    : `graceful shutdown under load (${database})`
+
+  describe(title, function () {
+    this.timeout(150_000)
+    let scratch: ScratchDatabase | undefined
+    let dataDir: string | undefined
+    let server: ServerProcess
+
+    before(async function () {
+      if (skipped) return this.skip()
+      const env: Record<string, string> = {}
+      if (database === 'postgresql') {
+        scratch = await createScratchDatabase('shutdown')
+        env.DATABASE_URL = scratch.url
+      } else {
+        dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dci-scale-shutdown-'))
+        Object.assign(env, { DATABASE_URL: '', DATA_DIR: dataDir })
+      }
+      server = await startServer(env)
+    })
+
+    after(async () => {
+      await killAllServers()
+      await scratch?.drop()
+      if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true })
+    })
+
+    it('SIGTERM under keep-alive load: stops accepting, finishes in-flight requests without a reset, closes the pool, exits 0', async () => {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 8 })
+      const responses: Array<{ status: number; close: boolean; afterSignal: boolean }> = []
+      const failures: string[] = []
+      let signalled = false
+      let refused = 0
+      const acknowledged: string[] = []
+      const client = async (c: number) => {
+        const until = Date.now() + 60_000
+        for (let i = 0; i < 10_000 && Date.now() < until; i++) {
+          const afterSignal = signalled
+          try {
+            const res =
+              i % 2
+                ? await request(agent, 'GET', `${server.origin}/api/v1/componenttypes?limit=5`)
+                : await request(agent, 'POST', `${server.origin}/api/v1/componenttypes`, { body: { name: `load-${c}-${i}` } })
+            responses.push({ status: res.status, close: res.headers.connection === 'close', afterSignal })
+            if (res.status === 201) acknowledged.push(res.body.componenttype.id)
+          } catch (err) {
+            const code = (err as NodeJS.ErrnoException).code
+            // A new connection refused once the server stopped listening is how a client learns it.
+            if (code === 'ECONNREFUSED' && signalled) {
+              refused++
+              return
+            }
+            failures.push(`${code}: ${(err as Error).message}`)
+            return
+          }
+        }
+      }
+      const load = Promise.all(Array.from({ length: 8 }, (_, c) => client(c)))
+      await sleep(1_000)
+      const inFlight = await halfSentPost(server.port, { name: 'in-flight-at-sigterm' })
+      await sleep(100)
+      signalled = true
+      server.child.kill('SIGTERM')
+      await waitForLog(server, (l) => l.msg === 'shutting down', 10_000)
+      await sleep(200)
+      expect(await tryConnect(server.port), 'a new connection after SIGTERM').to.equal('ECONNREFUSED')
+      expect(server.alive(), 'it must wait for the in-flight request').to.equal(true)
+      const raw = await inFlight.finish()
+      await load
+      const code = await Promise.race([server.exited, sleep(20_000).then(() => 'did not exit within 20 s')])
+
+      expect(failures, 'requests that failed other than by a refused new connection').to.deep.equal([])
+      expect(raw).to.match(/^HTTP\/1\.1 201 Created\r\n/)
+      expect(raw).to.match(/\r\nConnection: close\r\n/i)
+      expect(responses.filter((r) => r.status >= 300).map((r) => r.status)).to.deep.equal([])
+      expect(responses.filter((r) => !r.afterSignal).length).to.be.greaterThan(0)
+      expect(responses.filter((r) => r.close).length, 'no client was told to close its connection').to.be.greaterThan(0)
+      expect(refused, 'clients that saw the listener closed').to.be.greaterThan(0)
+      expect(code).to.equal(0)
+      const messages = server.logs.map((l) => l.msg)
+      expect(messages.indexOf('stopped')).to.be.greaterThan(messages.indexOf('shutting down'))
+      // LOG_LEVEL=info: one request line per answered request, the in-flight one included.
+      const requestLines = server.logs.filter((l) => l.msg === 'request')
+      expect(requestLines.length).to.be.at.least(responses.length + 1)
+      for (const line of requestLines) {
+        expect(line).to.include.all.keys('request_id', 'method', 'path', 'status', 'duration_ms')
+        expect(line.duration_ms).to.be.a('number')
+      }
+      expect(requestLines.filter((l) => l.method === 'POST' && l.status === 201).length).to.be.at.least(acknowledged.length + 1)
+      agent.destroy()
+
+      if (scratch) {
+        // The pool is closed: no connection left, and every acknowledged create is stored.
+        expect(await scratch.backends()).to.equal(0)
+        const ids = new Set((await scratch.db('componenttypes').select('id')).map((r) => r.id))
+        expect(acknowledged.filter((id) => !ids.has(id))).to.deep.equal([])
+        expect(await scratch.db('componenttypes').where({ name: 'in-flight-at-sigterm' })).to.have.length(1)
+      }
+    })
+  })
+}
