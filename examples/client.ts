@@ -3,6 +3,7 @@
  * Run against a running server: `DCI_URL=http://127.0.0.1:5000/api/v1 npx tsx examples/client.ts`.
  * Without DCI_URL it starts its own engine on an in-memory embedded database (or DATABASE_URL) first.
  */
+import { randomBytes } from 'node:crypto'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import path from 'node:path'
@@ -35,7 +36,8 @@ async function main(): Promise<void> {
   console.log(`server: ${baseUrl}`)
   const dci = createClient<Resources>({ baseUrl })
   try {
-    const rhel = await dci.componenttypes.create({ name: 'rhel' })
+    // Type names are unique: a suffix lets the example run again against the same server.
+    const rhel = await dci.componenttypes.create({ name: `rhel-${randomBytes(3).toString('hex')}` })
     console.log(`created componenttype ${rhel.name}`)
     const old = await dci.components.create({ name: 'RHEL-9.3', componenttype: rhel.id })
     const latest = await dci.components.create({ name: 'RHEL-9.4', componenttype: rhel.id })

@@ -181,29 +181,60 @@ export function clientTypeChecks(client: Client<Resources>): void {
   void client.jobs
 }
 
+/** Runs examples/client.ts as a user would, and answers its exit code and output lines. */
+async function runExample(env: Record<string, string>): Promise<{ code: number | null; lines: string[]; stderr: string }> {
+  const child = spawn(process.execPath, ['--require', 'tsx/cjs', 'examples/client.ts'], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (chunk) => (stdout += chunk))
+  child.stderr.on('data', (chunk) => (stderr += chunk))
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve))
+  return { code, lines: stdout.trim().split('\n'), stderr }
+}
+
+/** The lines every run of the example prints after `server: <url>`. */
+function expectExampleRun(lines: string[]): void {
+  const [, type] = /^created componenttype (rhel-[0-9a-f]{6})$/.exec(lines[1]) ?? []
+  expect(type, lines[1]).to.be.a('string')
+  expect(lines.slice(2)).to.deep.equal([
+    'created components RHEL-9.3, RHEL-9.4',
+    `newest rhel component: RHEL-9.4 (2 in all), type ${type}`,
+    'renamed RHEL-9.4 to RHEL-9.4.1, new etag differs: true',
+    'a stale etag is refused: 412 PreconditionFailedError',
+    'deleted 2 components and 1 componenttype',
+  ])
+}
+
 describe('examples/client.ts run as a program', () => {
   it('starts its own server, runs every client call and exits 0', async function () {
     this.timeout(120_000)
-    const child = spawn(process.execPath, ['--require', 'tsx/cjs', 'examples/client.ts'], {
-      cwd: ROOT,
-      env: { ...process.env, DATABASE_URL: '', DCI_URL: '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (chunk) => (stdout += chunk))
-    child.stderr.on('data', (chunk) => (stderr += chunk))
-    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve))
+    const { code, lines, stderr } = await runExample({ DATABASE_URL: '', DCI_URL: '' })
     expect(code, stderr).to.equal(0)
-    const lines = stdout.trim().split('\n')
     expect(lines[0]).to.match(/^server: http:\/\/127\.0\.0\.1:\d+\/api\/v1$/)
-    expect(lines.slice(1)).to.deep.equal([
-      'created componenttype rhel',
-      'created components RHEL-9.3, RHEL-9.4',
-      'newest rhel component: RHEL-9.4 (2 in all), type rhel',
-      'renamed RHEL-9.4 to RHEL-9.4.1, new etag differs: true',
-      'a stale etag is refused: 412 PreconditionFailedError',
-      'deleted 2 components and 1 componenttype',
-    ])
+    expectExampleRun(lines)
+  })
+
+  it('with DCI_URL, runs against that server, exits 0 and leaves no row behind', async function () {
+    this.timeout(120_000)
+    const app = await testApp()
+    await resetTables(app.db)
+    const server = http.createServer(app.engine.app().callback())
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/v1`
+      const { code, lines, stderr } = await runExample({ DCI_URL: url })
+      expect(code, stderr).to.equal(0)
+      expect(lines[0]).to.equal(`server: ${url}`)
+      expectExampleRun(lines)
+      for (const plural of ['componenttypes', 'components']) {
+        expect((await app.http.get(`/api/v1/${plural}`).expect(200)).body._meta.count, plural).to.equal(0)
+      }
+    } finally {
+      await new Promise((resolve) => server.close(resolve))
+    }
   })
 })
