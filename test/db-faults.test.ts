@@ -1,4 +1,3 @@
-import http from 'node:http'
 import path from 'node:path'
 import { expect } from 'chai'
 import { Model } from 'objection'
@@ -6,7 +5,7 @@ import supertest from 'supertest'
 import { createEngine, isConnectionError, openDatabase, unavailableError } from '../core'
 import { plugins } from '../resources'
 import { createScratchDatabase, PG_URL, withPort, type ScratchDatabase } from './helpers/pg'
-import { request, sleep, type JsonResponse } from './helpers/http-client'
+import { keepAliveAgent, request, sleep, type JsonResponse } from './helpers/http-client'
 import { claimPort } from './helpers/ports'
 import { killAllServers, spawnServer, startServer, stopServer, waitForLog, waitUntilServing, type ServerProcess } from './helpers/server-process'
 import { TcpProxy } from './helpers/tcp-proxy'
@@ -32,7 +31,7 @@ describe(title, function () {
   let scratch: ScratchDatabase
   let proxy: TcpProxy
   let server: ServerProcess
-  const agent = new http.Agent({ keepAlive: true })
+  const agent = keepAliveAgent()
   const pg = PG_URL ? new URL(PG_URL) : undefined
 
   before(async function () {

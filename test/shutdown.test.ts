@@ -1,11 +1,10 @@
 import fs from 'node:fs'
-import http from 'node:http'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { expect } from 'chai'
 import { createScratchDatabase, PG_URL, type ScratchDatabase } from './helpers/pg'
-import { request, sleep } from './helpers/http-client'
+import { keepAliveAgent, request, sleep } from './helpers/http-client'
 import { killAllServers, startServer, waitForLog, type ServerProcess } from './helpers/server-process'
 
 /** Opens a connection; resolves 'connected' or the connect error's code. */
@@ -82,7 +81,7 @@ for (const database of ['embedded', 'postgresql'] as const) {
     })
 
     it('SIGTERM under keep-alive load: stops accepting, finishes in-flight requests without a reset, closes the pool, exits 0', async () => {
-      const agent = new http.Agent({ keepAlive: true, maxSockets: 8 })
+      const agent = keepAliveAgent({ maxSockets: 8 })
       const responses: Array<{ status: number; close: boolean; afterSignal: boolean }> = []
       const failures: string[] = []
       let signalled = false

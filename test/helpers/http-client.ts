@@ -46,6 +46,15 @@ export function request(
   })
 }
 
+/**
+ * A keep-alive agent that drops an idle socket before the server's announced `Keep-Alive: timeout`
+ * runs out (Node applies the hint only when the agent has a timeout of its own), so a request is never
+ * written on a socket the server is closing at that moment.
+ */
+export function keepAliveAgent(options: http.AgentOptions = {}): http.Agent {
+  return new http.Agent({ keepAlive: true, timeout: 60_000, ...options })
+}
+
 /** The `"..."`-quoted ETag header of a response, unquoted. */
 export function etagOf(res: JsonResponse): string {
   const etag = String(res.headers.etag ?? '')
