@@ -411,10 +411,18 @@ describe('bad input: 4xx answers with a JSON error body, and nothing changes', (
       })
     }
 
-    it('GET, PUT and DELETE of an unknown uuid answer 404 and change nothing', async () => {
+    it('GET of an unknown uuid answers 404', async () => {
       expectError(await app.http.get(`${TYPES}/${MISSING}`), 404, 'componenttype not found')
-      expectError(await unchanged(app, () => app.http.put(`${TYPES}/${MISSING}`).set('If-Match', '*').send({ name: 'x' })), 404)
-      expectError(await unchanged(app, () => app.http.delete(`${TYPES}/${MISSING}`).set('If-Match', '*')), 404)
+    })
+
+    it('PUT of an unknown uuid answers 404 and creates nothing', async () => {
+      const res = await unchanged(app, () => app.http.put(`${TYPES}/${MISSING}`).set('If-Match', '*').send({ name: 'x' }))
+      expectError(res, 404, 'componenttype not found')
+    })
+
+    it('DELETE of an unknown uuid answers 404 and deletes nothing', async () => {
+      const res = await unchanged(app, () => app.http.delete(`${TYPES}/${MISSING}`).set('If-Match', '*'))
+      expectError(res, 404, 'componenttype not found')
     })
 
     it('the components of a malformed type id answer 404', async () => {
@@ -552,6 +560,17 @@ describe('bad input: 4xx answers with a JSON error body, and nothing changes', (
     it('PUT sent as text/plain answers 415 and changes nothing', async () => {
       const res = await unchanged(app, () => app.http.put(typeUrl()).set('If-Match', type.etag).set('Content-Type', 'text/plain').send('{"name":"x"}'))
       expectError(res, 415, 'Request body must be sent as application/json')
+    })
+
+    it('a body streamed in chunks, with no Content-Length, over the limit answers 413 and creates nothing', async () => {
+      const res = await unchanged(app, () => {
+        const req = app.http.post(TYPES).set('Content-Type', 'application/json')
+        req.write('{"name":"')
+        for (let i = 0; i < 11; i++) req.write('x'.repeat(100_000))
+        req.write('"}')
+        return req
+      })
+      expectError(res, 413, 'Request body is larger than 1mb')
     })
 
     it('POST of a body without any Content-Type answers 415 and creates nothing', async () => {
