@@ -67,8 +67,9 @@ function fromHttpError(
   limit: string,
 ): ApiError | undefined {
   if (err.type === 'entity.too.large' || err.status === 413) return errors.bodyTooLarge(limit)
-  // zlib's Z_DATA_ERROR, Z_BUF_ERROR...: a gzip or deflate body that is not what it claims to be.
-  if (typeof err.code === 'string' && err.code.startsWith('Z_')) return errors.undecodableBody()
+  // zlib's Z_DATA_ERROR, Z_BUF_ERROR...: a gzip or deflate body that is not what it claims to be;
+  // brotli's decoder errors (BROTLI_DECODER_ERROR_FORMAT_...) reach us as ERR__ERROR_FORMAT_....
+  if (typeof err.code === 'string' && (err.code.startsWith('Z_') || err.code.startsWith('ERR__ERROR_'))) return errors.undecodableBody()
   // co-body gives JSON.parse failures status 400; @hapi/bourne refuses a "__proto__" key the same way.
   if (err.status === 400 && err.name === 'SyntaxError') return /prototype/.test(err.message ?? '') ? errors.protoKey() : errors.invalidJson()
   if (err.type === 'entity.parse.failed' || (err.status === 400 && /JSON/i.test(err.message ?? ''))) return errors.invalidJson()
@@ -121,6 +122,9 @@ export function errorHandler(options: { bodyLimit: string; logger?: EngineLogger
     if (!error) return
     ctx.status = error.status
     for (const [name, value] of Object.entries(error.headers)) ctx.set(name, value)
+    // A body abandoned halfway (a failed decompression) leaves bytes on the socket that would be read
+    // as the next request on a kept-alive connection: that connection must close after this answer.
+    if (!ctx.req.complete) ctx.set('Connection', 'close')
     ctx.body = error.toJSON()
   }
 }
@@ -137,6 +141,17 @@ export function jsonDepth(value: unknown, stopAt: number): number {
     for (const child of Object.values(node)) stack.push([child, depth + 1])
   }
   return max
+}
+
+/** True when a parsed JSON value holds a number too large for a double (`1e400` parses as Infinity). */
+function hasInfiniteNumber(value: unknown): boolean {
+  const stack: unknown[] = [value]
+  while (stack.length) {
+    const node = stack.pop()
+    if (typeof node === 'number' && !Number.isFinite(node)) return true
+    if (node && typeof node === 'object') for (const child of Object.values(node)) stack.push(child)
+  }
+  return false
 }
 
 /**
@@ -158,6 +173,8 @@ export function jsonBody(options: { limit: string; maxDepth: number }): Middlewa
     const body = ctx.request.body
     if (!body || typeof body !== 'object' || Array.isArray(body)) throw errors.bodyNotObject()
     if (jsonDepth(body, options.maxDepth) > options.maxDepth) throw errors.tooDeep(options.maxDepth)
+    // Stored as-is, Infinity would become null in a JSON column: refuse it rather than lose it.
+    if (hasInfiniteNumber(body)) throw errors.invalidValue('a number is too large to be stored')
     return next()
   }
 }

@@ -207,7 +207,9 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
   async function exchange(req: Request): Promise<Answer> {
     const before = checksum ?? (await tableChecksums(app.db, tables))
     checksum = undefined
-    const res = await send(port, agent, req)
+    const res = await send(port, agent, req).catch((err: Error) => {
+      throw new Error(`${err.message}\n  request: ${JSON.stringify({ ...req, body: String(req.body ?? '').slice(0, 300) }).slice(0, 2000)}`)
+    })
     const problem = violation(app, req, res)
     if (problem) {
       const cause = res.status >= 500 ? `\n  logged: ${String(logged.at(-1)?.err ?? '').slice(0, 1500)}` : ''
@@ -228,7 +230,8 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
     '\u0000', '\u0001', '\u007f', '😀', '\uD800', '\uDFFF', 'é', '\u202e', '\ufeff', ',', ':', '::', '-', '--', '*', '', ' ', '\t', '\n',
     ...PROTO_KEYS, 'hasOwnProperty', 'toString', '1e309', '-1', '-0', '0', '1.5', '0x10', '1e3', '99999999999999999999', '9007199254740993',
     'NaN', 'Infinity', 'null', 'true', 'false', '[]', '{}', '[object Object]', 'undefined', 'W/"x"', '"', "$1", '?', '&', '=', '#', '+',
-    '2024-01-01T00:00:00Z', '2024-13-45T99:99:99Z', 'a'.repeat(300), 'x'.repeat(5000), MISSING, MISSING.toUpperCase(),
+    '2024-01-01T00:00:00Z', '2024-13-45T99:99:99Z', '0000-01-01T00:00:00Z', '9999-12-31T23:59:60Z', '2024-01-01T00:00:00+23:59',
+    '1970-01-01T00:00:00.1234567890123Z', '2024-01-01 00:00:00z', 'a'.repeat(300), 'x'.repeat(5000), MISSING, MISSING.toUpperCase(),
   ]
 
   const nasty = fc.constantFrom(...NASTY)
@@ -306,6 +309,17 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
         }),
       ),
     )
+  /** Headers a client may send anyway: encodings the body does not have, odd preferences, request ids. */
+  const extraHeaders = () =>
+    fc.record(
+      {
+        'Content-Encoding': fc.constantFrom('gzip', 'deflate', 'br', 'identity', 'gzip, gzip', 'x-unknown'),
+        Prefer: fc.oneof(fc.constantFrom('return=representation', 'return=minimal', 'return=representation; foo', 'handling=strict'), text.map(headerSafe)),
+        'X-Request-Id': fc.oneof(fc.constantFrom('abc', 'a'.repeat(200), '../../etc'), text.map(headerSafe)),
+        Accept: fc.constantFrom('application/json', 'text/html', '*/*', 'application/xml;q=0.9', ''),
+      },
+      { requiredKeys: [] },
+    )
   const contentType = () =>
     fc.oneof(
       { weight: 6, arbitrary: fc.constant('application/json') },
@@ -351,10 +365,11 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
   it('POST and PUT of any body with any content type answer 2xx or 4xx with the error body, and a 4xx changes nothing', async () => {
     await fc.assert(
       fc.asyncProperty(
-        resourceArb().chain((r) => fc.tuple(fc.constant(r), rawBody(r))),
-        fc.constantFrom('POST', 'PUT'), contentType(), fc.option(etagHeader(), { nil: undefined }), fc.constantFrom(...ids),
-        async ([resource, body], m, type, ifMatch, id) => {
-          const headers: Record<string, string> = {}
+        fc.constantFrom(...resources.map((r) => r.name)).chain((name) => fc.tuple(fc.constant(name), rawBody(app.engine.resource(name)))),
+        fc.constantFrom('POST', 'PUT'), contentType(), fc.option(etagHeader(), { nil: undefined }), fc.constantFrom(...ids), extraHeaders(),
+        async ([name, body], m, type, ifMatch, id, extra) => {
+          const resource = app.engine.resource(name)
+          const headers: Record<string, string> = { ...extra }
           if (type !== '') headers['Content-Type'] = type
           if (ifMatch !== undefined) headers['If-Match'] = ifMatch
           const target = m === 'POST' ? '' : `/${id}`
@@ -379,6 +394,60 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
       }),
       params(0.1, 4),
     )
+  })
+
+  describe('inputs the fuzzer found, kept as regressions', () => {
+    it('a POST body whose first key is "__proto__" answers 400 with the error body, not 500, and creates nothing', async () => {
+      const component = app.engine.resource('component')
+      const parent = ids[resources.findIndex((r) => r.name === 'componenttype') * 3]
+      const body = `{"__proto__":{"polluted":"yes","prototype":{"polluted":"yes"}},"name":"aaaaaaaa","componenttype":"${parent}"}`
+      const res = await exchange({ method: 'POST', path: `${app.engine.prefix}/${component.plural}`, headers: { 'Content-Type': 'application/json' }, body })
+      expect(res.status).to.equal(400)
+      expect(({} as Record<string, unknown>).polluted).to.equal(undefined)
+    })
+
+    it('a body sent with Content-Encoding: br that is not brotli answers 400, not 500', async () => {
+      const res = await exchange({
+        method: 'POST',
+        path: `${app.engine.prefix}/${resources[0].plural}`,
+        headers: { 'Content-Type': 'application/json', 'Content-Encoding': 'br' },
+        body: '{"name":"x"}',
+      })
+      expect(res.status).to.equal(400)
+      expect(JSON.parse(res.text).message).to.equal('Request body cannot be decoded with its Content-Encoding')
+    })
+
+    it('a large body that fails to decompress answers 400 with Connection: close, so the next request on a kept-alive connection is answered', async () => {
+      const one = new http.Agent({ keepAlive: true, maxSockets: 1 })
+      try {
+        const body = JSON.stringify({ name: 'x'.repeat(1_100_000) })
+        const path = `${app.engine.prefix}/${resources[0].plural}`
+        const res = await send(port, one, { method: 'POST', path, headers: { 'Content-Type': 'application/json', 'Content-Encoding': 'gzip' }, body })
+        expect(res.status).to.equal(400)
+        expect(res.headers.connection).to.equal('close')
+        const next = await send(port, one, { method: 'GET', path })
+        expect(next.status).to.equal(200)
+      } finally {
+        one.destroy()
+      }
+    })
+
+    it('TRACE on the API prefix answers a JSON 404, not a bare 501', async () => {
+      const res = await exchange({ method: 'TRACE', path: `${app.engine.prefix}/` })
+      expect(res.status).to.equal(404)
+      expect(JSON.parse(res.text).message).to.equal(`No route for TRACE ${app.engine.prefix}/`)
+    })
+
+    it('a number too large for a double (1e400) inside an object field answers 400 instead of being stored as null', async () => {
+      const resource = resources.find((r) => r.def.fields.some((f) => f.kind === 'json' && f.schema.type === 'object'))
+      expect(resource, 'a resource with an object field').to.not.equal(undefined)
+      const field = resource!.def.fields.find((f) => f.kind === 'json')!.name
+      const valid = await new RowFactory(app).body(resource!.name)
+      const body = JSON.stringify({ ...valid, [field]: { x: 1 } }).replace('{"x":1}', '{"x":1e400}')
+      const res = await exchange({ method: 'POST', path: `${app.engine.prefix}/${resource!.plural}`, headers: { 'Content-Type': 'application/json' }, body })
+      expect(res.status).to.equal(400)
+      expect(JSON.parse(res.text).message).to.equal('Invalid value: a number is too large to be stored')
+    })
   })
 
   it('no request polluted Object.prototype', () => {
