@@ -96,7 +96,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'))
 
   const engine = await startEngine(db, () => stopping)
-  if (!engine) return exit(0)
+  if (!engine || stopping) return // a signal came during start-up: stop() is already exiting
   const handle = engine.app().callback()
   server = http.createServer({ requestTimeout, headersTimeout, connectionsCheckingInterval: 1_000 }, (req, res) => {
     if (stopping) res.setHeader('Connection', 'close')

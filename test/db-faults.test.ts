@@ -6,7 +6,7 @@ import { createEngine, isConnectionError, openDatabase, unavailableError } from 
 import { plugins } from '../resources'
 import { createScratchDatabase, PG_URL, withPort, type ScratchDatabase } from './helpers/pg'
 import { keepAliveAgent, request, sleep, type JsonResponse } from './helpers/http-client'
-import { claimPort } from './helpers/ports'
+import { claimPort, releasePort } from './helpers/ports'
 import { killAllServers, spawnServer, startServer, stopServer, waitForLog, waitUntilServing, type ServerProcess } from './helpers/server-process'
 import { TcpProxy } from './helpers/tcp-proxy'
 
@@ -212,6 +212,20 @@ describe(title, function () {
     } finally {
       await stopServer(starting, 'SIGKILL')
       await downProxy.close()
+    }
+  })
+
+  it('SIGTERM while start-up waits for the database exits 0 within a second or two', async () => {
+    const nowhere = await claimPort() // nothing listens there
+    const waiting = spawnServer(await claimPort(), { DATABASE_URL: withPort(scratch.url, nowhere) })
+    try {
+      await waitForLog(waiting, (l) => l.msg === 'database not ready, retrying', 90_000)
+      const started = Date.now()
+      expect(await stopServer(waiting, 'SIGTERM', 10_000)).to.equal(0)
+      expect(Date.now() - started).to.be.below(3_000)
+    } finally {
+      await stopServer(waiting, 'SIGKILL')
+      releasePort(nowhere)
     }
   })
 })
