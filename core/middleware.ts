@@ -143,15 +143,27 @@ export function jsonDepth(value: unknown, stopAt: number): number {
   return max
 }
 
-/** True when a parsed JSON value holds a number too large for a double (`1e400` parses as Infinity). */
-function hasInfiniteNumber(value: unknown): boolean {
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
+/**
+ * Why a parsed JSON value cannot be stored as sent, or undefined: a number too large for a double
+ * (`1e400` parses as Infinity, which a JSON column keeps as null), or a lone UTF-16 surrogate in a
+ * string or key (`"\ud800"`, which a text column keeps as U+FFFD).
+ */
+function unstorable(value: unknown): string | undefined {
   const stack: unknown[] = [value]
   while (stack.length) {
     const node = stack.pop()
-    if (typeof node === 'number' && !Number.isFinite(node)) return true
-    if (node && typeof node === 'object') for (const child of Object.values(node)) stack.push(child)
+    if (typeof node === 'number' && !Number.isFinite(node)) return 'a number is too large to be stored'
+    if (typeof node === 'string' && LONE_SURROGATE.test(node)) return 'a string holds a lone UTF-16 surrogate'
+    if (node && typeof node === 'object') {
+      for (const [key, child] of Object.entries(node)) {
+        if (LONE_SURROGATE.test(key)) return 'a string holds a lone UTF-16 surrogate'
+        stack.push(child)
+      }
+    }
   }
-  return false
+  return undefined
 }
 
 /**
@@ -173,8 +185,9 @@ export function jsonBody(options: { limit: string; maxDepth: number }): Middlewa
     const body = ctx.request.body
     if (!body || typeof body !== 'object' || Array.isArray(body)) throw errors.bodyNotObject()
     if (jsonDepth(body, options.maxDepth) > options.maxDepth) throw errors.tooDeep(options.maxDepth)
-    // Stored as-is, Infinity would become null in a JSON column: refuse it rather than lose it.
-    if (hasInfiniteNumber(body)) throw errors.invalidValue('a number is too large to be stored')
+    // Refused rather than silently stored as something else.
+    const problem = unstorable(body)
+    if (problem) throw errors.invalidValue(problem)
     return next()
   }
 }
