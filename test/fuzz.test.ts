@@ -209,6 +209,8 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
   let tables: string[]
   let resources: Resource[]
   let ids: string[]
+  /** Ids of the fixture rows, by resource name. */
+  let idsOf: Map<string, string[]>
   let etags: string[]
   /** The row factory of the current test (its seeds continue, so its rows never collide). */
   let factory: RowFactory
@@ -234,8 +236,9 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
     await resetTables(app.db, tables)
     const rows = (factory = new RowFactory(app))
     const made: ApiRow[] = []
-    for (const r of resources) for (let i = 0; i < 3; i++) made.push(await rows.create(r.name))
+    for (const r of resources) for (let i = 0; i < 3; i++) made.push({ ...(await rows.create(r.name)), created_by: r.name })
     checksum = undefined
+    idsOf = new Map(resources.map((r) => [r.name, made.filter((row) => row.created_by === r.name).map((row) => row.id)]))
     ids = made.map((r) => r.id)
     etags = made.map((r) => r.etag)
   })
@@ -329,6 +332,8 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
   /** A raw request body: valid and broken JSON, wrong shapes, deep nesting, huge strings, prototype keys. */
   const rawBody = (resource: Resource) =>
     fc.oneof(
+      { weight: 6, arbitrary: oddBody(resource).map((o) => JSON.stringify(o)) },
+      { weight: 2, arbitrary: validBody(resource).map((o) => JSON.stringify(o)) },
       { weight: 4, arbitrary: bodyObject().map((o) => JSON.stringify(o)) },
       { weight: 3, arbitrary: fc.tuple(validBody(resource), fieldName(), fc.oneof(jsonValue, text)).map(([b, k, v]) => JSON.stringify({ ...b, [k]: v })) },
       { weight: 2, arbitrary: fc.tuple(validBody(resource), fc.constantFrom(...PROTO_KEYS)).map(([b, k]) => JSON.stringify(b).replace(/^\{/, `{"${k}":{"polluted":"yes","prototype":{"polluted":"yes"}},`)) },
@@ -343,13 +348,27 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
     fc.record(
       Object.fromEntries(
         resource.def.fields.map((f) => {
-          if (f.relation) return [f.name, fc.constantFrom(...ids)]
+          if (f.relation) return [f.name, fc.constantFrom(...(idsOf.get(f.relation.resource) ?? ids))]
           return [f.name, fc.nat({ max: 10_000_000 }).map((seed) => valueFromSchema(f.schema, seed))]
         }),
       ),
     )
-  /** Headers a client may send anyway: encodings the body does not have, odd preferences, request ids. */
-  const extraHeaders = () =>
+  /** A body of the right shape whose strings and objects are random: most are stored, and must come back as sent. */
+  const oddBody = (resource: Resource) =>
+    fc.tuple(validBody(resource), fc.record(
+      Object.fromEntries(
+        resource.def.fields.filter((f) => !f.relation && (f.kind === 'string' || f.kind === 'json')).map((f) => [
+          f.name,
+          f.kind === 'json'
+            ? fc.dictionary(fc.string({ maxLength: 8 }), jsonValue, { maxKeys: 4 })
+            : fc.oneof(fc.string({ unit: 'grapheme', minLength: 1, maxLength: 40 }), fc.string({ unit: 'binary', minLength: 1, maxLength: 40 }), nasty),
+        ]),
+      ),
+      { requiredKeys: [] },
+    )).map(([valid, odd]) => ({ ...valid, ...odd }))
+  /** Headers a client may send anyway (now and then): encodings the body does not have, odd preferences, request ids. */
+  const extraHeaders = () => fc.oneof({ weight: 3, arbitrary: fc.constant({}) }, { weight: 1, arbitrary: someHeaders() })
+  const someHeaders = () =>
     fc.record(
       {
         'Content-Encoding': fc.constantFrom('gzip', 'deflate', 'br', 'identity', 'gzip, gzip', 'x-unknown'),
@@ -407,9 +426,13 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
     await fc.assert(
       fc.asyncProperty(
         fc.constantFrom(...resources.map((r) => r.name)).chain((name) => fc.tuple(fc.constant(name), rawBody(app.engine.resource(name)))),
-        fc.constantFrom('POST', 'PUT'), contentType(), fc.option(etagHeader(), { nil: undefined }), fc.constantFrom(...ids), extraHeaders(),
-        async ([name, body], m, type, ifMatch, id, extra) => {
+        fc.constantFrom('POST', 'PUT'), contentType(),
+        fc.oneof({ weight: 2, arbitrary: fc.constant('*') }, { weight: 2, arbitrary: etagHeader() }, { weight: 1, arbitrary: fc.constant(undefined) }),
+        fc.nat(), extraHeaders(),
+        async ([name, body], m, type, ifMatch, pick, extra) => {
           const resource = app.engine.resource(name)
+          const own = idsOf.get(name)!
+          const id = own[pick % own.length]
           const headers: Record<string, string> = { ...extra }
           if (type !== '') headers['Content-Type'] = type
           if (ifMatch !== undefined) headers['If-Match'] = ifMatch
