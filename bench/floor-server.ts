@@ -24,6 +24,9 @@ function send(req: http.IncomingMessage, res: http.ServerResponse, status: numbe
   const given = req.headers['x-request-id']
   res.setHeader('X-Request-Id', typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID())
   res.setHeader('X-Content-Type-Options', 'nosniff')
+  res.setHeader('Content-Security-Policy', "default-src 'none'; frame-ancestors 'none'")
+  res.setHeader('X-Frame-Options', 'DENY')
+  res.setHeader('Referrer-Policy', 'no-referrer')
   res.setHeader('Cache-Control', 'no-cache')
   for (const name in headers) res.setHeader(name, headers[name])
   res.statusCode = status
