@@ -10,7 +10,7 @@ export interface ColumnType {
 
 /**
  * The single table from JSON Schema to PostgreSQL, used by the migration generator, the start-up drift
- * check and the docs (docs/adding-a-resource.md). Strings with an `enum` are plain `text`: the schema
+ * check and the docs (README, "Adding a resource"). Strings with an `enum` are plain `text`: the schema
  * checks the values, so adding one needs no migration.
  *
  * | JSON Schema                               | PostgreSQL         |
