@@ -1,7 +1,4 @@
-import fs from 'node:fs'
 import net from 'node:net'
-import os from 'node:os'
-import path from 'node:path'
 import { Writable } from 'node:stream'
 import { expect } from 'chai'
 import pino from 'pino'
@@ -10,7 +7,7 @@ import { createEngine, defineResource, migrateLatest, openDatabase, type Engine 
 import componenttype from '../resources/componenttype'
 import { createScratchDatabase, PG_URL, type ScratchDatabase } from './helpers/pg'
 import { sleep } from './helpers/http-client'
-import { killAllServers, startServer, type ServerProcess } from './helpers/server-process'
+import { killAllServers, ownDatabase, startServer, type OwnDatabase, type ServerProcess } from './helpers/server-process'
 import { MIGRATIONS, SCHEMAS, testApp } from './support'
 
 /** A pino logger writing into an array of parsed lines, for in-process checks. */
@@ -163,26 +160,17 @@ describe('limits and hygiene', function () {
 
   describe('server.ts limits', () => {
     let server: ServerProcess
-    let dataDir: string | undefined
-    let scratch: ScratchDatabase | undefined
+    let own: OwnDatabase | undefined
 
     before(async function () {
       this.timeout(150_000)
-      const env: Record<string, string> = { LOG_LEVEL: 'warn', HEADERS_TIMEOUT_MS: '1000', REQUEST_TIMEOUT_MS: '2000' }
-      if (PG_URL) {
-        scratch = await createScratchDatabase('limits_server')
-        env.DATABASE_URL = scratch.url
-      } else {
-        dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dci-scale-limits-'))
-        Object.assign(env, { DATABASE_URL: '', DATA_DIR: dataDir })
-      }
-      server = await startServer(env)
+      own = await ownDatabase('limits_server', Boolean(PG_URL))
+      server = await startServer({ ...own.env, LOG_LEVEL: 'warn', HEADERS_TIMEOUT_MS: '1000', REQUEST_TIMEOUT_MS: '2000' })
     })
 
     after(async () => {
       await killAllServers()
-      await scratch?.drop()
-      if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true })
+      await own?.dispose()
     })
 
     /** Sends `data` on a fresh socket, never finishes the request; resolves with what the server sent and when it closed. */

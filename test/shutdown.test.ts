@@ -1,11 +1,8 @@
-import fs from 'node:fs'
 import net from 'node:net'
-import os from 'node:os'
-import path from 'node:path'
 import { expect } from 'chai'
-import { createScratchDatabase, PG_URL, type ScratchDatabase } from './helpers/pg'
+import { PG_URL, type ScratchDatabase } from './helpers/pg'
 import { keepAliveAgent, request, sleep } from './helpers/http-client'
-import { killAllServers, startServer, waitForLog, type ServerProcess } from './helpers/server-process'
+import { killAllServers, ownDatabase, startServer, waitForLog, type OwnDatabase, type ServerProcess } from './helpers/server-process'
 
 /** Opens a connection; resolves 'connected' or the connect error's code. */
 function tryConnect(port: number): Promise<string> {
@@ -57,27 +54,20 @@ for (const database of ['embedded', 'postgresql'] as const) {
 
   describe(title, function () {
     this.timeout(150_000)
+    let own: OwnDatabase | undefined
     let scratch: ScratchDatabase | undefined
-    let dataDir: string | undefined
     let server: ServerProcess
 
     before(async function () {
       if (skipped) return this.skip()
-      const env: Record<string, string> = {}
-      if (database === 'postgresql') {
-        scratch = await createScratchDatabase('shutdown')
-        env.DATABASE_URL = scratch.url
-      } else {
-        dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dci-scale-shutdown-'))
-        Object.assign(env, { DATABASE_URL: '', DATA_DIR: dataDir })
-      }
-      server = await startServer(env)
+      own = await ownDatabase('shutdown', database === 'postgresql')
+      scratch = own.scratch
+      server = await startServer(own.env)
     })
 
     after(async () => {
       await killAllServers()
-      await scratch?.drop()
-      if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true })
+      await own?.dispose()
     })
 
     it('SIGTERM under keep-alive load: stops accepting, finishes in-flight requests without a reset, closes the pool, exits 0', async () => {

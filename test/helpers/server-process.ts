@@ -1,5 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
+import { createScratchDatabase, type ScratchDatabase } from './pg'
 import { claimPort, releasePort } from './ports'
 
 const ROOT = path.resolve(__dirname, '..', '..')
@@ -108,6 +111,29 @@ export async function startServer(env: Record<string, string>, timeoutMs = 120_0
     } catch (err) {
       if (attempt >= 3 || server.alive() || !server.logs.some((l) => l.msg === 'cannot listen')) throw err
     }
+  }
+}
+
+/** Where a server under test keeps its data: a scratch PostgreSQL database, or an embedded one in a temp folder. */
+export interface OwnDatabase {
+  /** The scratch PostgreSQL database, when the server runs on PostgreSQL. */
+  scratch?: ScratchDatabase
+  /** The environment that points `server.ts` at it (DATABASE_URL, or DATA_DIR for the embedded one). */
+  env: Record<string, string>
+  /** Drops the scratch database or removes the folder. */
+  dispose(): Promise<void>
+}
+
+/** A database for one test file's servers: PostgreSQL (a scratch database named after `purpose`) or embedded. */
+export async function ownDatabase(purpose: string, postgresql: boolean): Promise<OwnDatabase> {
+  if (postgresql) {
+    const scratch = await createScratchDatabase(purpose)
+    return { scratch, env: { DATABASE_URL: scratch.url }, dispose: () => scratch.drop() }
+  }
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `dci-${purpose}-`))
+  return {
+    env: { DATABASE_URL: '', DATA_DIR: dataDir },
+    dispose: async () => fs.rmSync(dataDir, { recursive: true, force: true }),
   }
 }
 
