@@ -11,27 +11,55 @@ export interface EngineLogger {
   error(details: Record<string, unknown>, message: string): void
   warn?(details: Record<string, unknown>, message: string): void
   info?(details: Record<string, unknown>, message: string): void
+  /** Whether a level is written at all (pino's): lets the request log skip lines that would be dropped. */
+  isLevelEnabled?(level: string): boolean
 }
 
 const consoleLogger: EngineLogger = {
   error: (details, message) => console.error(JSON.stringify({ level: 'error', msg: message, ...details })),
 }
 
+const SANE_REQUEST_ID = /^[\w.:-]{1,128}$/
+
 /** The request's id: kept if an outer middleware gave one, else the client's when it is sane, else new. */
 function assignRequestId(ctx: Context): string {
   if (typeof ctx.state.requestId === 'string') return ctx.state.requestId
   const given = ctx.get('X-Request-Id')
-  const id = /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID()
+  const id = SANE_REQUEST_ID.test(given) ? given : randomUUID()
   ctx.state.requestId = id
   ctx.set('X-Request-Id', id)
   return id
 }
 
-/** Gives each request an id (the client's `X-Request-Id` when it is sane), echoed in the response. */
-export function requestId(): Middleware {
-  return async (ctx, next) => {
+// Headers for a JSON API: no sniffing, never framed, no document features, no referrer, revalidate.
+const SECURITY_HEADERS: ReadonlyArray<readonly [string, string]> = [
+  ['X-Content-Type-Options', 'nosniff'],
+  ['Content-Security-Policy', "default-src 'none'; frame-ancestors 'none'"],
+  ['X-Frame-Options', 'DENY'],
+  ['Referrer-Policy', 'no-referrer'],
+  ['Cache-Control', 'no-cache'],
+]
+
+/**
+ * Sets the security headers of every answer. Straight on the node response: these are constant
+ * strings set before anything is sent, which is all koa's `ctx.set` would check, per header.
+ */
+export function setSecurityHeaders(ctx: Context): void {
+  for (const [name, value] of SECURITY_HEADERS) ctx.res.setHeader(name, value)
+}
+
+/**
+ * What runs around every request the engine serves, as one middleware rather than three in a row
+ * (fewer koa-compose frames per request): gives the request its id (the client's `X-Request-Id`
+ * when it is sane) echoed in the response, sets the security headers, then answers errors as
+ * {@link errorHandler} does.
+ */
+export function engineFrame(options: { bodyLimit: string; logger?: EngineLogger }): Middleware {
+  const handleErrors = errorHandler(options)
+  return (ctx, next) => {
     assignRequestId(ctx)
-    await next()
+    setSecurityHeaders(ctx)
+    return handleErrors(ctx, next)
   }
 }
 
@@ -46,6 +74,8 @@ export function requestLog(logger: EngineLogger): Middleware {
     const started = process.hrtime.bigint()
     ctx.res.once('close', () => {
       const status = ctx.res.statusCode
+      // Below 500 the line is an info line: not built at all when the logger drops those.
+      if (status < 500 && (!logger.info || logger.isLevelEnabled?.('info') === false)) return
       const line = {
         request_id: id,
         method: ctx.method,
@@ -148,9 +178,15 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
 /**
  * Why a parsed JSON value cannot be stored as sent, or undefined: a number too large for a double
  * (`1e400` parses as Infinity, which a JSON column keeps as null), or a lone UTF-16 surrogate in a
- * string or key (`"\ud800"`, which a text column keeps as U+FFFD).
+ * string or key (`"\ud800"`, which a text column keeps as U+FFFD), or a text field that starts with a
+ * byte order mark.
  */
 function unstorable(value: unknown): string | undefined {
+  // The embedded database's protocol decoder drops a byte order mark that starts a text value, so such
+  // a value would not read back as sent; both databases refuse it alike.
+  if (value && typeof value === 'object' && Object.values(value).some((v) => typeof v === 'string' && v.startsWith('\uFEFF'))) {
+    return 'a text value starts with U+FEFF (a byte order mark)'
+  }
   const stack: unknown[] = [value]
   while (stack.length) {
     const node = stack.pop()

@@ -506,6 +506,22 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
       expect(JSON.parse(res.text).message).to.equal('Invalid value: a string holds a lone UTF-16 surrogate')
     })
 
+    it('a text field that starts with U+FEFF answers 400 instead of reading back without it', async () => {
+      const resource = resources.find((r) => r.def.fields.some((f) => f.kind === 'string' && f.required))!
+      const field = resource.def.fields.find((f) => f.kind === 'string' && f.required)!.name
+      const valid = await factory.body(resource.name)
+      const before = await tableChecksums(app.db, tables)
+      const res = await exchange({
+        method: 'POST',
+        path: `${app.engine.prefix}/${resource.plural}`,
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ ...valid, [field]: '\uFEFFname' }),
+      })
+      expect(res.status).to.equal(400)
+      expect(JSON.parse(res.text).message).to.equal('Invalid value: a text value starts with U+FEFF (a byte order mark)')
+      expect(await tableChecksums(app.db, tables)).to.deep.equal(before)
+    })
+
     it('TRACE on the API prefix answers a JSON 404, not a bare 501', async () => {
       const res = await exchange({ method: 'TRACE', path: `${app.engine.prefix}/` })
       expect(res.status).to.equal(404)
