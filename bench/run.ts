@@ -11,6 +11,7 @@
  *   --rounds N            measured rounds (default 3)   --duration S   seconds per measurement (default 5)
  *   --connections N       concurrent connections (default 10; 1 with --scale, to read single-request latency)
  *   --only a,b            run only these scenarios       --profile      run the engine under --cpu-prof
+ *   --port N              the floor listens on N, the engine on N + 1 (default 5130)
  * Every load loop is bounded in time (--duration) and in count (--max-requests, default 200,000),
  * and only targets 127.0.0.1.
  */
@@ -43,6 +44,8 @@ const DURATION = Number(option('duration', '5'))
 const CONNECTIONS = Number(option('connections', SCALE ? '1' : '10'))
 const MAX_REQUESTS = Number(option('max-requests', '200000'))
 const ONLY = option('only', '').split(',').filter(Boolean)
+/** The floor listens on this port, the engine on the next one. */
+const PORT = Number(option('port', '5130'))
 
 interface Server {
   name: 'floor' | 'engine'
@@ -250,10 +253,10 @@ async function main(): Promise<void> {
   const scenarios = ONLY.length ? all.filter((s) => ONLY.includes(s.name)) : all
   const servers: Server[] = []
   try {
-    if (!EMBEDDED) servers.push(await start('floor', 5130, { DATABASE_URL: url! }))
+    if (!EMBEDDED) servers.push(await start('floor', PORT, { DATABASE_URL: url! }))
     // Request logs are off (LOG_LEVEL=warn) unless asked: the floor writes none either.
     const logLevel = process.env.LOG_LEVEL ?? 'warn'
-    servers.push(await start('engine', 5131, { LOG_LEVEL: logLevel, ...(EMBEDDED ? { DATABASE_URL: '', DATA_DIR: dataDir! } : { DATABASE_URL: url! }) }))
+    servers.push(await start('engine', PORT + 1, { LOG_LEVEL: logLevel, ...(EMBEDDED ? { DATABASE_URL: '', DATA_DIR: dataDir! } : { DATABASE_URL: url! }) }))
     for (const s of servers) s.idleRss = rssMb(s.proc.pid)
     console.log(`database: ${EMBEDDED ? `PGlite (${dataDir})` : url}, ${sizes.components} components / ${sizes.types} componenttypes`)
     console.log(`${ROUNDS} rounds x ${DURATION} s, ${CONNECTIONS} connections, engine LOG_LEVEL=${logLevel}, node ${process.version}, ${os.cpus().length} cores`)

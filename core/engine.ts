@@ -2,7 +2,7 @@ import Koa, { type Middleware } from 'koa'
 import compose from 'koa-compose'
 import type { Knex } from 'knex'
 import { errors } from './errors'
-import { errorHandler, jsonBody, requestId, requestLog, type EngineLogger } from './middleware'
+import { engineFrame, jsonBody, requestLog, setSecurityHeaders, type EngineLogger } from './middleware'
 import { buildOpenApiDocument, type OpenApiDocument, type OpenApiInfo } from './openapi'
 import { buildRegistry, type Resource } from './registry'
 import type { ResourcePlugin } from './resource'
@@ -94,7 +94,11 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
       served ??= build()
       const inner = served
       // The prefix belongs to the engine: its paths end here (404/405 included), others pass through.
-      return (ctx, next) => (ctx.path === prefix || ctx.path.startsWith(`${prefix}/`) ? inner(ctx, async () => {}) : next())
+      const below = `${prefix}/`
+      return (ctx, next) => {
+        const path = ctx.path
+        return path === prefix || path.startsWith(below) ? inner(ctx, nothingAfter) : next()
+      }
     },
     app() {
       const app = new Koa()
@@ -117,9 +121,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   function build(): Middleware {
     const router = buildRouter(engine, jsonBody({ limit: bodyLimit, maxDepth: options.maxDepth ?? 32 }))
     return compose([
-      requestId(),
-      securityHeaders,
-      errorHandler({ bodyLimit, logger: options.logger }),
+      engineFrame({ bodyLimit, logger: options.logger }),
       router.routes() as Middleware,
       router.allowedMethods() as Middleware,
     ])
@@ -132,12 +134,11 @@ const consoleRequestLogger: EngineLogger = {
   info: (details, message) => console.log(JSON.stringify({ level: 'info', msg: message, ...details })),
 }
 
-// Headers for a JSON API: no sniffing, never framed, no document features, no referrer, revalidate.
-const securityHeaders: Middleware = async (ctx, next) => {
-  ctx.set('X-Content-Type-Options', 'nosniff')
-  ctx.set('Content-Security-Policy', "default-src 'none'; frame-ancestors 'none'")
-  ctx.set('X-Frame-Options', 'DENY')
-  ctx.set('Referrer-Policy', 'no-referrer')
-  ctx.set('Cache-Control', 'no-cache')
-  await next()
+/** The end of the engine's chain: its paths never fall through to the host app. */
+const nothingAfter = () => Promise.resolve()
+
+// Paths outside the engine get the same security headers as its own answers.
+const securityHeaders: Middleware = (ctx, next) => {
+  setSecurityHeaders(ctx)
+  return next()
 }
