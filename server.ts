@@ -15,6 +15,8 @@ import { plugins } from './resources'
 
 // Compiled, this file runs from dist/; the schemas stay at the project root.
 const root = fs.existsSync(path.join(__dirname, 'schemas')) ? __dirname : path.resolve(__dirname, '..')
+const { version, description } = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string; description: string }
+const openapiInfo = { title: 'Distributed CI control server', version, description }
 
 const logger = pino({ level: process.env.LOG_LEVEL || 'info', base: { pid: process.pid } })
 let stopping = false
@@ -43,7 +45,7 @@ async function startEngine(db: Knex, stopped: () => boolean): Promise<Engine | u
   for (let attempt = 1; ; attempt++) {
     try {
       await migrateLatest(db, path.join(__dirname, 'migrations'))
-      return await createEngine({ db, schemasDir: path.join(root, 'schemas'), plugins, logger, logRequests: true })
+      return await createEngine({ db, schemasDir: path.join(root, 'schemas'), plugins, logger, logRequests: true, openapiInfo })
     } catch (err) {
       if (!isTransient(err) || stopped()) throw err
       const delay = Math.round(Math.min(5_000, 250 * 2 ** (attempt - 1)) * (0.8 + Math.random() * 0.4))
