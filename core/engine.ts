@@ -2,7 +2,7 @@ import Koa, { type Middleware } from 'koa'
 import compose from 'koa-compose'
 import type { Knex } from 'knex'
 import { errors } from './errors'
-import { engineFrame, jsonBody, requestLog, setSecurityHeaders, type EngineLogger } from './middleware'
+import { consoleLogger, engineFrame, jsonBody, requestLog, setSecurityHeaders, type EngineLogger } from './middleware'
 import { buildOpenApiDocument, type OpenApiDocument, type OpenApiInfo } from './openapi'
 import { buildRegistry, type Resource } from './registry'
 import type { ResourcePlugin } from './resource'
@@ -102,7 +102,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     },
     app() {
       const app = new Koa()
-      if (options.logRequests) app.use(requestLog(options.logger ?? consoleRequestLogger))
+      if (options.logRequests) app.use(requestLog(options.logger ?? consoleLogger))
       app.use(engine.middleware())
       app.use(securityHeaders)
       app.use((ctx) => {
@@ -127,11 +127,6 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     ])
   }
   return engine
-}
-
-const consoleRequestLogger: EngineLogger = {
-  error: (details, message) => console.error(JSON.stringify({ level: 'error', msg: message, ...details })),
-  info: (details, message) => console.log(JSON.stringify({ level: 'info', msg: message, ...details })),
 }
 
 /** The end of the engine's chain: its paths never fall through to the host app. */

@@ -15,8 +15,10 @@ export interface EngineLogger {
   isLevelEnabled?(level: string): boolean
 }
 
-const consoleLogger: EngineLogger = {
+/** The default logger: JSON lines, errors on stderr, request lines (when asked for) on stdout. */
+export const consoleLogger: EngineLogger = {
   error: (details, message) => console.error(JSON.stringify({ level: 'error', msg: message, ...details })),
+  info: (details, message) => console.log(JSON.stringify({ level: 'info', msg: message, ...details })),
 }
 
 const SANE_REQUEST_ID = /^[\w.:-]{1,128}$/
