@@ -13,6 +13,10 @@ export interface Resource {
   name: string
   plural: string
   def: ResourceDefinition
+  /**
+   * An objection model of the resource's table (JSON columns declared), for plugins' own queries:
+   * `resource.model.query(engine.db)`. The engine's statements run through knex (see Repository).
+   */
   model: ModelClass<Model>
   /** The trusted internal API (no validation, no hooks). */
   repository: Repository
