@@ -36,8 +36,8 @@ export const errors = {
   tooDeep: (max: number) => new ApiError(400, `Request body is nested deeper than ${max} levels`, { max_depth: max }),
   protoKey: () => new ApiError(400, "Request body may not contain a '__proto__' key"),
   undecodableBody: () => new ApiError(400, 'Request body cannot be decoded with its Content-Encoding'),
-  validation: (fieldErrors: Record<string, string>) =>
-    new ApiError(400, 'Request body does not match the schema', { errors: fieldErrors }),
+  validation: (fieldErrors: Record<string, string>, unlisted = 0) =>
+    new ApiError(400, 'Request body does not match the schema', unlisted ? { errors: fieldErrors, more_errors: unlisted } : { errors: fieldErrors }),
   badParameter: (name: string, message: string, payload: Record<string, unknown> = {}) =>
     new ApiError(400, `Invalid '${name}' parameter: ${message}`, payload),
   unknownParameter: (name: string, valid: string[]) =>

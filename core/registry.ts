@@ -68,18 +68,32 @@ function messageOf(error: ErrorObject): string {
   return error.message ?? 'is invalid'
 }
 
-/** Builds a validator that answers with every field's first error. */
+/** Most fields one validation error lists; the payload counts the others in `more_errors`. */
+export const MAX_LISTED_FIELD_ERRORS = 100
+
+/** Builds a validator that answers with every field's first error (up to {@link MAX_LISTED_FIELD_ERRORS}). */
 function validator(check: ValidateFunction) {
   return (body: unknown): Record<string, unknown> => {
     if (!body || typeof body !== 'object' || Array.isArray(body)) throw errors.bodyNotObject()
     if (check(body)) return body as Record<string, unknown>
     // No prototype: an unknown field named "constructor" or "toString" must still be listed.
     const fieldErrors: Record<string, string> = Object.create(null)
-    for (const error of check.errors ?? []) {
+    let listed = 0
+    let unlisted = 0
+    // The schema's own fields first: ajv reports unknown fields before them, and they matter more.
+    const all = check.errors ?? []
+    const ordered = [...all.filter((e) => e.keyword !== 'additionalProperties'), ...all.filter((e) => e.keyword === 'additionalProperties')]
+    for (const error of ordered) {
       const field = fieldOf(error)
-      fieldErrors[field] ??= messageOf(error)
+      if (field in fieldErrors) continue
+      // A body of many bad fields must not make an error many times its size.
+      if (listed === MAX_LISTED_FIELD_ERRORS) unlisted++
+      else {
+        fieldErrors[field] = messageOf(error)
+        listed++
+      }
     }
-    throw errors.validation(fieldErrors)
+    throw errors.validation(fieldErrors, unlisted)
   }
 }
 

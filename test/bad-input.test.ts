@@ -129,6 +129,17 @@ describe('bad input: 4xx answers with a JSON error body, and nothing changes', (
       expect(expectError(res, 400).payload.errors).to.deep.equal({ foo: 'is not a field of this resource' })
     })
 
+    it('a body of 5,000 unknown fields lists the first 100 and counts the others, so the error stays small', async () => {
+      const body: Record<string, number> = { name: 1 }
+      for (let i = 0; i < 5_000; i++) body[`unknown_${i}`] = i
+      const res = await unchanged(app, () => app.http.post(TYPES).send(body))
+      const { payload } = expectError(res, 400, 'Request body does not match the schema')
+      expect(Object.keys(payload.errors)).to.have.length(100)
+      expect(payload.errors.name).to.equal('must be string')
+      expect(payload.more_errors).to.equal(4_901)
+      expect(res.text.length).to.be.below(JSON.stringify(body).length)
+    })
+
     it('an unknown field on PUT answers 400 naming it and changes nothing', async () => {
       const res = await unchanged(app, () => app.http.put(typeUrl()).set('If-Match', type.etag).send({ foo: 'bar' }))
       expect(expectError(res, 400).payload.errors).to.deep.equal({ foo: 'is not a field of this resource' })
