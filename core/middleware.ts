@@ -161,47 +161,36 @@ export function errorHandler(options: { bodyLimit: string; logger?: EngineLogger
   }
 }
 
-/** Depth of a parsed JSON value, counted without recursion (a hostile body cannot blow the stack). */
-export function jsonDepth(value: unknown, stopAt: number): number {
-  let max = 0
-  const stack: Array<[unknown, number]> = [[value, 1]]
-  while (stack.length) {
-    const [node, depth] = stack.pop()!
-    if (!node || typeof node !== 'object') continue
-    if (depth > max) max = depth
-    if (max > stopAt) return max
-    for (const child of Object.values(node)) stack.push([child, depth + 1])
-  }
-  return max
-}
-
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
 
 /**
- * Why a parsed JSON value cannot be stored as sent, or undefined: a number too large for a double
- * (`1e400` parses as Infinity, which a JSON column keeps as null), or a lone UTF-16 surrogate in a
- * string or key (`"\ud800"`, which a text column keeps as U+FFFD), or a text field that starts with a
- * byte order mark.
+ * Why a parsed body cannot be taken, in one walk without recursion (a hostile body cannot blow the
+ * stack): nesting deeper than `maxDepth` (the body is level 1), else the first value that would not be
+ * stored as sent: a number too large for a double (`1e400` parses as Infinity, which a JSON column
+ * keeps as null), a lone UTF-16 surrogate in a string or key (`"\ud800"`, which a text column keeps
+ * as U+FFFD), or a text field that starts with a byte order mark.
  */
-function unstorable(value: unknown): string | undefined {
+export function bodyProblem(body: object, maxDepth: number): ApiError | undefined {
+  let unstorable: string | undefined
   // The embedded database's protocol decoder drops a byte order mark that starts a text value, so such
   // a value would not read back as sent; both databases refuse it alike.
-  if (value && typeof value === 'object' && Object.values(value).some((v) => typeof v === 'string' && v.startsWith('\uFEFF'))) {
-    return 'a text value starts with U+FEFF (a byte order mark)'
+  if (Object.values(body).some((v) => typeof v === 'string' && v.startsWith('\uFEFF'))) {
+    unstorable = 'a text value starts with U+FEFF (a byte order mark)'
   }
-  const stack: unknown[] = [value]
+  const stack: Array<[unknown, number]> = [[body, 1]]
   while (stack.length) {
-    const node = stack.pop()
-    if (typeof node === 'number' && !Number.isFinite(node)) return 'a number is too large to be stored'
-    if (typeof node === 'string' && LONE_SURROGATE.test(node)) return 'a string holds a lone UTF-16 surrogate'
-    if (node && typeof node === 'object') {
+    const [node, depth] = stack.pop()!
+    if (typeof node === 'number' && !Number.isFinite(node)) unstorable ??= 'a number is too large to be stored'
+    else if (typeof node === 'string' && LONE_SURROGATE.test(node)) unstorable ??= 'a string holds a lone UTF-16 surrogate'
+    else if (node && typeof node === 'object') {
+      if (depth > maxDepth) return errors.tooDeep(maxDepth)
       for (const [key, child] of Object.entries(node)) {
-        if (LONE_SURROGATE.test(key)) return 'a string holds a lone UTF-16 surrogate'
-        stack.push(child)
+        if (LONE_SURROGATE.test(key)) unstorable ??= 'a string holds a lone UTF-16 surrogate'
+        stack.push([child, depth + 1])
       }
     }
   }
-  return undefined
+  return unstorable === undefined ? undefined : errors.invalidValue(unstorable)
 }
 
 /**
@@ -222,10 +211,9 @@ export function jsonBody(options: { limit: string; maxDepth: number }): Middlewa
     await parse(ctx, async () => {})
     const body = ctx.request.body
     if (!body || typeof body !== 'object' || Array.isArray(body)) throw errors.bodyNotObject()
-    if (jsonDepth(body, options.maxDepth) > options.maxDepth) throw errors.tooDeep(options.maxDepth)
     // Refused rather than silently stored as something else.
-    const problem = unstorable(body)
-    if (problem) throw errors.invalidValue(problem)
+    const problem = bodyProblem(body, options.maxDepth)
+    if (problem) throw problem
     return next()
   }
 }
