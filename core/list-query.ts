@@ -1,8 +1,7 @@
-import Ajv, { type ValidateFunction } from 'ajv'
-import addFormats from 'ajv-formats'
+import type Ajv from 'ajv'
+import type { ValidateFunction } from 'ajv'
 import { errors } from './errors'
-import { isUuid } from './repository'
-import type { FieldDefinition, FieldKind, ResourceDefinition } from './schema-loader'
+import { schemaAjv, type FieldDefinition, type FieldKind, type ResourceDefinition } from './schema-loader'
 
 /** Limits that bound what one list request may cost. */
 export interface ListLimits {
@@ -79,17 +78,13 @@ function nonNegativeInteger(name: string, raw: string, max: number): number {
  * the schema (allowlist) and every `where` value against the field's own JSON Schema, so nothing a
  * client sends reaches knex as an identifier.
  */
-export function compileListQuery(def: ResourceDefinition, limits: ListLimits) {
-  const ajv = new Ajv({ strict: false, allErrors: false })
-  addFormats(ajv)
-  ajv.addFormat('uuid', isUuid) // what a uuid column accepts (ajv-formats also takes "urn:uuid:...")
+export function compileListQuery(def: ResourceDefinition, limits: ListLimits, ajv: Ajv = schemaAjv()) {
   const filterable = new Map<string, Filterable>()
   for (const [name, kind] of ENGINE_FIELDS) {
     filterable.set(name, { kind, check: ajv.compile({ type: 'string', format: kind === 'uuid' ? 'uuid' : 'date-time' }) })
   }
   for (const field of def.fields.filter((f: FieldDefinition) => f.kind !== 'json')) {
-    const { 'x-relation': _r, 'x-index': _i, default: _d, ...schema } = field.schema
-    filterable.set(field.name, { kind: field.kind, check: ajv.compile(schema) })
+    filterable.set(field.name, { kind: field.kind, check: ajv.compile(field.schema) })
   }
   const fieldNames = [...filterable.keys()]
   const relations = def.fields.filter((f) => f.relation).map((f) => f.name)

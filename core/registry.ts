@@ -1,12 +1,11 @@
-import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv'
-import addFormats from 'ajv-formats'
+import type { ErrorObject, ValidateFunction } from 'ajv'
 import type { Knex } from 'knex'
 import { Model, type ModelClass } from 'objection'
 import { errors } from './errors'
 import { compileListQuery, type ListLimits, type ListQueryParser } from './list-query'
-import { isUuid, Repository } from './repository'
+import { Repository } from './repository'
 import type { ResourcePlugin } from './resource'
-import { RESERVED_FIELDS, SCHEMA_KEYWORDS, SchemaError, type JsonSchema, type ResourceDefinition } from './schema-loader'
+import { RESERVED_FIELDS, SchemaError, schemaAjv, type JsonSchema, type ResourceDefinition } from './schema-loader'
 
 /** A registered resource: its definition and everything built from it once, at start-up. */
 export interface Resource {
@@ -136,11 +135,10 @@ export function buildRegistry(
   knex: Knex,
   limits: ListLimits,
 ): Map<string, Resource> {
-  const ajv = new Ajv({ strict: true, allErrors: true, coerceTypes: false, removeAdditional: false, useDefaults: false })
-  addFormats(ajv)
-  // ajv-formats also takes "urn:uuid:..." which PostgreSQL refuses: accept what a uuid column does.
-  ajv.addFormat('uuid', isUuid)
-  ajv.addVocabulary([...SCHEMA_KEYWORDS])
+  // Bodies: every field's error, no coercion, unknown fields refused (not removed), no defaults filled.
+  const ajv = schemaAjv({ allErrors: true, coerceTypes: false, removeAdditional: false, useDefaults: false })
+  // `where` values: the first error is enough.
+  const queryAjv = schemaAjv()
 
   const pluginFor = new Map<string, ResourcePlugin<any>>()
   for (const plugin of plugins) {
@@ -163,7 +161,7 @@ export function buildRegistry(
       def,
       model,
       repository: new Repository(def, model, knex, lookup, constraintNames(def, defs)),
-      query: compileListQuery(def, limits),
+      query: compileListQuery(def, limits, queryAjv),
       validateCreate: validator(ajv.compile(bodySchema(def, false))),
       validateUpdate: validator(ajv.compile(bodySchema(def, true))),
       plugin: pluginFor.get(def.name),

@@ -1,7 +1,8 @@
 import fs from 'node:fs'
 import path from 'node:path'
-import Ajv from 'ajv'
+import Ajv, { type Options } from 'ajv'
 import addFormats from 'ajv-formats'
+import { isUuid } from './repository'
 
 /**
  * The vocabulary a schema file may use on top of JSON Schema (draft-07):
@@ -182,10 +183,14 @@ export function checkDefinitions(defs: ResourceDefinition[]): void {
   }
 }
 
-/** An ajv instance that knows the engine's schema keywords and the string formats. */
-export function schemaAjv(): Ajv {
-  const ajv = new Ajv({ strict: true, allErrors: false })
+/**
+ * An ajv instance that knows the engine's schema keywords and the string formats, with `uuid` meaning
+ * what a uuid column accepts (ajv-formats also takes "urn:uuid:...", which PostgreSQL refuses).
+ */
+export function schemaAjv(options: Options = {}): Ajv {
+  const ajv = new Ajv({ strict: true, allErrors: false, ...options })
   addFormats(ajv)
+  ajv.addFormat('uuid', isUuid)
   ajv.addVocabulary([...SCHEMA_KEYWORDS])
   return ajv
 }
