@@ -10,7 +10,7 @@ import net from 'node:net'
 import path from 'node:path'
 import type { Knex } from 'knex'
 import pino from 'pino'
-import { createEngine, isConnectionError, migrateLatest, openDatabase, type Engine } from './core'
+import { createEngine, isTransientStartupError, migrateLatest, openDatabase, type Engine } from './core'
 import { plugins } from './resources'
 
 // Compiled, this file runs from dist/; the schemas stay at the project root.
@@ -27,27 +27,14 @@ function numberFromEnv(name: string, fallback: number): number {
   return value
 }
 
-/**
- * Errors worth waiting out at start-up: the database is unreachable or starting, or another server
- * process runs the same migrations at this moment (knex's lock, or PostgreSQL's race on creating the
- * same table). Anything else (a bad schema, a failing migration) stops start-up at once.
- */
-function isTransient(err: unknown): boolean {
-  if (isConnectionError(err)) return true
-  const e = err as { code?: string; name?: string; message?: string; constraint?: string }
-  if (e?.code === '3D000' || e?.code === '42P07' || e?.code === '40P01') return true
-  if (e?.code === '23505' && e.constraint === 'pg_type_typname_nsp_index') return true
-  return e?.name === 'MigrationLocked' || /Migration table is already locked/.test(e?.message ?? '')
-}
-
 /** Migrates and builds the engine, retrying transient failures with capped exponential backoff. */
 async function startEngine(db: Knex, stopped: () => boolean): Promise<Engine | undefined> {
   for (let attempt = 1; ; attempt++) {
     try {
       await migrateLatest(db, path.join(__dirname, 'migrations'))
-      return await createEngine({ db, schemasDir: path.join(root, 'schemas'), plugins, logger, logRequests: true, openapiInfo })
+      return await createEngine({ db, schemasDir: path.join(root, 'schemas'), plugins, logger, logRequests: true, openapiInfo, indexMessage: 'Distributed CI.' })
     } catch (err) {
-      if (!isTransient(err) || stopped()) throw err
+      if (!isTransientStartupError(err) || stopped()) throw err
       const delay = Math.round(Math.min(5_000, 250 * 2 ** (attempt - 1)) * (0.8 + Math.random() * 0.4))
       const e = err as { message?: string; code?: string }
       logger.warn({ attempt, retry_in_ms: delay, err: e?.message || String(err), code: e?.code }, 'database not ready, retrying')

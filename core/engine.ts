@@ -1,14 +1,20 @@
 import Koa, { type Middleware } from 'koa'
 import compose from 'koa-compose'
 import type { Knex } from 'knex'
+import { checkSchemaDrift } from '../tooling/schema-drift'
+import type { ErrorRegistry } from './errors'
 import { errors } from './errors'
-import { consoleLogger, engineFrame, jsonBody, requestLog, setSecurityHeaders, type EngineLogger } from './middleware'
-import { buildOpenApiDocument, type OpenApiDocument, type OpenApiInfo } from './openapi'
-import { buildRegistry, type Resource } from './registry'
-import type { ResourcePlugin } from './resource'
-import { buildRouter } from './routes'
-import { loadSchemas } from './schema-loader'
-import { checkSchemaDrift } from './schema-drift'
+import { jsonBody } from './http/body'
+import { consoleLogger, engineFrame, requestLog, setSecurityHeaders, type EngineLogger } from './http/frame'
+import { nodeHandler, type HandlerOptions, type NodeHandler } from './http/handler'
+import { buildRouter } from './http/routes'
+import { buildOpenApiDocument, type OpenApiDocument, type OpenApiInfo } from './openapi/document'
+import { compileAction, type CompiledAction } from './plugins/actions'
+import type { Plugin } from './plugins/plugin'
+import { buildResources, collectPlugins, type Resource } from './plugins/registry'
+import { loadSchemas } from './schema/loader'
+import { withParams } from './service/service'
+import type { ResourceService } from './service/types'
 
 /** Options of {@link createEngine}; everything but `db` and `schemasDir` has a safe default. */
 export interface EngineOptions {
@@ -16,8 +22,11 @@ export interface EngineOptions {
   db: Knex
   /** Folder holding one JSON Schema file per resource. */
   schemasDir: string
-  /** Resource plugins (hooks, extra routes); a resource without special rules needs none. */
-  plugins?: ResourcePlugin<any>[]
+  /**
+   * Plugins, installed in dependency order (see `definePlugin`; `defineResource` makes the
+   * per-resource form). A resource without special rules needs none.
+   */
+  plugins?: Plugin[]
   /** Mount point of the API (default `/api/v1`). */
   prefix?: string
   /** Page size when `limit` is not given (default 20). */
@@ -44,51 +53,98 @@ export interface EngineOptions {
   checkSchema?: boolean
   /** Title, version and description of the OpenAPI document served at `<prefix>/openapi.json`. */
   openapiInfo?: OpenApiInfo
+  /** The `message` of `GET <prefix>` (default: the OpenAPI title and a full stop). */
+  indexMessage?: string
 }
 
-/** A running engine: its resources and the koa middleware that serves them. */
+/** A transaction opened by {@link Engine.transaction}: services in it, and its knex transaction. */
+export interface Transaction {
+  readonly knex: Knex.Transaction
+  /** The service of a resource whose calls join this transaction. */
+  service(name: string): ResourceService
+}
+
+/** A running engine: its resources, services, actions, and the transports that serve them. */
 export interface Engine {
   readonly prefix: string
   readonly db: Knex
   /** Registered resources by singular name. */
   readonly resources: ReadonlyMap<string, Resource>
-  /** A resource by singular name; its `repository` is the trusted internal API. */
+  /** The engine's error codes: built-in ones and those plugins registered. */
+  readonly errors: ErrorRegistry
+  /** A resource by singular name. */
   resource(name: string): Resource
+  /** The service of a resource: validation and hooks run for in-process calls as for HTTP ones. */
+  service(name: string): ResourceService
+  /** An action by name, to call in-process: `engine.action('x').call({ path, query, body }, params)`. */
+  action(name: string): CompiledAction
+  /**
+   * Runs `work` in one database transaction: every service call made through `tx.service(...)` (or
+   * with `{ transaction: tx }`) joins it; a throw rolls all of it back.
+   */
+  transaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T>
   /** Koa middleware serving the API under `prefix`; other paths pass through untouched. */
   middleware(): Middleware
   /** A standalone koa app serving only the API, for `http.createServer(engine.app().callback())`. */
   app(): Koa
+  /** A Node `(req, res, next?)` handler for node:http, Express, Fastify... (see {@link HandlerOptions}). */
+  handler(options?: HandlerOptions): NodeHandler
   /** The OpenAPI 3.1 document of the API, built once from the registered resources at start-up. */
   openapi(): OpenApiDocument
 }
 
 /**
- * Loads and checks every schema of `schemasDir`, builds each resource once (model, validators, query
- * parser) and returns the engine. Throws a `SchemaError` naming the file when a schema is refused.
- * The database must already be migrated (see `migrateLatest`): a table that does not match its schema
- * stops start-up with a `SchemaDriftError` naming the resource, the difference and the fix.
+ * Installs the plugins, loads and checks every schema of `schemasDir` (and those plugins bring),
+ * builds each resource once (model, validators, query parser, hooks, service) and returns the engine.
+ * Throws a `SchemaError` naming the file when a schema is refused, and an error naming the plugins
+ * when a dependency is missing or they form a cycle. The database must already be migrated (see
+ * `migrateLatest`): a table that does not match its schema stops start-up with a `SchemaDriftError`.
  */
 export async function createEngine(options: EngineOptions): Promise<Engine> {
   const prefix = (options.prefix ?? '/api/v1').replace(/\/$/, '')
   const bodyLimit = options.bodyLimit ?? '1mb'
-  const defs = loadSchemas(options.schemasDir)
+  const contributions = collectPlugins(options.plugins ?? [])
+  const defs = loadSchemas(options.schemasDir, contributions.keywords, contributions.schemaFiles)
   if (options.checkSchema ?? true) await checkSchemaDrift(options.db, defs)
   const limits = {
     defaultLimit: options.defaultLimit ?? 20,
     maxLimit: options.maxLimit ?? 200,
     maxOffset: options.maxOffset ?? 1_000_000,
   }
-  const resources = buildRegistry(defs, options.plugins ?? [], options.db, limits)
+  const resources = buildResources(defs, contributions, options.db, limits)
+  const resource = (name: string) => {
+    const found = resources.get(name)
+    if (!found) throw new Error(`no resource named '${name}'`)
+    return found
+  }
+  const actionHost = {
+    knex: options.db,
+    errors: contributions.errors,
+    service: (name: string) => resource(name).service,
+    checkList: (name: string, query: Record<string, string | string[] | undefined>) => void resource(name).query.parseList(query),
+    plural: (name: string) => resource(name).plural,
+  }
+  const actions = new Map(contributions.actions.map((a) => [a.name, compileAction(a, actionHost)]))
+  // Built now, not on first request: an action's faulty description stops start-up.
+  const document = buildOpenApiDocument({ prefix, resources, actions: contributions.actions, errors: contributions.errors, limits }, options.openapiInfo)
+  const openapiText = JSON.stringify(document)
+  const indexMessage = options.indexMessage ?? `${document.info.title}.`
 
   let served: Middleware | undefined
   const engine: Engine = {
     prefix,
     db: options.db,
     resources,
-    resource(name) {
-      const resource = resources.get(name)
-      if (!resource) throw new Error(`no resource named '${name}'`)
-      return resource
+    errors: contributions.errors,
+    resource,
+    service: (name) => resource(name).service,
+    action(name) {
+      const action = actions.get(name)
+      if (!action) throw new Error(`no action named '${name}'`)
+      return action
+    },
+    transaction(work) {
+      return options.db.transaction((trx) => work({ knex: trx, service: (name) => withParams(resource(name).service, { transaction: trx }) }))
     },
     middleware() {
       served ??= build()
@@ -111,20 +167,31 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
       })
       return app
     },
+    handler(handlerOptions) {
+      return nodeHandler(engine.app(), prefix, handlerOptions)
+    },
     openapi() {
       return document
     },
   }
-  // Built now, not on first request: a plugin's faulty description stops start-up.
-  const document = buildOpenApiDocument(engine, limits, options.openapiInfo)
 
   function build(): Middleware {
-    const router = buildRouter(engine, jsonBody({ limit: bodyLimit, maxDepth: options.maxDepth ?? 32 }))
-    return compose([
-      engineFrame({ bodyLimit, logger: options.logger }),
-      router.routes() as Middleware,
-      router.allowedMethods() as Middleware,
-    ])
+    const router = buildRouter(
+      {
+        prefix,
+        resources,
+        actions: [...actions.values()],
+        openapiJson: (base) => (base ? JSON.stringify({ ...document, servers: [{ url: `${base}${prefix}` }] }) : openapiText),
+        index: (base) => ({
+          _status: 'OK',
+          message: indexMessage,
+          resources: Object.fromEntries([...resources.values()].map((r) => [r.plural, `${base}${prefix}/${r.plural}`])),
+          links: { openapi: `${base}${prefix}/openapi.json` },
+        }),
+      },
+      jsonBody({ limit: bodyLimit, maxDepth: options.maxDepth ?? 32 }),
+    )
+    return compose([engineFrame({ bodyLimit, logger: options.logger }), router.routes() as Middleware, router.allowedMethods() as Middleware])
   }
   return engine
 }

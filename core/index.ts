@@ -1,20 +1,24 @@
-/** The resource engine: register JSON Schema resources, serve them as a REST API from any koa app. */
-export { createEngine, type Engine, type EngineOptions } from './engine'
-export { openDatabase, migrateLatest, isEmbedded, FolderMigrationSource, type DatabaseOptions } from './db'
-export { defineResource, type ResourcePlugin, type HookContext } from './resource'
-export { ApiError, errors, isConnectionError, unavailableError, type ErrorBody } from './errors'
-export { SchemaError, loadSchemas, type ResourceDefinition, type FieldDefinition } from './schema-loader'
-export { checkSchemaDrift, SchemaDriftError } from './schema-drift'
-export { generateMigration, type GenerateOptions, type GenerateResult } from './migration-generator'
-export { COLUMN_TYPES } from './column-types'
-export type { Resource } from './registry'
-export type { Row } from './repository'
-export type { ListQuery } from './list-query'
-export { requestLog, type EngineLogger } from './middleware'
-export { sendList } from './routes'
-export { buildOpenApiDocument, type OpenApiDocument, type OpenApiBuilder, type OpenApiInfo, type OpenApiPathItem } from './openapi'
+/** The resource engine: register JSON Schema resources, serve them as a REST API from any host. */
+export { createEngine, type Engine, type EngineOptions, type Transaction } from './engine'
+export { openDatabase, migrateLatest, FolderMigrationSource, type DatabaseOptions } from './data/db'
+export { isConnectionError, unavailableError, isTransientStartupError } from './data/pg-errors'
+export { EXACT_COUNT_UP_TO, type Row, type ListMeta } from './data/repository'
+export { ApiError, ErrorRegistry, errors, type ErrorBody, type ErrorCode, type ErrorCodeDefinition } from './errors'
+export { requestLog, type EngineLogger } from './http/frame'
+export type { HandlerOptions, NodeHandler } from './http/handler'
+export { buildOpenApiDocument, type OpenApiDocument, type OpenApiInfo, type OpenApiPathItem } from './openapi/document'
+export type { ActionInput, CompiledAction } from './plugins/actions'
 export {
-  createClient, ApiRequestError, PreconditionFailedError,
-  type Client, type ClientOptions, type ResourceClient, type ResourceType, type ResourceTypes, type ListParams, type ListPage, type Updated,
-} from './client'
-export type { RawQuery } from './list-query'
+  defineAction, definePlugin, defineResource,
+  type ActionContext, type ActionDefinition, type ActionMethod, type Plugin, type PluginApi, type ResourcePlugin,
+} from './plugins/plugin'
+export type { Resource } from './plugins/registry'
+export type { FindQuery, ListQuery, RawQuery } from './query/list-query'
+export { SchemaError, loadSchemas } from './schema/loader'
+export type { FieldDefinition, JsonSchema, ResourceDefinition } from './schema/types'
+export { COLUMN_TYPES } from './schema/derive'
+export type { SchemaKeyword } from './schema/vocabulary'
+export {
+  SERVICE_METHODS,
+  type Hook, type HookContext, type HookMap, type HookSet, type Identity, type Page, type Params, type ResourceService, type ServiceMethod, type TransactionLike,
+} from './service/types'

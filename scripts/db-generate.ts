@@ -4,8 +4,8 @@
  * Database: DATABASE_URL when set, else the embedded one under DATA_DIR (default `data`).
  */
 import path from 'node:path'
-import { openDatabase } from '../core/db'
-import { generateMigration } from '../core/migration-generator'
+import { openDatabase } from '../core/data/db'
+import { generateMigration } from '../tooling/migration-generator'
 
 const root = path.resolve(__dirname, '..')
 

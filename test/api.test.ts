@@ -1,16 +1,9 @@
 import { expect } from 'chai'
+import { expectError } from './helpers/errors'
 import { createComponent, createType, resetTables, testApp, type TestApp } from './support'
 
 const HEX32 = /^"[0-9a-f]{32}"$/
 const MISSING = '00000000-0000-4000-8000-000000000000'
-
-function expectError(body: any, status: number, message?: string | RegExp) {
-  expect(body).to.have.all.keys('message', 'payload', 'status_code')
-  expect(body.status_code).to.equal(status)
-  expect(body.payload).to.be.an('object')
-  if (typeof message === 'string') expect(body.message).to.equal(message)
-  else if (message) expect(body.message).to.match(message)
-}
 
 describe('componenttypes and components over HTTP', () => {
   let app: TestApp
@@ -19,6 +12,31 @@ describe('componenttypes and components over HTTP', () => {
   })
   beforeEach(async () => {
     await resetTables(app.db)
+  })
+
+  describe('the index', () => {
+    for (const path of ['/api/v1', '/api/v1/']) {
+      it(`GET ${path} answers the status, every resource with its URL and the OpenAPI link`, async () => {
+        const res = await app.http.get(path).expect(200)
+        expect(res.body).to.deep.equal({
+          _status: 'OK',
+          message: 'Resource API.',
+          resources: {
+            components: '/api/v1/components',
+            componenttypes: '/api/v1/componenttypes',
+            remotecis: '/api/v1/remotecis',
+            teams: '/api/v1/teams',
+          },
+          links: { openapi: '/api/v1/openapi.json' },
+        })
+      })
+    }
+
+    it('POST /api/v1 answers 405 allowing GET', async () => {
+      const res = await app.http.post('/api/v1').send({})
+      expectError(res, 405, 'Method POST is not allowed here')
+      expect(res.headers.allow).to.match(/GET/)
+    })
   })
 
   describe('create and read', () => {
@@ -99,7 +117,7 @@ describe('componenttypes and components over HTTP', () => {
     it('PUT without If-Match answers 412 with the original message and changes nothing', async () => {
       const ct = await createType(app, 'kikoolol')
       const res = await app.http.put(`/api/v1/componenttypes/${ct.id}`).send({ name: 'other' }).expect(412)
-      expect(res.body).to.deep.equal({ message: "'If-match' header must be provided", payload: {}, status_code: 412 })
+      expect(res.body).to.deep.equal({ message: "'If-match' header must be provided", payload: {}, status_code: 412, code: 'precondition_required' })
       const after = await app.http.get(`/api/v1/componenttypes/${ct.id}`)
       expect(after.body.componenttype).to.deep.equal(ct)
     })
@@ -186,7 +204,7 @@ describe('componenttypes and components over HTTP', () => {
     it('DELETE without If-Match answers 412 and keeps the row', async () => {
       const ct = await createType(app, 'a')
       const res = await app.http.delete(`/api/v1/componenttypes/${ct.id}`).expect(412)
-      expect(res.body).to.deep.equal({ message: "'If-match' header must be provided", payload: {}, status_code: 412 })
+      expect(res.body).to.deep.equal({ message: "'If-match' header must be provided", payload: {}, status_code: 412, code: 'precondition_required' })
       await app.http.get(`/api/v1/componenttypes/${ct.id}`).expect(200)
     })
 

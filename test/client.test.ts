@@ -2,7 +2,7 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { spawn } from 'node:child_process'
 import { expect } from 'chai'
-import { ApiRequestError, PreconditionFailedError, createClient, type Client } from '../core'
+import { ApiRequestError, PreconditionFailedError, createClient, type Client } from '../client'
 import type { Resources } from '../resources/types'
 import { ROOT, resetTables, testApp, type TestApp } from './support'
 
@@ -113,7 +113,8 @@ describe('typed client against a live server', () => {
     expect(err).to.be.instanceOf(ApiRequestError)
     const failed = err as PreconditionFailedError
     expect(failed.status).to.equal(412)
-    expect(failed.body).to.deep.equal({ message: "'If-match' header does not match the current ETag", payload: {}, status_code: 412 })
+    expect(failed.body).to.deep.equal({ message: "'If-match' header does not match the current ETag", payload: {}, status_code: 412, code: 'precondition_failed' })
+    expect(failed.code).to.equal('precondition_failed')
     expect(failed.request).to.equal(`PUT /componenttypes/${type.id}`)
     expect((await client.componenttypes.get(type.id)).name).to.equal('b')
   })

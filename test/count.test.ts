@@ -1,5 +1,5 @@
 import { expect } from 'chai'
-import { EXACT_COUNT_UP_TO } from '../core/repository'
+import { EXACT_COUNT_UP_TO } from '../core'
 import { createComponent, createType, resetTables, testApp, type TestApp } from './support'
 
 const COMPONENTS = '/api/v1/components'
@@ -98,7 +98,7 @@ describe('_meta.count and the count parameter', () => {
   describe('bad count values', () => {
     it('an unknown count value answers 400 listing the valid ones', async () => {
       const res = await app.http.get(`${COMPONENTS}?count=maybe`).expect(400)
-      expect(res.body).to.have.all.keys('message', 'payload', 'status_code')
+      expect(res.body).to.have.all.keys('message', 'payload', 'status_code', 'code')
       expect(res.body.message).to.match(/^Invalid 'count' parameter/)
       expect(res.body.payload).to.deep.equal({ values: ['estimate', 'exact'] })
     })

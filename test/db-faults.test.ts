@@ -19,7 +19,8 @@ const title = PG_URL
   : 'database faults: SKIPPED on the embedded database, PGlite is single-process and in the server process, there is no connection to cut (set DATABASE_URL)'
 
 function expect503(res: JsonResponse): void {
-  expect(res.body, JSON.stringify(res.body)).to.have.all.keys('message', 'payload', 'status_code')
+  expect(res.body, JSON.stringify(res.body)).to.have.all.keys('message', 'payload', 'status_code', 'code')
+  expect(res.body.code).to.be.oneOf(['unavailable', 'query_timeout'])
   expect(res.body.status_code).to.equal(503)
   expect(res.body.message).to.be.a('string').and.not.match(/ECONN|terminated|select|insert/i)
   expect(Number(res.headers['retry-after'])).to.be.at.least(1)

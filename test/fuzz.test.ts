@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { expect } from 'chai'
 import fc from 'fast-check'
 import type { Resource } from '../core'
+import { BUILTIN_ERROR_CODES } from '../client/protocol'
 import { RowFactory, valueFromSchema, type ApiRow } from './conformance/rows'
 import { engineTables, resetTables, tableChecksums, testApp, type TestApp } from './support'
 
@@ -94,7 +95,9 @@ function violation(app: TestApp, req: Request, res: Answer): string | undefined 
       return 'a 4xx without a JSON body'
     }
     const keys = body && typeof body === 'object' ? Object.keys(body).sort().join(',') : ''
-    if (keys !== 'message,payload,status_code') return `error body keys are '${keys}'`
+    if (keys !== 'code,message,payload,status_code') return `error body keys are '${keys}'`
+    const builtin = (BUILTIN_ERROR_CODES as Record<string, { status: number }>)[body.code]
+    if (builtin?.status !== status) return `code '${body.code}' is not a built-in code of status ${status}`
     if (body.status_code !== status) return `status_code ${body.status_code} differs from HTTP ${status}`
     if (typeof body.message !== 'string' || !body.payload || typeof body.payload !== 'object' || Array.isArray(body.payload)) return 'malformed error body'
     return undefined
@@ -181,7 +184,7 @@ function storedAsSent(resource: Resource, sentText: string | Buffer | undefined,
     if (!Object.prototype.hasOwnProperty.call(sent, field.name)) continue
     let given = sent[field.name]
     let stored = row[field.name]
-    if (field.kind === 'string' && resource.plugin?.hooks) continue
+    if (field.kind === 'string' && resource.hooked.length > 0) continue
     if (field.kind === 'uuid' && typeof given === 'string') given = given.toLowerCase()
     if (field.kind === 'datetime' && typeof given === 'string' && typeof stored === 'string') {
       given = new Date(given).getTime()
@@ -522,10 +525,16 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
       expect(await tableChecksums(app.db, tables)).to.deep.equal(before)
     })
 
-    it('TRACE on the API prefix answers a JSON 404, not a bare 501', async () => {
+    it('TRACE on the API prefix (the index, a GET route) answers a JSON 405, not a bare 501', async () => {
       const res = await exchange({ method: 'TRACE', path: `${app.engine.prefix}/` })
+      expect(res.status).to.equal(405)
+      expect(JSON.parse(res.text)).to.include({ message: 'Method TRACE is not allowed here', code: 'method_not_allowed' })
+    })
+
+    it('TRACE on an unknown path under the API prefix answers a JSON 404, not a bare 501', async () => {
+      const res = await exchange({ method: 'TRACE', path: `${app.engine.prefix}/nothing` })
       expect(res.status).to.equal(404)
-      expect(JSON.parse(res.text).message).to.equal(`No route for TRACE ${app.engine.prefix}/`)
+      expect(JSON.parse(res.text).message).to.equal(`No route for TRACE ${app.engine.prefix}/nothing`)
     })
 
     it('a number too large for a double (1e400) inside an object field answers 400 instead of being stored as null', async () => {

@@ -2,7 +2,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { expect } from 'chai'
-import { writeTypes } from '../scripts/generate-types'
+import { writeTypes } from '../tooling/type-generator'
 import { ROOT, SCHEMAS } from './support'
 
 const COMMITTED = path.join(ROOT, 'resources', 'types')

@@ -3,7 +3,7 @@ import { Writable } from 'node:stream'
 import { expect } from 'chai'
 import pino from 'pino'
 import supertest from 'supertest'
-import { createEngine, defineResource, migrateLatest, openDatabase, type Engine } from '../core'
+import { createEngine, definePlugin, migrateLatest, openDatabase, type Engine } from '../core'
 import componenttype from '../resources/componenttype'
 import { createScratchDatabase, PG_URL, type ScratchDatabase } from './helpers/pg'
 import { sleep } from './helpers/http-client'
@@ -30,15 +30,29 @@ async function linesMatching(lines: Array<Record<string, any>>, predicate: (l: R
 }
 
 /** Test-only routes through the plugin API: one that fails, one that runs a slow statement through raw knex. */
-const probeRoutes = defineResource({
-  schema: 'component',
-  routes(router, engine) {
-    router.get('/probe/boom', async () => {
-      throw new Error('secret detail: SELECT * FROM users')
+const probeRoutes = definePlugin({
+  name: 'probe',
+  setup(api) {
+    api.action({
+      name: 'probe_boom',
+      method: 'GET',
+      path: '/probe/boom',
+      summary: 'Fails with an error that is not an ApiError',
+      transaction: false,
+      handler() {
+        throw new Error('secret detail: SELECT * FROM users')
+      },
     })
-    router.get('/probe/slow', async (ctx) => {
-      await engine.db.raw('SELECT pg_sleep(2)')
-      ctx.body = { slept: true }
+    api.action({
+      name: 'probe_slow',
+      method: 'GET',
+      path: '/probe/slow',
+      summary: 'Runs a statement slower than the statement timeout',
+      transaction: false,
+      async handler(ctx) {
+        await ctx.db.raw('SELECT pg_sleep(2)')
+        return { slept: true }
+      },
     })
   },
 })
@@ -102,7 +116,7 @@ describe('limits and hygiene', function () {
       const { db } = await testApp()
       const engine = await createEngine({ db, schemasDir: SCHEMAS, plugins: [componenttype, probeRoutes], logger, logRequests: true })
       const res = await supertest(engine.app().callback()).get('/api/v1/probe/boom').set('X-Request-Id', 'trace-boom').expect(500)
-      expect(res.body).to.deep.equal({ message: 'Internal server error', payload: { request_id: 'trace-boom' }, status_code: 500 })
+      expect(res.body).to.deep.equal({ message: 'Internal server error', payload: { request_id: 'trace-boom' }, status_code: 500, code: 'internal' })
       expect(res.text).to.not.match(/secret|SELECT|at /)
       const logged = await linesMatching(lines, (l) => l.request_id === 'trace-boom', 2)
       expect(logged.map((l) => l.msg).sort()).to.deep.equal(['request', 'unhandled error'])
@@ -132,7 +146,7 @@ describe('limits and hygiene', function () {
 
     function expectQueryTimeout(res: supertest.Response) {
       expect(res.status).to.equal(503)
-      expect(res.body).to.deep.equal({ message: 'The query took too long and was cancelled', payload: { retry_after: 1 }, status_code: 503 })
+      expect(res.body).to.deep.equal({ message: 'The query took too long and was cancelled', payload: { retry_after: 1 }, status_code: 503, code: 'query_timeout' })
       expect(res.headers['retry-after']).to.equal('1')
     }
 

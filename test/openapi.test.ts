@@ -7,8 +7,8 @@ import addFormats from 'ajv-formats'
 import { compileErrors, validate } from '@readme/openapi-parser'
 import type { Response } from 'supertest'
 import { createEngine, openDatabase, type OpenApiDocument } from '../core'
-import { toDraft2020 } from '../core/openapi'
-import { DETAIL_PARAMETERS, LIST_PARAMETERS } from '../core/list-query'
+import { toDraft2020 } from '../core/openapi/document'
+import { DETAIL_PARAMETERS, LIST_PARAMETERS } from '../core/query/list-query'
 import { plugins } from '../resources'
 import { SCHEMAS, createComponent, createType, resetTables, testApp, testDatabase, type TestApp } from './support'
 
@@ -185,11 +185,17 @@ describe('OpenAPI document', () => {
     })
 
     it('the error body is one shared schema, referenced by every error response', () => {
-      expect(doc.components.schemas.Error).to.deep.include({ required: ['message', 'payload', 'status_code'], additionalProperties: false })
+      expect(doc.components.schemas.Error).to.deep.include({ required: ['message', 'payload', 'status_code', 'code'], additionalProperties: false })
       for (const [name, response] of Object.entries(doc.components.responses as Json)) {
         if (name === 'NotModified') continue
-        expect(response.content['application/json'].schema, name).to.deep.equal({ $ref: '#/components/schemas/Error' })
+        // One schema per status: the shared error body, with `code` one of the codes of that status.
+        expect(response.content['application/json'].schema, name).to.deep.equal({ $ref: `#/components/schemas/${name}` })
+        const schema = doc.components.schemas[name] as Json
+        expect(schema.allOf, name).to.deep.equal([{ $ref: '#/components/schemas/Error' }])
+        expect(schema.properties.code.enum, name).to.be.an('array').that.is.not.empty
       }
+      expect(doc.components.schemas.NotFound.properties.code.enum).to.deep.equal(['not_found', 'route_not_found'])
+      expect(doc.components.schemas.PreconditionFailed.properties.code.enum).to.deep.equal(['precondition_required', 'precondition_failed'])
     })
   })
 

@@ -1,36 +1,22 @@
-import { defineResource, errors, sendList, type RawQuery } from '../../core'
-import type { ComponentInput } from '../types'
+import { defineAction, defineResource, type Page } from '../../core'
 
 /**
- * Adds `GET /componenttypes/:id/components`: the components of one type, with the usual list
- * parameters (`where`, `sort`, `limit`, `offset`, `embed`). An unknown type is a 404, not an empty list.
+ * `GET /componenttypes/:id/components`: the components of one type, with the usual list parameters
+ * (`where`, `sort`, `limit`, `offset`, `embed`, `count`). An unknown type is a 404, not an empty list.
  */
-export default defineResource<ComponentInput>({
-  schema: 'component',
-  routes(router, engine) {
-    const components = engine.resource('component')
-    const componenttypes = engine.resource('componenttype')
-    router.get(`/${componenttypes.plural}/:id/${components.plural}`, async (ctx) => {
-      const q = components.query.parseList(ctx.query as RawQuery)
-      if (!(await componenttypes.repository.get(ctx.params.id))) throw errors.notFound(componenttypes.name)
-      q.where.push(['componenttype', ctx.params.id])
-      const { items, meta } = await components.repository.list(q)
-      sendList(ctx, { [components.plural]: items, _meta: meta })
-    })
-  },
-  openapi(spec) {
-    const components = spec.engine.resource('component')
-    const componenttypes = spec.engine.resource('componenttype')
-    return {
-      [`/${componenttypes.plural}/{id}/${components.plural}`]: {
-        get: spec.listOperation('component', {
-          operationId: `list_${componenttypes.name}_${components.plural}`,
-          summary: `List the ${components.plural} of one ${componenttypes.name}`,
-          description: `A missing ${componenttypes.name} answers 404, not an empty list.`,
-          parameters: [spec.idParameter('componenttype')],
-          errors: [404],
-        }),
-      },
-    }
+const listTypeComponents = defineAction({
+  name: 'list_componenttype_components',
+  method: 'GET',
+  path: '/componenttypes/:id/components',
+  summary: 'List the components of one componenttype',
+  description: 'A missing componenttype answers 404, not an empty list.',
+  pathParams: { id: { resource: 'componenttype', description: 'Id of a componenttype.' } },
+  list: 'component',
+  async handler(ctx): Promise<Page> {
+    await ctx.service('componenttype').get(ctx.path.id)
+    const where = [ctx.query.where, `componenttype:${ctx.path.id}`].filter(Boolean).join(',')
+    return ctx.service('component').find({ query: { ...ctx.query, where } })
   },
 })
+
+export default defineResource({ schema: 'component', actions: [listTypeComponents] })

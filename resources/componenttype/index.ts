@@ -1,24 +1,18 @@
-import { defineResource, errors } from '../../core'
-import type { ComponenttypeInput } from '../types'
-
-function trimmed(name: string): string {
-  const value = name.trim()
-  if (value === '') throw errors.validation({ name: 'must not be blank' })
-  return value
-}
+import { defineResource, errors, type HookContext } from '../../core'
 
 /**
  * Component type names are unique; surrounding spaces would make "rhel" and "rhel " two types that
  * look alike, so names are stored trimmed and the unique key applies to what people see.
  */
-export default defineResource<ComponenttypeInput>({
+function trimName(ctx: HookContext): void {
+  const data = ctx.data!
+  if (typeof data.name !== 'string') return
+  const value = data.name.trim()
+  if (value === '') throw errors.validation({ name: 'must not be blank' })
+  data.name = value
+}
+
+export default defineResource({
   schema: 'componenttype',
-  hooks: {
-    beforeCreate(data) {
-      data.name = trimmed(data.name)
-    },
-    beforeUpdate(_id, patch) {
-      if (typeof patch.name === 'string') patch.name = trimmed(patch.name)
-    },
-  },
+  hooks: { before: { create: trimName, update: trimName } },
 })

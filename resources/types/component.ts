@@ -5,7 +5,7 @@
  */
 export interface Component {
   /**
-   * Set by the server (uuid).
+   * Set by the server at creation.
    */
   id: string
   /**
@@ -17,15 +17,15 @@ export interface Component {
    */
   componenttype: string
   /**
-   * Set by the server (ISO 8601).
+   * When the row was created.
    */
   created_at: string
   /**
-   * Set by the server (ISO 8601).
+   * When the row last changed.
    */
   updated_at: string
   /**
-   * Changes on every write; send it back in If-Match.
+   * Current entity tag; changes on every write. Send it back in `If-Match`.
    */
   etag: string
 }

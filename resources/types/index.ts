@@ -6,7 +6,7 @@ import type { Team, TeamInput } from './team'
 
 export type { Component, ComponentInput, Componenttype, ComponenttypeInput, Remoteci, RemoteciInput, Team, TeamInput }
 
-/** Every resource by route name: its stored object and its create body (see `createClient` in core/client.ts). */
+/** Every resource by route name: its stored object and its create body (see `createClient` in client/index.ts). */
 export interface Resources {
   components: { item: Component; input: ComponentInput }
   componenttypes: { item: Componenttype; input: ComponenttypeInput }

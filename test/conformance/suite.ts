@@ -1,6 +1,7 @@
 import { expect } from 'chai'
 import type { FieldDefinition, ResourceDefinition } from '../../core'
 import { engineTables, resetTables, tableChecksums, type TestApp } from '../support'
+import { expectError } from '../helpers/errors'
 import { RowFactory, letters, wrongTypeFor, type ApiRow } from './rows'
 
 const MISSING = '00000000-0000-4000-8000-000000000000'
@@ -14,15 +15,7 @@ export interface ConformanceOptions {
   rows?: (app: TestApp) => RowFactory
 }
 
-/** Asserts the error body shape `{message, payload, status_code}` and, when given, the message. */
-export function expectError(body: any, status: number, message?: string | RegExp): void {
-  expect(body).to.have.all.keys('message', 'payload', 'status_code')
-  expect(body.status_code).to.equal(status)
-  expect(body.message).to.be.a('string')
-  expect(body.payload).to.be.an('object')
-  if (typeof message === 'string') expect(body.message).to.equal(message)
-  else if (message) expect(body.message).to.match(message)
-}
+
 
 type Kind = 'string' | 'uuid' | 'datetime' | 'integer' | 'number' | 'boolean'
 
@@ -215,7 +208,7 @@ export function conformanceSuite(def: ResourceDefinition, getApp: () => TestApp,
       it("PUT without If-Match answers 412 \"'If-match' header must be provided\" and changes nothing", async () => {
         const row = await rows.create(name)
         const res = await app.http.put(`${base}/${row.id}`).send(rows.updateBody(name)).expect(412)
-        expect(res.body).to.deep.equal({ message: "'If-match' header must be provided", payload: {}, status_code: 412 })
+        expect(res.body).to.deep.equal({ message: "'If-match' header must be provided", payload: {}, status_code: 412, code: 'precondition_required' })
         expect(await detail(row.id)).to.deep.equal(row)
       })
 
@@ -259,7 +252,7 @@ export function conformanceSuite(def: ResourceDefinition, getApp: () => TestApp,
       it("DELETE without If-Match answers 412 \"'If-match' header must be provided\" and keeps the row", async () => {
         const row = await rows.create(name)
         const res = await app.http.delete(`${base}/${row.id}`).expect(412)
-        expect(res.body).to.deep.equal({ message: "'If-match' header must be provided", payload: {}, status_code: 412 })
+        expect(res.body).to.deep.equal({ message: "'If-match' header must be provided", payload: {}, status_code: 412, code: 'precondition_required' })
         expect(await detail(row.id)).to.deep.equal(row)
       })
 

@@ -2,10 +2,10 @@ import fs from 'node:fs'
 import path from 'node:path'
 import type { Knex } from 'knex'
 import { readCatalog, type LiveColumn, type LiveConstraint, type LiveTable } from './catalog'
-import { COLUMN_TYPES, constraintName, expectedTable, type ExpectedColumn, type ExpectedForeignKey, type ExpectedTable } from './column-types'
-import { FolderMigrationSource, migrateLatest } from './db'
+import { COLUMN_TYPES, constraintName, expectedTable, type ExpectedColumn, type ExpectedForeignKey, type ExpectedTable } from '../core/schema/derive'
+import { FolderMigrationSource, migrateLatest } from '../core/data/db'
 import { describeDifference, diffTable, GENERATE_COMMAND, type Difference } from './schema-drift'
-import { loadSchemas, type ResourceDefinition } from './schema-loader'
+import { loadSchemas, type ResourceDefinition } from '../core/schema/loader'
 
 /** What one run of the generator found: the migration's code, or nothing when the database is in sync. */
 export interface MigrationPlan {

@@ -1,17 +1,22 @@
 import type { Knex } from 'knex'
-import type { Model, ModelClass } from 'objection'
-import { errors, translateDbError, type DbErrorContext } from './errors'
+import { errors } from '../errors'
+import type { ListQuery } from '../query/list-query'
+import { jsonFields, type ConstraintMeaning } from '../schema/derive'
+import type { ResourceDefinition } from '../schema/types'
+import { isUuid } from '../schema/vocabulary'
 import { newEtag, type EtagCondition } from './etag'
-import type { ListQuery } from './list-query'
-import type { ResourceDefinition } from './schema-loader'
+import { translateDbError, type DbErrorContext } from './pg-errors'
 
 /** A stored object as the API shows it: engine fields plus schema fields. */
 export type Row = Record<string, unknown> & { id: string; etag: string; created_at: Date | string; updated_at: Date | string }
 
-/** What the repository needs from the registry: the model of a related resource, for `embed`. */
+/** What the repository needs from the registry: the repository of a related resource, for `embed`. */
 export interface RelationLookup {
   (resource: string): Repository
 }
+
+/** A knex instance or a transaction of it: every statement runs on the one it is given. */
+export type Db = Knex | Knex.Transaction
 
 /**
  * Up to this many matching rows, `_meta.count` is exact whatever the `count` parameter; above it, it is
@@ -26,16 +31,9 @@ const MAX_CACHED_STATEMENTS = 1_000
 /** `_meta` of a list answer: `count_exact: false` appears only when the count is an estimate. */
 export type ListMeta = { count: number } | { count: number; count_exact: false }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
-
-/** True when `id` can be a row id; anything else is answered 404 without asking the database. */
-export function isUuid(id: string): boolean {
-  return UUID.test(id)
-}
-
 /**
- * The trusted data layer of one resource: input is already parsed and validated. HTTP routes reach it
- * through the validating layer; plugins and server code may call it directly.
+ * The data layer of one resource: input is already parsed and validated, no hook runs. Services call
+ * it; trusted code reaches it only through a service call with `trusted: true`.
  */
 export class Repository {
   /** Fields stored as JSON text: written stringified, read back parsed (as objection's jsonAttributes). */
@@ -45,12 +43,11 @@ export class Repository {
 
   constructor(
     readonly def: ResourceDefinition,
-    readonly model: ModelClass<Model>,
     readonly knex: Knex,
     private readonly related: RelationLookup,
-    private readonly describeConstraint: DbErrorContext['describeConstraint'],
+    private readonly describeConstraint: (constraint: string) => ConstraintMeaning | undefined,
   ) {
-    this.jsonFields = def.fields.filter((f) => f.kind === 'json').map((f) => f.name)
+    this.jsonFields = jsonFields(def)
   }
 
   /**
@@ -58,8 +55,8 @@ export class Repository {
    * instance per row cost more than the rest of the request (see bench/RESULTS.md). The JSON columns
    * are converted here the way objection's `jsonAttributes` would.
    */
-  private query() {
-    return this.knex(this.def.plural)
+  private query(db: Db = this.knex) {
+    return db(this.def.plural)
   }
 
   private toDb(data: Record<string, unknown>): Record<string, unknown> {
@@ -90,17 +87,17 @@ export class Repository {
    * compiling a knex query cost a third of the CPU of a detail GET (bench/RESULTS.md). A shape is
    * cached only when knex bound exactly `bindings`, in that order; otherwise its SQL runs uncached.
    */
-  private async statement<T = Row>(key: string, bindings: unknown[], build: () => { toSQL(): { sql: string; bindings: readonly unknown[] } }): Promise<T[]> {
+  private async statement<T = Row>(db: Db, key: string, bindings: unknown[], build: () => { toSQL(): { sql: string; bindings: readonly unknown[] } }): Promise<T[]> {
     let sql = this.statements.get(key)
     if (sql === undefined) {
       const compiled = build().toSQL()
       if (compiled.bindings.length !== bindings.length || compiled.bindings.some((b, i) => b !== bindings[i])) {
-        return ((await this.knex.raw(compiled.sql, compiled.bindings as Knex.RawBinding[])) as unknown as { rows: T[] }).rows
+        return ((await db.raw(compiled.sql, compiled.bindings as Knex.RawBinding[])) as unknown as { rows: T[] }).rows
       }
       sql = compiled.sql
       if (this.statements.size < MAX_CACHED_STATEMENTS) this.statements.set(key, sql)
     }
-    return ((await this.knex.raw(sql, bindings as Knex.RawBinding[])) as unknown as { rows: T[] }).rows
+    return ((await db.raw(sql, bindings as Knex.RawBinding[])) as unknown as { rows: T[] }).rows
   }
 
   /** Runs a statement and translates database errors by PostgreSQL code. */
@@ -116,9 +113,9 @@ export class Repository {
    * One page of rows matching `where`, and the number of all matching rows (`count`), exact up to
    * {@link EXACT_COUNT_UP_TO} or when `q.count` is `exact`, else the planner's estimate (`meta` says so).
    */
-  async list(q: ListQuery): Promise<{ items: Row[]; count: number; meta: ListMeta }> {
+  async list(q: ListQuery, db: Db = this.knex): Promise<{ items: Row[]; count: number; meta: ListMeta }> {
     const filtered = () => {
-      const qb = this.query()
+      const qb = this.query(db)
       for (const [field, value] of q.where) qb.where(field, value)
       return qb
     }
@@ -132,33 +129,33 @@ export class Repository {
     }
     const pageKey = `page:${shape}:${q.sort.map(([f, d]) => `${f} ${d}`).join(',')}:${q.offset > 0}`
     const items =
-      q.limit === 0 ? [] : await this.run('read', () => this.statement(pageKey, [...values, q.limit, ...(q.offset > 0 ? [q.offset] : [])], page))
+      q.limit === 0 ? [] : await this.run('read', () => this.statement(db, pageKey, [...values, q.limit, ...(q.offset > 0 ? [q.offset] : [])], page))
     // A page that is not full, and not past the end, tells the count without a second query.
     const { count, exact } =
       items.length > 0 && items.length < q.limit
         ? { count: q.offset + items.length, exact: true }
-        : await this.count(filtered, shape, values, q.count === 'exact')
+        : await this.count(db, filtered, shape, values, q.count === 'exact')
     const rows = this.fromDb(items)
-    await this.embed(rows, q.embed)
+    await this.embed(rows, q.embed, db)
     return { items: rows, count, meta: exact ? { count } : { count, count_exact: false } }
   }
 
   /** Counts the rows of `filtered`: exactly, or up to the threshold and then by the planner's estimate. */
-  private async count(filtered: () => Knex.QueryBuilder, shape: string, values: unknown[], exact: boolean): Promise<{ count: number; exact: boolean }> {
+  private async count(db: Db, filtered: () => Knex.QueryBuilder, shape: string, values: unknown[], exact: boolean): Promise<{ count: number; exact: boolean }> {
     type Count = { count: string | number }
     if (exact) {
-      const [row] = await this.run('read', () => this.statement<Count>(`count:${shape}`, [...values, 1], () => filtered().count({ count: '*' }).limit(1)))
+      const [row] = await this.run('read', () => this.statement<Count>(db, `count:${shape}`, [...values, 1], () => filtered().count({ count: '*' }).limit(1)))
       return { count: Number(row?.count ?? 0), exact: true }
     }
     const [capped] = await this.run('read', () =>
-      this.statement<Count>(`capped:${shape}`, [...values, EXACT_COUNT_UP_TO + 1, 1], () =>
+      this.statement<Count>(db, `capped:${shape}`, [...values, EXACT_COUNT_UP_TO + 1, 1], () =>
         this.knex.from(filtered().select(this.knex.raw('1')).limit(EXACT_COUNT_UP_TO + 1).as('capped')).count({ count: '*' }).limit(1),
       ),
     )
     const count = Number(capped?.count ?? 0)
     if (count <= EXACT_COUNT_UP_TO) return { count, exact: true }
     const rows = await this.run('read', () =>
-      this.statement<Record<string, unknown>>(`explain:${shape}`, values, () => this.knex.raw('EXPLAIN (FORMAT JSON) ?', [filtered().select(this.knex.raw('1'))])),
+      this.statement<Record<string, unknown>>(db, `explain:${shape}`, values, () => this.knex.raw('EXPLAIN (FORMAT JSON) ?', [filtered().select(this.knex.raw('1'))])),
     )
     const plan = rows[0]?.['QUERY PLAN']
     const estimate = Number((typeof plan === 'string' ? JSON.parse(plan) : plan)?.[0]?.Plan?.['Plan Rows'])
@@ -166,30 +163,35 @@ export class Repository {
     return { count: Math.max(Number.isFinite(estimate) ? Math.round(estimate) : 0, EXACT_COUNT_UP_TO + 1), exact: false }
   }
 
-  /** The row with this id, or undefined. */
-  async get(id: string, embed: string[] = []): Promise<Row | undefined> {
+  /** The row with this id, or undefined. `lock` takes a row lock (`FOR UPDATE`): only inside a transaction. */
+  async get(id: string, embed: string[] = [], db: Db = this.knex, lock = false): Promise<Row | undefined> {
     if (!isUuid(id)) return undefined
-    const [row] = await this.run('read', () => this.statement('get', [id, 1], () => this.query().where('id', id).limit(1)))
+    const [row] = await this.run('read', () =>
+      this.statement(db, lock ? 'get-for-update' : 'get', [id, 1], () => {
+        const qb = this.query(db).where('id', id).limit(1)
+        return lock ? qb.forUpdate() : qb
+      }),
+    )
     if (!row) return undefined
     this.fromDb([row])
-    await this.embed([row], embed)
+    await this.embed([row], embed, db)
     return row
   }
 
   /** Rows by id, for embedding. */
-  async getMany(ids: string[]): Promise<Row[]> {
+  async getMany(ids: string[], db: Db = this.knex): Promise<Row[]> {
     if (ids.length === 0) return []
-    return this.fromDb(await this.run('read', () => this.statement(`many:${ids.length}`, ids, () => this.query().whereIn('id', ids))))
+    return this.fromDb(await this.run('read', () => this.statement(db, `many:${ids.length}`, ids, () => this.query(db).whereIn('id', ids))))
   }
 
   /** Inserts a row with a fresh id and ETag. */
-  async create(data: Record<string, unknown>): Promise<Row> {
+  async create(data: Record<string, unknown>, db: Db = this.knex): Promise<Row> {
     const given = { ...data, etag: newEtag() }
     const stored = this.toDb(given)
     // knex lists the inserted columns sorted by name.
     const columns = Object.keys(stored).sort()
     const rows = await this.run('write', () =>
-      this.statement(`insert:${columns.join(',')}`, columns.map((c) => stored[c]), () => this.query().insert(stored).returning('*')),
+      this.statement(db, `insert:${columns.join(',')}`, columns.map((c) => stored[c]), () => this.query(db).insert(stored).returning('*')),
     )
     // The fields sent first, then those the database added: the order objection answered with.
     return Object.assign(given, this.fromDb(rows)[0]) as Row
@@ -200,47 +202,49 @@ export class Repository {
    * (`UPDATE ... WHERE id = ? AND etag IN (?) RETURNING *`). Throws 404 when the row is gone and 412
    * when it changed since the client read it.
    */
-  async update(id: string, patch: Record<string, unknown>, condition: EtagCondition): Promise<Row> {
+  async update(id: string, patch: Record<string, unknown>, condition: EtagCondition, db: Db = this.knex): Promise<Row> {
     if (!isUuid(id)) throw errors.notFound(this.def.name)
     const changes: Record<string, unknown> = { ...this.toDb(patch), etag: newEtag() }
     const set = Object.keys(changes)
     const etags = condition.any ? [] : condition.etags
     const rows = await this.run('write', () =>
-      this.statement(`update:${set.join(',')}:${condition.any ? '*' : etags.length}`, [...set.map((c) => changes[c]), id, ...etags], () => {
-        const qb = this.query().update({ ...changes, updated_at: this.knex.fn.now() }).where('id', id)
+      this.statement(db, `update:${set.join(',')}:${condition.any ? '*' : etags.length}`, [...set.map((c) => changes[c]), id, ...etags], () => {
+        const qb = this.query(db).update({ ...changes, updated_at: this.knex.fn.now() }).where('id', id)
         if (!condition.any) qb.whereIn('etag', condition.etags)
         return qb.returning('*')
       }),
     )
     const updated = this.fromDb(rows)[0]
-    if (!updated) throw await this.missOrStale(id)
+    if (!updated) throw await this.missOrStale(id, db)
     return updated
   }
 
-  /** Deletes the row if its ETag satisfies `condition`, in one statement; 404 or 412 as for update. */
-  async remove(id: string, condition: EtagCondition): Promise<void> {
+  /** Deletes the row if its ETag satisfies `condition`, in one statement; 404 or 412 as for update. Returns the deleted row. */
+  async remove(id: string, condition: EtagCondition, db: Db = this.knex): Promise<Row> {
     if (!isUuid(id)) throw errors.notFound(this.def.name)
     const deleted = await this.run('delete', () => {
-      const qb = this.query().delete().where('id', id)
+      const qb = this.query(db).delete().where('id', id)
       if (!condition.any) qb.whereIn('etag', condition.etags)
-      return qb.returning('id')
+      return qb.returning('*')
     })
-    if ((deleted as unknown[]).length === 0) throw await this.missOrStale(id)
+    const row = this.fromDb(deleted as Row[])[0]
+    if (!row) throw await this.missOrStale(id, db)
+    return row
   }
 
   /** After a conditional write changed nothing: 404 if the row is gone, 412 if its ETag moved on. */
-  private async missOrStale(id: string) {
-    const current = await this.run('read', () => this.knex(this.def.plural).first('id').where('id', id))
+  private async missOrStale(id: string, db: Db) {
+    const current = await this.run('read', () => this.query(db).first('id').where('id', id))
     return current ? errors.preconditionFailed() : errors.notFound(this.def.name)
   }
 
-  /** Replaces, in place, each relation id named in `embed` by the related object (null if none). */
-  private async embed(rows: Row[], embed: string[]): Promise<void> {
+  /** Replaces, in place, each relation id named in `embed` by the related row (null if none). */
+  private async embed(rows: Row[], embed: string[], db: Db): Promise<void> {
     for (const field of embed) {
       const target = this.def.fields.find((f) => f.name === field)?.relation
       if (!target || rows.length === 0) continue
       const ids = [...new Set(rows.map((r) => r[field]).filter((v): v is string => typeof v === 'string'))]
-      const related = new Map((await this.related(target.resource).getMany(ids)).map((r) => [r.id, r]))
+      const related = new Map((await this.related(target.resource).getMany(ids, db)).map((r) => [r.id, r]))
       for (const row of rows) row[field] = typeof row[field] === 'string' ? (related.get(row[field] as string) ?? null) : null
     }
   }

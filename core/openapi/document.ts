@@ -1,8 +1,10 @@
-import type { Engine } from './engine'
-import { COUNT_MODES, LIST_PARAMETERS, type ListLimits } from './list-query'
-import type { Resource } from './registry'
-import { EXACT_COUNT_UP_TO } from './repository'
-import type { FieldDefinition, JsonSchema } from './schema-loader'
+import { EXACT_COUNT_UP_TO } from '../data/repository'
+import type { ErrorRegistry } from '../errors'
+import type { ActionDefinition } from '../plugins/plugin'
+import type { Resource } from '../plugins/registry'
+import { COUNT_MODES, LIST_PARAMETERS, type ListLimits } from '../query/list-query'
+import { answeredFields, ENGINE_FIELDS, fieldSchema } from '../schema/derive'
+import type { JsonSchema } from '../schema/types'
 
 /** A JSON object of the OpenAPI document (operation, parameter, response...). */
 export type OpenApiObject = { [key: string]: unknown }
@@ -35,29 +37,13 @@ export interface OpenApiInfo {
 /** The named schemas of one resource under `#/components/schemas`. */
 export type SchemaVariant = 'object' | 'create' | 'update' | 'detail' | 'list'
 
-/**
- * What a plugin's `openapi` hook is given to describe its own routes with the same pieces as the
- * generated ones, so that nothing about a resource is written twice.
- */
-export interface OpenApiBuilder {
-  /** The engine being described (`engine.resource(name).plural` for paths). */
-  readonly engine: Engine
-  /** A `$ref` to a schema of a resource: the stored object, create/update bodies, detail or list answers. */
-  schemaRef(resource: string, variant?: SchemaVariant): { $ref: string }
-  /** A path parameter `{name}` holding the id of a row of `resource`. */
-  idParameter(resource: string, name?: string): OpenApiObject
-  /**
-   * A GET answering one page of `resource`: its list parameters, ETag, 304, 400 and 5XX, plus the
-   * given path parameters and error statuses (e.g. 404 when a parent row is missing).
-   */
-  listOperation(resource: string, operation: { operationId: string; summary: string; description?: string; parameters?: OpenApiObject[]; errors?: number[] }): OpenApiObject
-}
-
-const ENGINE_PROPERTIES: Record<string, JsonSchema> = {
-  id: { type: 'string', format: 'uuid', readOnly: true, description: 'Set by the server at creation.' },
-  created_at: { type: 'string', format: 'date-time', readOnly: true, description: 'When the row was created.' },
-  updated_at: { type: 'string', format: 'date-time', readOnly: true, description: 'When the row last changed.' },
-  etag: { type: 'string', pattern: '^[0-9a-f]{32}$', readOnly: true, description: 'Current entity tag; changes on every write. Send it back in `If-Match`.' },
+/** What the document is built from. */
+export interface OpenApiSource {
+  prefix: string
+  resources: ReadonlyMap<string, Resource>
+  actions: readonly ActionDefinition<any>[]
+  errors: ErrorRegistry
+  limits: ListLimits
 }
 
 /** Keywords whose value is one subschema, and those whose value is a list or a map of subschemas. */
@@ -97,19 +83,7 @@ function mapValues(value: unknown, fn: (v: unknown) => unknown): unknown {
   return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, fn(v)]))
 }
 
-/** Optional fields are stored as NULL when unset, and bodies may send null to clear them. */
-function nullable(schema: JsonSchema): JsonSchema {
-  const { const: only, ...rest } = schema
-  const out: JsonSchema = { ...rest, type: [schema.type, 'null'] }
-  if (Array.isArray(schema.enum)) out.enum = [...schema.enum, null]
-  if ('const' in schema) out.enum = [only, null]
-  return out
-}
-
-function fieldSchema(field: FieldDefinition): JsonSchema {
-  const schema = toDraft2020(field.schema) as JsonSchema
-  return field.required ? schema : nullable(schema)
-}
+const draft2020 = (schema: JsonSchema) => toDraft2020(schema) as JsonSchema
 
 /** `componenttype` -> `#/components/schemas/componenttype.create`; dots cannot clash with resource names. */
 function schemaName(resource: string, variant: SchemaVariant): string {
@@ -118,9 +92,11 @@ function schemaName(resource: string, variant: SchemaVariant): string {
 
 const ref = (section: string, name: string) => ({ $ref: `#/components/${section}/${name}` })
 
-/** Error responses by status, with when the engine answers them. */
-const ERROR_RESPONSES: Record<string, [name: string, description: string]> = {
+/** The name and meaning of each documented error status (`#/components/responses/<name>`). */
+const STATUS_RESPONSES: Record<number, [name: string, description: string]> = {
   400: ['BadRequest', 'A query parameter or the body is invalid (unknown field, bad value, JSON that does not parse or does not match the schema); `payload` names the problem.'],
+  401: ['Unauthorized', 'Credentials are missing or wrong.'],
+  403: ['Forbidden', 'The caller may not do this.'],
   404: ['NotFound', 'No row has this id.'],
   405: ['MethodNotAllowed', 'The path exists but not with this method; the `Allow` header lists the methods it has.'],
   409: ['Conflict', 'The write breaks a unique key, or the row is still referenced by other rows.'],
@@ -128,22 +104,52 @@ const ERROR_RESPONSES: Record<string, [name: string, description: string]> = {
   413: ['PayloadTooLarge', 'The body is larger than the server accepts.'],
   415: ['UnsupportedMediaType', 'The body is not sent as `application/json`.'],
   422: ['Unprocessable', 'A relation field names a row that does not exist.'],
-  '5XX': ['ServerError', 'The database is unavailable (503, with `Retry-After`) or the server failed (500, with a `request_id` in `payload`); causes are logged, not sent.'],
+  429: ['TooManyRequests', 'Too many requests: retry later.'],
+}
+const SERVER_ERROR: [string, string] = ['ServerError', 'The database is unavailable (503, with `Retry-After`) or the server failed (500, with a `request_id` in `payload`); causes are logged, not sent.']
+
+function responseName(status: number | string): string {
+  return status === '5XX' ? SERVER_ERROR[0] : (STATUS_RESPONSES[Number(status)]?.[0] ?? `Error${status}`)
 }
 
 function errorResponse(status: number | string): { $ref: string } {
-  const entry = ERROR_RESPONSES[String(status)]
-  if (!entry) throw new Error(`openapi: no documented error response for status ${status}`)
-  return ref('responses', entry[0])
+  return ref('responses', responseName(status))
 }
 
-function sharedComponents(limits: ListLimits): OpenApiDocument['components'] {
-  const errorContent = { 'application/json': { schema: ref('schemas', 'Error') } }
+/**
+ * One response per error status the registry knows (4xx), one for every 5xx; each error schema
+ * lists the codes of its status, so an answer with an unregistered code does not match the document.
+ */
+function errorComponents(errors: ErrorRegistry): { responses: Record<string, OpenApiObject>; schemas: Record<string, JsonSchema> } {
   const responses: Record<string, OpenApiObject> = {}
-  for (const [name, description] of Object.values(ERROR_RESPONSES)) {
-    responses[name] = { description, content: errorContent }
+  const schemas: Record<string, JsonSchema> = {}
+  const server: string[] = []
+  for (const [status, codes] of errors.byStatus()) {
+    if (status >= 500) {
+      server.push(...codes.map(([code]) => code))
+      continue
+    }
+    const name = responseName(status)
+    const description = STATUS_RESPONSES[status]?.[1] ?? codes.map(([, d]) => d.description).join(' ')
+    schemas[name] = errorSchema(codes.map(([code]) => code))
+    responses[name] = {
+      description: `${description} Codes: ${codes.map(([code, d]) => `\`${code}\` (${d.description})`).join('; ')}`,
+      content: { 'application/json': { schema: ref('schemas', name) } },
+    }
   }
+  schemas[SERVER_ERROR[0]] = errorSchema(server)
+  responses[SERVER_ERROR[0]] = { description: SERVER_ERROR[1], content: { 'application/json': { schema: ref('schemas', SERVER_ERROR[0]) } } }
   responses.MethodNotAllowed.headers = { Allow: ref('headers', 'Allow') }
+  return { responses, schemas }
+}
+
+/** The error body with `code` one of `codes`. */
+function errorSchema(codes: string[]): JsonSchema {
+  return { type: 'object', allOf: [ref('schemas', 'Error')], properties: { code: { enum: codes } } }
+}
+
+function sharedComponents(limits: ListLimits, errors: ErrorRegistry): OpenApiDocument['components'] {
+  const { responses, schemas } = errorComponents(errors)
   responses.NotModified = { description: 'The `If-None-Match` ETag is still current: no body.', headers: { ETag: ref('headers', 'ETag') } }
   return {
     schemas: {
@@ -154,10 +160,12 @@ function sharedComponents(limits: ListLimits): OpenApiDocument['components'] {
           message: { type: 'string', description: 'What went wrong, for people.' },
           payload: { type: 'object', description: 'Details for programs (field errors, valid parameters, current etag...).' },
           status_code: { type: 'integer', minimum: 400, maximum: 599, description: 'The HTTP status, repeated.' },
+          code: { type: 'string', description: 'Stable and machine-readable: switch on it, not on `message`.' },
         },
-        required: ['message', 'payload', 'status_code'],
+        required: ['message', 'payload', 'status_code', 'code'],
         additionalProperties: false,
       },
+      ...schemas,
       ListMeta: {
         type: 'object',
         properties: {
@@ -267,14 +275,14 @@ function embedParameter(resource: Resource): OpenApiObject | undefined {
   }
 }
 
-/** The stored object as answers show it, and the create and update bodies. */
+/** The stored object as answers show it (write-only fields left out), and the create and update bodies. */
 function resourceSchemas(resource: Resource): Record<string, JsonSchema> {
   const { def } = resource
-  const stored: Record<string, JsonSchema> = { id: ENGINE_PROPERTIES.id }
-  const body: Record<string, JsonSchema> = {}
-  for (const field of def.fields) {
-    const schema = fieldSchema(field)
-    body[field.name] = schema
+  const engine = Object.fromEntries(ENGINE_FIELDS.map((f) => [f.name, f.schema]))
+  const stored: Record<string, JsonSchema> = { id: engine.id }
+  const body: Record<string, JsonSchema> = Object.fromEntries(def.fields.map((f) => [f.name, fieldSchema(f, draft2020)]))
+  for (const field of answeredFields(def)) {
+    const schema = fieldSchema(field, draft2020)
     if (!field.relation) {
       stored[field.name] = schema
       continue
@@ -290,7 +298,8 @@ function resourceSchemas(resource: Resource): Record<string, JsonSchema> {
       ],
     }
   }
-  Object.assign(stored, { created_at: ENGINE_PROPERTIES.created_at, updated_at: ENGINE_PROPERTIES.updated_at, etag: ENGINE_PROPERTIES.etag })
+  for (const field of ENGINE_FIELDS.slice(1)) stored[field.name] = field.schema
+  const computed = Object.fromEntries(Object.entries(resource.outputFields).map(([name, schema]) => [name, { ...draft2020(schema), readOnly: true }]))
   const describe = (what: string) => ({
     ...(def.schema.title !== undefined ? { title: `${String(def.schema.title)}${what}` } : {}),
     ...(def.schema.description !== undefined ? { description: def.schema.description } : {}),
@@ -299,8 +308,8 @@ function resourceSchemas(resource: Resource): Record<string, JsonSchema> {
     [schemaName(def.name, 'object')]: {
       ...describe(''),
       type: 'object',
-      properties: stored,
-      required: Object.keys(stored),
+      properties: { ...stored, ...computed },
+      required: [...Object.keys(stored), ...Object.keys(computed)],
       additionalProperties: false,
     },
     [schemaName(def.name, 'create')]: {
@@ -340,19 +349,51 @@ function errorResponses(statuses: Array<number | string>): Record<string, { $ref
   return Object.fromEntries([...statuses, '5XX'].map((s) => [String(s), errorResponse(s)]))
 }
 
+/** The statuses of the given error codes (an action's `errors`), refusing unregistered ones. */
+function statusesOf(codes: readonly string[], source: OpenApiSource, where: string): number[] {
+  return codes.map((code) => {
+    if (!source.errors.has(code)) throw new Error(`openapi: ${where} names error code '${code}', which no plugin registered`)
+    return source.errors.create(code, '').status
+  })
+}
+
+/** A path parameter holding the id of a row of `resource`. */
+function idParameter(resource: string, name = 'id', description?: string): OpenApiObject {
+  return { name, in: 'path', required: true, description: description ?? `Id of a ${resource}.`, schema: { type: 'string', format: 'uuid' } }
+}
+
+/** A GET answering one page of `resource`: its list parameters, ETag, 304, 400 and 5XX, plus the given ones. */
+function listOperation(resource: Resource, operation: { operationId: string; summary: string; description?: string; parameters?: OpenApiObject[]; errors?: number[] }): OpenApiObject {
+  return {
+    operationId: operation.operationId,
+    summary: operation.summary,
+    ...(operation.description ? { description: operation.description } : {}),
+    tags: [resource.plural],
+    parameters: [...(operation.parameters ?? []), ...listParameters(resource), ref('parameters', 'IfNoneMatch')],
+    responses: {
+      200: {
+        description: `One page of ${resource.plural}; the ETag digests the body.`,
+        headers: { ETag: ref('headers', 'ETag') },
+        content: json(ref('schemas', schemaName(resource.name, 'list'))),
+      },
+      304: ref('responses', 'NotModified'),
+      ...errorResponses([400, ...(operation.errors ?? [])]),
+    },
+  }
+}
+
 /** The five generated routes of one resource, with the error statuses its schema can lead to. */
-function resourcePaths(resource: Resource, engine: Engine, builder: OpenApiBuilder): Record<string, OpenApiPathItem> {
+function resourcePaths(resource: Resource, source: OpenApiSource): Record<string, OpenApiPathItem> {
   const { name, plural, def } = resource
   const writeErrors = [400, ...(def.unique.length ? [409] : []), 413, 415, ...(resource.query.relations.length ? [422] : [])]
   // A delete answers 409 when a restricting foreign key of another resource still points at the row.
-  const restricted = [...engine.resources.values()].some((o) => o.def.fields.some((f) => f.relation?.resource === name && f.relation.onDelete === 'restrict'))
+  const restricted = [...source.resources.values()].some((o) => o.def.fields.some((f) => f.relation?.resource === name && f.relation.onDelete === 'restrict'))
   const detail = ref('schemas', schemaName(name, 'detail'))
   const embed = embedParameter(resource)
-  const idParameter = builder.idParameter(name)
   const tags = [plural]
   return {
     [`/${plural}`]: {
-      get: builder.listOperation(name, { operationId: `list_${plural}`, summary: `List ${plural}` }),
+      get: listOperation(resource, { operationId: `list_${plural}`, summary: `List ${plural}` }),
       post: {
         operationId: `create_${name}`,
         summary: `Create a ${name}`,
@@ -365,7 +406,7 @@ function resourcePaths(resource: Resource, engine: Engine, builder: OpenApiBuild
       },
     },
     [`/${plural}/{id}`]: {
-      parameters: [idParameter],
+      parameters: [idParameter(name)],
       get: {
         operationId: `get_${name}`,
         summary: `Read one ${name}`,
@@ -407,58 +448,72 @@ function resourcePaths(resource: Resource, engine: Engine, builder: OpenApiBuild
   }
 }
 
-function builderFor(engine: Engine): OpenApiBuilder {
-  const builder: OpenApiBuilder = {
-    engine,
-    schemaRef: (resource, variant = 'object') => ref('schemas', schemaName(engine.resource(resource).name, variant)),
-    idParameter: (resource, name = 'id') => ({
-      name,
-      in: 'path',
-      required: true,
-      description: `Id of a ${engine.resource(resource).name}.`,
-      schema: { type: 'string', format: 'uuid' },
-    }),
-    listOperation(name, operation) {
-      const resource = engine.resource(name)
-      return {
-        operationId: operation.operationId,
-        summary: operation.summary,
-        ...(operation.description ? { description: operation.description } : {}),
-        tags: [resource.plural],
-        parameters: [...(operation.parameters ?? []), ...listParameters(resource), ref('parameters', 'IfNoneMatch')],
-        responses: {
-          200: {
-            description: `One page of ${resource.plural}; the ETag digests the body.`,
-            headers: { ETag: ref('headers', 'ETag') },
-            content: json(ref('schemas', schemaName(resource.name, 'list'))),
-          },
-          304: ref('responses', 'NotModified'),
-          ...errorResponses([400, ...(operation.errors ?? [])]),
-        },
-      }
+/** `/a/:id/b` -> `/a/{id}/b`. */
+function openapiPath(path: string): string {
+  return path.replace(/:([A-Za-z_][A-Za-z0-9_]*)/g, '{$1}')
+}
+
+/** The operation of one action, from its definition: parameters, body, answer and error statuses. */
+function actionPaths(action: ActionDefinition<any>, source: OpenApiSource): Record<string, OpenApiPathItem> {
+  const where = `action '${action.name}'`
+  const resourceOf = (name: string) => {
+    const resource = [...source.resources.values()].find((r) => r.name === name)
+    if (!resource) throw new Error(`openapi: ${where} names resource '${name}', which does not exist`)
+    return resource
+  }
+  const pathParameters = Object.entries(action.pathParams ?? {}).map(([name, p]) =>
+    'resource' in p ? idParameter(resourceOf(p.resource).name, name, p.description) : { name, in: 'path', required: true, ...(p.description ? { description: p.description } : {}), schema: draft2020(p.schema) },
+  )
+  const statuses = [
+    ...(action.input ? [400, 413, 415] : []),
+    ...(Object.values(action.pathParams ?? {}).some((p) => 'resource' in p) ? [404] : []),
+    ...statusesOf(action.errors ?? [], source, where),
+  ]
+  const unique = [...new Set(statuses)].sort()
+  const method = action.method.toLowerCase()
+  if (action.list) {
+    const operation = listOperation(resourceOf(action.list), {
+      operationId: action.name,
+      summary: action.summary,
+      description: action.description,
+      parameters: pathParameters,
+      errors: unique.filter((s) => s !== 400),
+    })
+    return { [openapiPath(action.path)]: { [method]: operation } }
+  }
+  const status = action.status ?? 200
+  const operation: OpenApiObject = {
+    operationId: action.name,
+    summary: action.summary,
+    ...(action.description ? { description: action.description } : {}),
+    tags: ['actions'],
+    parameters: pathParameters,
+    ...(action.input ? { requestBody: { required: true, content: json(draft2020(action.input)) } } : {}),
+    responses: {
+      [status]: status === 204 ? { description: 'Done.' } : { description: 'Done.', content: json(draft2020(action.output ?? { type: 'object' })) },
+      ...errorResponses(unique),
     },
   }
-  return builder
+  return { [openapiPath(action.path)]: { [method]: operation } }
 }
 
 const METHODS = ['get', 'put', 'post', 'delete', 'patch'] as const
 
 /**
- * Builds the OpenAPI 3.1 document of an engine from its registered resources: paths relative to the
- * engine's prefix (the `servers` entry), component schemas from the schema files, and the routes that
- * plugins describe in their `openapi` hook. Called once, at start-up; throws when a plugin describes a
- * path and method that is already described.
+ * Builds the OpenAPI 3.1 document from the registered resources and actions: paths relative to the
+ * engine's prefix (the `servers` entry), component schemas from the schema files, error responses
+ * from the error registry. Called once, at start-up; throws when an action describes a path and
+ * method that is already described, or names an unregistered error code.
  */
-export function buildOpenApiDocument(engine: Engine, limits: ListLimits, info?: OpenApiInfo): OpenApiDocument {
+export function buildOpenApiDocument(source: OpenApiSource, info?: OpenApiInfo): OpenApiDocument {
   const document: OpenApiDocument = {
     openapi: '3.1.0',
     info: info ?? { title: 'Resource API', version: '1.0.0', description: 'REST resources generated from JSON Schema files.' },
-    servers: [{ url: engine.prefix || '/' }],
+    servers: [{ url: source.prefix || '/' }],
     tags: [],
     paths: {},
-    components: sharedComponents(limits),
+    components: sharedComponents(source.limits, source.errors),
   }
-  const builder = builderFor(engine)
   const addPaths = (paths: Record<string, OpenApiPathItem>, from: string) => {
     for (const [path, item] of Object.entries(paths)) {
       const existing = (document.paths[path] ??= {})
@@ -470,14 +525,36 @@ export function buildOpenApiDocument(engine: Engine, limits: ListLimits, info?: 
       }
     }
   }
-  for (const resource of engine.resources.values()) {
+  for (const resource of source.resources.values()) {
     document.tags.push({ name: resource.plural, ...(resource.def.schema.description ? { description: String(resource.def.schema.description) } : {}) })
     Object.assign(document.components.schemas, resourceSchemas(resource))
-    addPaths(resourcePaths(resource, engine, builder), `resource ${resource.name}`)
+    addPaths(resourcePaths(resource, source), `resource ${resource.name}`)
   }
-  for (const resource of engine.resources.values()) {
-    const hook = resource.plugin?.openapi
-    if (hook) addPaths(hook(builder), `the plugin of ${resource.name}`)
+  document.paths['/'] = {
+    get: {
+      operationId: 'index',
+      summary: 'The API index: status, resources and links',
+      tags: ['index'],
+      responses: {
+        200: {
+          description: 'The server is up; each resource with its URL, and where the OpenAPI document is.',
+          content: json({
+            type: 'object',
+            properties: {
+              _status: { const: 'OK' },
+              message: { type: 'string' },
+              resources: { type: 'object', additionalProperties: { type: 'string' } },
+              links: { type: 'object', properties: { openapi: { type: 'string' } }, required: ['openapi'] },
+            },
+            required: ['_status', 'message', 'resources', 'links'],
+          }),
+        },
+        ...errorResponses([]),
+      },
+    },
   }
+  document.tags.push({ name: 'index', description: 'The API root.' })
+  if (source.actions.some((a) => !a.list)) document.tags.push({ name: 'actions', description: 'Custom operations added by plugins.' })
+  for (const action of source.actions) addPaths(actionPaths(action, source), `action '${action.name}'`)
   return document
 }

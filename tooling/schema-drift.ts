@@ -1,7 +1,7 @@
 import type { Knex } from 'knex'
 import { readCatalog, type LiveColumn, type LiveConstraint, type LiveTable } from './catalog'
-import { COLUMN_TYPES, expectedTable, type ColumnDefault, type ExpectedColumn, type ExpectedForeignKey, type ExpectedTable } from './column-types'
-import type { ResourceDefinition } from './schema-loader'
+import { COLUMN_TYPES, expectedTable, type ColumnDefault, type ExpectedColumn, type ExpectedForeignKey, type ExpectedTable } from '../core/schema/derive'
+import type { ResourceDefinition } from '../core/schema/types'
 
 /** The command that writes the migration bringing the database in line with the schemas. */
 export const GENERATE_COMMAND = 'npm run db:generate'

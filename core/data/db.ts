@@ -59,11 +59,6 @@ export function openDatabase(options: DatabaseOptions): Knex {
   return knexFactory({ client: ClientPgLite, dialect: 'postgres', connection: () => ({ pglite }) } as unknown as Knex.Config)
 }
 
-/** True when the knex instance talks to the embedded PGlite database (one connection only). */
-export function isEmbedded(knex: Knex): boolean {
-  return knex.client.config.client !== 'pg'
-}
-
 /**
  * Reads migrations from a folder and names them without their extension, so a run through tsx
  * (`.ts`) and a compiled run (`.js`) record the same names in `knex_migrations`.

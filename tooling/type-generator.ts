@@ -6,7 +6,9 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { compile, type JSONSchema } from 'json-schema-to-typescript'
-import { loadSchemas, type FieldDefinition, type JsonSchema, type ResourceDefinition } from '../core/schema-loader'
+import { answeredFields, ENGINE_FIELDS, fieldSchema } from '../core/schema/derive'
+import { loadSchemas } from '../core/schema/loader'
+import type { JsonSchema, ResourceDefinition } from '../core/schema/types'
 
 const root = path.resolve(__dirname, '..')
 const OPTIONS = {
@@ -21,13 +23,6 @@ function plain(schema: JsonSchema): JsonSchema {
   return Object.fromEntries(Object.entries(schema).filter(([key]) => !key.startsWith('x-')))
 }
 
-/** Optional fields also take null, as the API accepts and shows them (see core/registry.ts). */
-function nullable(field: FieldDefinition): JsonSchema {
-  const prop = plain(field.schema)
-  if (field.required) return prop
-  return { ...prop, type: [prop.type, 'null'], ...(Array.isArray(prop.enum) ? { enum: [...prop.enum, null] } : {}) }
-}
-
 /** `remoteci` -> `Remoteci`: the type name of a resource. */
 export function typeName(name: string): string {
   return name.replace(/(^|_)([a-z0-9])/g, (_m, _s, c: string) => c.toUpperCase())
@@ -36,7 +31,7 @@ export function typeName(name: string): string {
 /** The two JSON Schemas a resource's types come from: the client's body and the stored object. */
 function typeSchemas(def: ResourceDefinition): { input: JSONSchema; stored: JSONSchema } {
   const name = typeName(def.name)
-  const props = Object.fromEntries(def.fields.map((f) => [f.name, nullable(f)]))
+  const props = Object.fromEntries(def.fields.map((f) => [f.name, fieldSchema(f, plain)]))
   const input = {
     title: `${name}Input`,
     description: `What a client sends to create a ${def.name} (POST /${def.plural}); PUT takes any part of it.`,
@@ -45,12 +40,14 @@ function typeSchemas(def: ResourceDefinition): { input: JSONSchema; stored: JSON
     required: def.fields.filter((f) => f.required).map((f) => f.name),
     additionalProperties: false,
   }
+  // Engine fields are strings on the wire; write-only fields are never answered.
+  const engine = Object.fromEntries(ENGINE_FIELDS.map((f) => [f.name, { type: 'string', description: String(f.schema.description) }]))
   const storedProps = {
-    id: { type: 'string', description: 'Set by the server (uuid).' },
-    ...props,
-    created_at: { type: 'string', description: 'Set by the server (ISO 8601).' },
-    updated_at: { type: 'string', description: 'Set by the server (ISO 8601).' },
-    etag: { type: 'string', description: 'Changes on every write; send it back in If-Match.' },
+    id: engine.id,
+    ...Object.fromEntries(answeredFields(def).map((f) => [f.name, props[f.name]])),
+    created_at: engine.created_at,
+    updated_at: engine.updated_at,
+    etag: engine.etag,
   }
   const stored = {
     title: name,
@@ -81,7 +78,7 @@ export async function renderTypes(schemasDir: string): Promise<Map<string, strin
     '',
     `export type { ${names.map(([, t]) => `${t}, ${t}Input`).join(', ')} }`,
     '',
-    '/** Every resource by route name: its stored object and its create body (see `createClient` in core/client.ts). */',
+    '/** Every resource by route name: its stored object and its create body (see `createClient` in client/index.ts). */',
     'export interface Resources {',
     ...names.map(([d, t]) => `  ${d.plural}: { item: ${t}; input: ${t}Input }`),
     '}',

@@ -1,7 +1,9 @@
 import type Ajv from 'ajv'
 import type { ValidateFunction } from 'ajv'
-import { errors } from './errors'
-import { schemaAjv, type FieldDefinition, type FieldKind, type ResourceDefinition } from './schema-loader'
+import { errors } from '../errors'
+import { filterableFields } from '../schema/derive'
+import type { FieldKind, ResourceDefinition } from '../schema/types'
+import { schemaAjv } from '../schema/vocabulary'
 
 /** Limits that bound what one list request may cost. */
 export interface ListLimits {
@@ -33,6 +35,44 @@ export type CountMode = (typeof COUNT_MODES)[number]
 /** Query parameters as koa gives them: repeated keys arrive as arrays. */
 export type RawQuery = Record<string, string | string[] | undefined>
 
+/** A scalar a `where` clause compares with. */
+export type WhereValue = string | number | boolean
+
+/**
+ * The list parameters as in-process callers give them: each either as the query string writes it
+ * (`where: 'name:rhel'`) or structured (`where: { name: 'rhel' }`, `sort: ['-name']`, `limit: 5`).
+ * Both are checked exactly as the query string is.
+ */
+export interface FindQuery {
+  where?: string | Record<string, WhereValue>
+  sort?: string | string[]
+  limit?: number | string
+  offset?: number | string
+  embed?: string | string[]
+  count?: CountMode
+}
+
+/** A {@link FindQuery} as the query string would carry it, for the one parser. */
+export function toRawQuery(query: FindQuery | RawQuery): RawQuery {
+  // No prototype: a "__proto__" key stays a key, which the parser refuses as unknown.
+  const raw: RawQuery = Object.create(null)
+  for (const [key, value] of Object.entries(query)) {
+    if (value === undefined) continue
+    if (key === 'where' && value !== null && typeof value === 'object' && !Array.isArray(value)) {
+      raw.where = Object.entries(value as Record<string, WhereValue>)
+        .filter(([, v]) => v !== undefined)
+        .map(([field, v]) => {
+          // The grammar splits clauses on commas: such a value would silently become another filter.
+          if (String(v).includes(',')) throw errors.badParameter('where', `the value of '${field}' contains a comma`)
+          return `${field}:${String(v)}`
+        })
+        .join(',')
+    } else if ((key === 'sort' || key === 'embed') && Array.isArray(value)) raw[key] = value.join(',')
+    else raw[key] = typeof value === 'number' ? String(value) : (value as string | string[])
+  }
+  return raw
+}
+
 export const LIST_PARAMETERS = ['where', 'sort', 'limit', 'offset', 'embed', 'count'] as const
 export const DETAIL_PARAMETERS = ['embed'] as const
 
@@ -41,7 +81,6 @@ interface Filterable {
   check: ValidateFunction
 }
 
-const ENGINE_FIELDS: Array<[string, FieldKind]> = [['id', 'uuid'], ['created_at', 'datetime'], ['updated_at', 'datetime']]
 const INTEGER = /^-?\d{1,16}$/
 const NUMBER = /^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/
 
@@ -80,12 +119,7 @@ function nonNegativeInteger(name: string, raw: string, max: number): number {
  */
 export function compileListQuery(def: ResourceDefinition, limits: ListLimits, ajv: Ajv = schemaAjv()) {
   const filterable = new Map<string, Filterable>()
-  for (const [name, kind] of ENGINE_FIELDS) {
-    filterable.set(name, { kind, check: ajv.compile({ type: 'string', format: kind === 'uuid' ? 'uuid' : 'date-time' }) })
-  }
-  for (const field of def.fields.filter((f: FieldDefinition) => f.kind !== 'json')) {
-    filterable.set(field.name, { kind: field.kind, check: ajv.compile(field.schema) })
-  }
+  for (const field of filterableFields(def)) filterable.set(field.name, { kind: field.kind, check: ajv.compile(field.schema) })
   const fieldNames = [...filterable.keys()]
   const relations = def.fields.filter((f) => f.relation).map((f) => f.name)
 

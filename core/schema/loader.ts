@@ -1,49 +1,11 @@
 import fs from 'node:fs'
 import path from 'node:path'
-import Ajv, { type Options } from 'ajv'
-import addFormats from 'ajv-formats'
-import { isUuid } from './repository'
+import type Ajv from 'ajv'
+import { ENGINE_FIELD_NAMES } from './derive'
+import type { ExtraKeywords, FieldDefinition, FieldKind, JsonSchema, OnDelete, ResourceDefinition } from './types'
+import { SCHEMA_KEYWORDS, schemaAjv, type SchemaKeyword } from './vocabulary'
 
-/**
- * The vocabulary a schema file may use on top of JSON Schema (draft-07):
- * - top level: `x-plural` (route and table name, default `<name>s`), `x-unique` (list of unique keys,
- *   each a list of field names);
- * - on a property: `x-relation` (`"<resource>"` or `{"resource", "onDelete"}`: the field holds the id
- *   of a row of that resource; `onDelete` is `restrict` (default), `cascade` or `set null`), and
- *   `x-index: true` (index the column for `where`/`sort`).
- */
-export const SCHEMA_KEYWORDS = ['x-plural', 'x-unique', 'x-relation', 'x-index'] as const
-
-/** Fields the engine adds to every resource and owns; a schema may not declare them. */
-export const RESERVED_FIELDS = ['id', 'created_at', 'updated_at', 'etag'] as const
-
-/** How a field is stored and parsed; see the type table in the README. */
-export type FieldKind = 'string' | 'uuid' | 'datetime' | 'integer' | 'number' | 'boolean' | 'json'
-
-export type OnDelete = 'restrict' | 'cascade' | 'set null'
-
-export interface FieldDefinition {
-  name: string
-  kind: FieldKind
-  required: boolean
-  /** The property's JSON Schema, as written in the file. */
-  schema: JsonSchema
-  relation?: { resource: string; onDelete: OnDelete }
-  index: boolean
-}
-
-export interface ResourceDefinition {
-  /** Singular name: the file name without `.json`, the key of detail responses. */
-  name: string
-  /** Plural name: the route, the table and the key of list responses. */
-  plural: string
-  file: string
-  schema: JsonSchema
-  fields: FieldDefinition[]
-  unique: string[][]
-}
-
-export type JsonSchema = { [key: string]: unknown }
+export type { ExtraKeywords, FieldDefinition, FieldKind, JsonSchema, OnDelete, ResourceDefinition }
 
 /** A schema file that cannot be registered. The message names the file and the problem. */
 export class SchemaError extends Error {
@@ -96,7 +58,7 @@ function parseRelation(file: string, name: string, raw: unknown): FieldDefinitio
 }
 
 /** Reads and checks one schema file on its own (cross-file checks happen in {@link loadSchemas}). */
-export function parseSchemaFile(file: string, text: string, ajv: Ajv): ResourceDefinition {
+export function parseSchemaFile(file: string, text: string, ajv: Ajv, keywords: ExtraKeywords = []): ResourceDefinition {
   const name = path.basename(file, '.json')
   if (!SAFE_IDENTIFIER.test(name)) throw new SchemaError(file, `resource name '${name}' is not a safe SQL identifier (${SAFE_IDENTIFIER})`)
   let schema: JsonSchema
@@ -107,8 +69,11 @@ export function parseSchemaFile(file: string, text: string, ajv: Ajv): ResourceD
   }
   if (!schema || typeof schema !== 'object' || Array.isArray(schema)) throw new SchemaError(file, 'a schema must be a JSON object')
   for (const key of Object.keys(schema)) {
-    if (!ALLOWED_TOP_LEVEL.has(key)) throw new SchemaError(file, `unsupported top-level keyword '${key}'`)
+    if (!ALLOWED_TOP_LEVEL.has(key) && !keywords.some((k) => k.on === 'resource' && k.name === key)) {
+      throw new SchemaError(file, `unsupported top-level keyword '${key}'`)
+    }
   }
+  checkKeywords(file, schema, 'resource', keywords)
   if (schema.type !== 'object') throw new SchemaError(file, 'the schema must have "type": "object"')
   if (schema.additionalProperties !== undefined && schema.additionalProperties !== false) {
     throw new SchemaError(file, 'additionalProperties must be false (unknown fields are refused)')
@@ -125,8 +90,8 @@ export function parseSchemaFile(file: string, text: string, ajv: Ajv): ResourceD
   if (!Array.isArray(required) || required.some((r) => typeof r !== 'string')) throw new SchemaError(file, '"required" must be a list of field names')
 
   const fields: FieldDefinition[] = Object.entries(properties as Record<string, JsonSchema>).map(([field, prop]) => {
-    if ((RESERVED_FIELDS as readonly string[]).includes(field)) {
-      throw new SchemaError(file, `field '${field}' is reserved: the engine adds ${RESERVED_FIELDS.join(', ')} itself`)
+    if (ENGINE_FIELD_NAMES.includes(field)) {
+      throw new SchemaError(file, `field '${field}' is reserved: the engine adds ${ENGINE_FIELD_NAMES.join(', ')} itself`)
     }
     if (!SAFE_IDENTIFIER.test(field)) throw new SchemaError(file, `field name '${field}' is not a safe SQL identifier (${SAFE_IDENTIFIER})`)
     if (!prop || typeof prop !== 'object' || Array.isArray(prop)) throw new SchemaError(file, `field '${field}' must be a schema object`)
@@ -134,7 +99,10 @@ export function parseSchemaFile(file: string, text: string, ajv: Ajv): ResourceD
     const relation = parseRelation(file, field, prop['x-relation'])
     if (relation && kind !== 'uuid') throw new SchemaError(file, `field '${field}' has x-relation, so it must be {"type": "string", "format": "uuid"}`)
     if (prop['x-index'] !== undefined && typeof prop['x-index'] !== 'boolean') throw new SchemaError(file, `field '${field}': x-index must be true or false`)
-    return { name: field, kind, required: required.includes(field), schema: prop, relation, index: prop['x-index'] === true }
+    if (prop.writeOnly !== undefined && typeof prop.writeOnly !== 'boolean') throw new SchemaError(file, `field '${field}': writeOnly must be true or false`)
+    checkKeywords(file, prop, 'property', keywords, field)
+    const hidden = prop.writeOnly === true
+    return { name: field, kind, required: required.includes(field), schema: prop, relation, index: prop['x-index'] === true, hidden }
   })
   for (const r of required as string[]) {
     if (!fields.some((f) => f.name === r)) throw new SchemaError(file, `required field '${r}' is not in "properties"`)
@@ -183,26 +151,34 @@ export function checkDefinitions(defs: ResourceDefinition[]): void {
   }
 }
 
-/**
- * An ajv instance that knows the engine's schema keywords and the string formats, with `uuid` meaning
- * what a uuid column accepts (ajv-formats also takes "urn:uuid:...", which PostgreSQL refuses).
- */
-export function schemaAjv(options: Options = {}): Ajv {
-  const ajv = new Ajv({ strict: true, allErrors: false, ...options })
-  addFormats(ajv)
-  ajv.addFormat('uuid', isUuid)
-  ajv.addVocabulary([...SCHEMA_KEYWORDS])
-  return ajv
+/** Runs the `check` of each plugin keyword the schema (or one property) uses. */
+function checkKeywords(file: string, schema: JsonSchema, on: SchemaKeyword['on'], keywords: ExtraKeywords, field?: string): void {
+  for (const keyword of keywords) {
+    if (keyword.on !== on || schema[keyword.name] === undefined) continue
+    const problem = keyword.check?.(schema[keyword.name])
+    if (problem) throw new SchemaError(file, `${field ? `field '${field}': ` : ''}${keyword.name} ${problem}`)
+  }
 }
 
-/** Loads every `*.json` file of a folder, sorted by name. Throws {@link SchemaError} on the first bad file. */
-export function loadSchemas(dir: string): ResourceDefinition[] {
-  const ajv = schemaAjv()
-  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.json')).sort()
-  const defs = files.map((f) => {
-    const file = path.join(dir, f)
-    return parseSchemaFile(file, fs.readFileSync(file, 'utf8'), ajv)
-  })
+/** Reads one schema file from disk and checks it on its own. */
+export function readSchemaFile(file: string, ajv: Ajv, keywords: ExtraKeywords = []): ResourceDefinition {
+  return parseSchemaFile(file, fs.readFileSync(file, 'utf8'), ajv, keywords)
+}
+
+/** An ajv that accepts the engine's keywords and the given plugin keywords in schema files. */
+export function loaderAjv(keywords: ExtraKeywords = []): Ajv {
+  return schemaAjv({}, keywords.map((k) => k.name))
+}
+
+/**
+ * Loads every `*.json` file of a folder, sorted by name, plus `more` files (schema files plugins
+ * bring). Throws {@link SchemaError} on the first bad file.
+ */
+export function loadSchemas(dir: string, keywords: ExtraKeywords = [], more: readonly string[] = []): ResourceDefinition[] {
+  const ajv = loaderAjv(keywords)
+  const files = [...fs.readdirSync(dir).filter((f) => f.endsWith('.json')).sort().map((f) => path.join(dir, f)), ...more]
+  const defs = files.map((file) => readSchemaFile(file, ajv, keywords))
   checkDefinitions(defs)
   return defs
 }
+

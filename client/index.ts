@@ -1,4 +1,6 @@
-import type { ErrorBody } from './errors'
+import type { ErrorBody, ErrorCode } from './protocol'
+
+export { BUILTIN_ERROR_CODES, type BuiltinErrorCode, type ErrorBody, type ErrorCode } from './protocol'
 
 /**
  * The TypeScript types of one resource: `item` is the stored object as the API answers it (engine
@@ -96,9 +98,11 @@ export interface ClientOptions {
   headers?: Record<string, string>
 }
 
-/** An answer with an error status; `body` is the API's error body (`message`, `payload`, `status_code`). */
+/** An answer with an error status; `body` is the API's error body (`message`, `payload`, `status_code`, `code`). */
 export class ApiRequestError extends Error {
   readonly status: number
+  /** The error's stable code (`not_found`, `precondition_failed`...): switch on it, not on the message. */
+  readonly code: ErrorCode
   readonly body: ErrorBody
   /** `METHOD path` of the request that failed. */
   readonly request: string
@@ -107,6 +111,7 @@ export class ApiRequestError extends Error {
     super(`${request} answered ${status}: ${body.message}`)
     this.name = 'ApiRequestError'
     this.status = status
+    this.code = body.code
     this.body = body
     this.request = request
   }
@@ -126,12 +131,12 @@ async function errorBody(response: Response): Promise<ErrorBody> {
   try {
     const body = JSON.parse(text) as Partial<ErrorBody>
     if (body && typeof body.message === 'string') {
-      return { message: body.message, payload: body.payload ?? {}, status_code: body.status_code ?? response.status }
+      return { message: body.message, payload: body.payload ?? {}, status_code: body.status_code ?? response.status, code: body.code ?? `http_${response.status}` }
     }
   } catch {
     // Not JSON (a proxy's page, say): keep the start of the text as the message.
   }
-  return { message: text.slice(0, 200) || response.statusText, payload: {}, status_code: response.status }
+  return { message: text.slice(0, 200) || response.statusText, payload: {}, status_code: response.status, code: `http_${response.status}` }
 }
 
 /** `"abc"` or `W/"abc"` -> `abc`: the form the `etag` field of a row has. */

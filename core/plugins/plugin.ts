@@ -1,0 +1,150 @@
+import type { Db } from '../data/repository'
+import type { ErrorRegistry } from '../errors'
+import type { RawQuery } from '../query/list-query'
+import type { JsonSchema } from '../schema/types'
+import type { SchemaKeyword } from '../schema/vocabulary'
+import type { HookSet, Identity, Page, Params, ResourceService } from '../service/types'
+
+/** What an action's handler is given. */
+export interface ActionContext<I = Record<string, unknown>> {
+  /** Path parameters (`:id` -> `path.id`). */
+  path: Record<string, string>
+  /** Query parameters as sent; with `list`, checked as that resource's list parameters. */
+  query: RawQuery
+  /** The body, checked against `input` (empty object when the action takes none). */
+  body: I
+  /** The call's params: provider, identity, and the action's transaction. */
+  params: Params & { provider: string; identity: Identity }
+  /** The database or transaction the handler runs in. */
+  db: Db
+  /** The service of any resource, in the action's transaction and with the caller's identity. */
+  service(name: string): ResourceService
+  /** The engine's error codes, for `errors.create('code', message)`. */
+  errors: ErrorRegistry
+}
+
+/** The HTTP methods an action may use. */
+export type ActionMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'
+
+/**
+ * A declarative custom operation: from one definition the engine makes the route, checks the input,
+ * writes the OpenAPI operation and runs the handler in a transaction.
+ */
+export interface ActionDefinition<I = Record<string, unknown>> {
+  /** Unique; the OpenAPI operationId and the typed client's method name. */
+  name: string
+  method: ActionMethod
+  /** Below the engine's prefix, with `:param` segments: `/componenttypes/:id/components`. */
+  path: string
+  summary: string
+  description?: string
+  /** Path parameters; `{ resource }` is the id of a row of that resource (not a uuid: 404). */
+  pathParams?: Record<string, { resource: string; description?: string } | { schema: JsonSchema; description?: string }>
+  /** The action answers a page of this resource, and takes its list parameters. */
+  list?: string
+  /** The body's JSON Schema (POST, PUT, PATCH); a body that does not match it is a 400. */
+  input?: JsonSchema
+  /** The answer's JSON Schema (unless `list`); the handler returns that object. */
+  output?: JsonSchema
+  /** The success status (default 200; 204 sends no body). */
+  status?: number
+  /** Error codes the action may answer with besides those of its input, documented in openapi.json. */
+  errors?: string[]
+  /** Run the handler in a transaction (default true). */
+  transaction?: boolean
+  handler(ctx: ActionContext<I>): Promise<Page | Record<string, unknown> | void> | Page | Record<string, unknown> | void
+}
+
+/** Declares an action (an identity function that gives it its type). */
+export function defineAction<I = Record<string, unknown>>(action: ActionDefinition<I>): ActionDefinition<I> {
+  return action
+}
+
+/** What a plugin's `setup` may add to the engine it is installed in. */
+export interface PluginApi {
+  /** Hooks on one resource (singular name), or on every resource with `'*'`. */
+  hooks(resource: string, hooks: HookSet): void
+  /** A resource from a schema file the plugin brings (its table needs a migration, as any). */
+  resource(schemaFile: string): void
+  /** A custom operation (see {@link ActionDefinition}). */
+  action(action: ActionDefinition<any>): void
+  /** A keyword schema files may then use (`x-...`). */
+  keyword(keyword: SchemaKeyword): void
+  /** An error code and its status (401, 403, 429...), documented in openapi.json. */
+  errorCode(code: string, status: number, description: string): void
+  /** Fields an after hook adds to a resource's answers, documented in its OpenAPI output schema. */
+  outputFields(resource: string, fields: Record<string, JsonSchema>): void
+}
+
+/**
+ * An app-level plugin: a name, the plugins it needs installed first, and a setup that adds hooks,
+ * resources, actions, schema keywords and error codes. A missing dependency or a cycle stops
+ * start-up with a message naming the plugins.
+ */
+export interface Plugin {
+  name: string
+  dependencies?: string[]
+  setup(api: PluginApi): void
+}
+
+/** Declares a plugin (an identity function that gives it its type). */
+export function definePlugin(plugin: Plugin): Plugin {
+  return plugin
+}
+
+/**
+ * The per-resource form: the rules of one resource that its schema cannot say. Sugar for a plugin
+ * named after the schema that hooks that resource and adds its actions.
+ */
+export interface ResourcePlugin {
+  /** The schema file this plugin belongs to (its name without `.json`). */
+  schema: string
+  hooks?: HookSet
+  actions?: ActionDefinition<any>[]
+  /** Fields its after hooks add to answers (see {@link PluginApi.outputFields}). */
+  outputFields?: Record<string, JsonSchema>
+  dependencies?: string[]
+}
+
+/** Declares a per-resource plugin; it becomes a {@link Plugin} named `<schema>`. */
+export function defineResource(plugin: ResourcePlugin): Plugin {
+  return {
+    name: plugin.schema,
+    dependencies: plugin.dependencies,
+    setup(api) {
+      if (plugin.hooks) api.hooks(plugin.schema, plugin.hooks)
+      for (const action of plugin.actions ?? []) api.action(action)
+      if (plugin.outputFields) api.outputFields(plugin.schema, plugin.outputFields)
+    },
+  }
+}
+
+/** Plugins in the order they are installed: each after its dependencies, else in the order given. */
+export function orderPlugins(plugins: readonly Plugin[]): Plugin[] {
+  const byName = new Map<string, Plugin>()
+  for (const plugin of plugins) {
+    if (byName.has(plugin.name)) throw new Error(`plugin '${plugin.name}' is registered twice`)
+    byName.set(plugin.name, plugin)
+  }
+  for (const plugin of plugins) {
+    for (const dep of plugin.dependencies ?? []) {
+      if (!byName.has(dep)) throw new Error(`plugin '${plugin.name}' needs plugin '${dep}', which is not registered`)
+    }
+  }
+  const ordered: Plugin[] = []
+  const state = new Map<string, 'visiting' | 'done'>()
+  const visit = (plugin: Plugin, path: string[]) => {
+    const seen = state.get(plugin.name)
+    if (seen === 'done') return
+    if (seen === 'visiting') {
+      const cycle = [...path.slice(path.indexOf(plugin.name)), plugin.name]
+      throw new Error(`plugins depend on each other in a cycle: ${cycle.join(' -> ')}`)
+    }
+    state.set(plugin.name, 'visiting')
+    for (const dep of plugin.dependencies ?? []) visit(byName.get(dep)!, [...path, plugin.name])
+    state.set(plugin.name, 'done')
+    ordered.push(plugin)
+  }
+  for (const plugin of plugins) visit(plugin, [])
+  return ordered
+}

@@ -1,0 +1,149 @@
+import type { Knex } from 'knex'
+import type { Model, ModelClass } from 'objection'
+import { modelFor } from '../data/model'
+import { Repository } from '../data/repository'
+import { ErrorRegistry } from '../errors'
+import { compileListQuery, type ListLimits, type ListQueryParser } from '../query/list-query'
+import { bodySchema, constraintMeanings } from '../schema/derive'
+import type { JsonSchema, ResourceDefinition } from '../schema/types'
+import { schemaAjv, type SchemaKeyword } from '../schema/vocabulary'
+import { HookRegistry, type MethodHooks } from '../service/hooks'
+import { Service, type ServiceHost } from '../service/service'
+import { SERVICE_METHODS, type ResourceService, type ServiceMethod } from '../service/types'
+import { validator } from '../service/validate'
+import { orderPlugins, type ActionDefinition, type Plugin } from './plugin'
+
+/** A registered resource: its definition and everything built from it once, at start-up. */
+export interface Resource {
+  name: string
+  plural: string
+  def: ResourceDefinition
+  /**
+   * An objection model of the resource's table (JSON columns declared), for plugins' own queries:
+   * `resource.model.query(engine.db)`. These skip the service: no validation, no hooks.
+   */
+  model: ModelClass<Model>
+  /** The service every transport and in-process caller goes through. */
+  service: ResourceService
+  /** The compiled parser of list and detail query strings. */
+  query: ListQueryParser
+  /** Fields after hooks add to answers, as plugins declared them (documented in openapi.json). */
+  outputFields: Record<string, JsonSchema>
+  /** The methods some before hook of a plugin may change the input of. */
+  hooked: readonly ServiceMethod[]
+}
+
+/** What the plugins added, gathered before the schemas are loaded. */
+export interface PluginContributions {
+  /** Installed plugins, in order. */
+  plugins: Plugin[]
+  hooks: HookRegistry
+  schemaFiles: string[]
+  actions: ActionDefinition<any>[]
+  keywords: SchemaKeyword[]
+  errors: ErrorRegistry
+  outputFields: Map<string, Record<string, JsonSchema>>
+}
+
+/** Runs every plugin's setup in dependency order and gathers what they add. */
+export function collectPlugins(plugins: readonly Plugin[]): PluginContributions {
+  const out: PluginContributions = {
+    plugins: orderPlugins(plugins),
+    hooks: new HookRegistry(),
+    schemaFiles: [],
+    actions: [],
+    keywords: [],
+    errors: new ErrorRegistry(),
+    outputFields: new Map(),
+  }
+  for (const plugin of out.plugins) {
+    const where = `plugin '${plugin.name}'`
+    plugin.setup({
+      hooks: (resource, hooks) => {
+        for (const type of Object.keys(hooks)) {
+          if (!['before', 'after', 'error'].includes(type)) throw new Error(`${where}: hooks run 'before', 'after' or 'error', not '${type}'`)
+          for (const method of Object.keys(hooks[type as keyof typeof hooks] ?? {})) {
+            if (method !== 'all' && !(SERVICE_METHODS as readonly string[]).includes(method)) {
+              throw new Error(`${where}: '${method}' is not a service method (${SERVICE_METHODS.join(', ')}, all)`)
+            }
+          }
+        }
+        out.hooks.add(resource, hooks, plugin.name)
+      },
+      resource: (file) => void out.schemaFiles.push(file),
+      action: (action) => {
+        const clash = out.actions.find((a) => a.name === action.name || (a.method === action.method && a.path === action.path))
+        if (clash) throw new Error(`${where}: action '${action.name}' (${action.method} ${action.path}) clashes with action '${clash.name}'`)
+        out.actions.push(action)
+      },
+      keyword: (keyword) => {
+        if (!/^x-[a-z][a-z0-9-]*$/.test(keyword.name)) throw new Error(`${where}: schema keyword '${keyword.name}' must look like x-name`)
+        if (out.keywords.some((k) => k.name === keyword.name)) throw new Error(`${where}: schema keyword '${keyword.name}' is already added`)
+        out.keywords.push(keyword)
+      },
+      errorCode: (code, status, description) => out.errors.define(code, status, description),
+      outputFields: (resource, fields) => void out.outputFields.set(resource, { ...out.outputFields.get(resource), ...fields }),
+    })
+  }
+  return out
+}
+
+/**
+ * Builds every resource from its definition and the plugins' contributions: model, repository,
+ * validators, query parser, hooks and service, each once. Refuses hooks or output fields for a
+ * resource that does not exist, naming the plugin.
+ */
+export function buildResources(defs: ResourceDefinition[], contributions: PluginContributions, knex: Knex, limits: ListLimits): Map<string, Resource> {
+  const names = new Set(defs.map((d) => d.name))
+  for (const { target, plugin } of contributions.hooks.targets()) {
+    if (!names.has(target)) throw new Error(`plugin '${plugin}' hooks resource '${target}', which no schema file declares`)
+  }
+  for (const resource of contributions.outputFields.keys()) {
+    if (!names.has(resource)) throw new Error(`output fields are declared for resource '${resource}', which no schema file declares`)
+  }
+  // Bodies: every field's error, no coercion, unknown fields refused (not removed), no defaults filled.
+  const ajv = schemaAjv({ allErrors: true, coerceTypes: false, removeAdditional: false, useDefaults: false }, contributions.keywords.map((k) => k.name))
+  // `where` values: the first error is enough.
+  const queryAjv = schemaAjv({}, contributions.keywords.map((k) => k.name))
+
+  const registry = new Map<string, Resource>()
+  const host: ServiceHost = {
+    knex,
+    service: (name) => {
+      const resource = registry.get(name)
+      if (!resource) throw new Error(`no resource named '${name}'`)
+      return resource.service
+    },
+    hiddenFields: (name) => hidden.get(name) ?? [],
+  }
+  const hidden = new Map(defs.map((d) => [d.name, d.fields.filter((f) => f.hidden).map((f) => f.name)]))
+  const repositories = new Map<string, Repository>()
+  for (const def of defs) {
+    const repository = new Repository(def, knex, (name) => repositories.get(name)!, constraintMeanings(def, defs))
+    repositories.set(def.name, repository)
+    const query = compileListQuery(def, limits, queryAjv)
+    const hooks = Object.fromEntries(SERVICE_METHODS.map((m) => [m, contributions.hooks.compile(def.name, m)])) as Record<ServiceMethod, MethodHooks>
+    const service = new Service(
+      {
+        def,
+        repository,
+        query,
+        validateCreate: validator(ajv.compile(bodySchema(def, 'create'))),
+        validateUpdate: validator(ajv.compile(bodySchema(def, 'update'))),
+        hooks,
+      },
+      host,
+    )
+    registry.set(def.name, {
+      name: def.name,
+      plural: def.plural,
+      def,
+      model: modelFor(def),
+      service,
+      query,
+      outputFields: contributions.outputFields.get(def.name) ?? {},
+      hooked: SERVICE_METHODS.filter((m) => hooks[m].before.length > 0),
+    })
+  }
+  return registry
+}

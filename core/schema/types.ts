@@ -1,0 +1,35 @@
+import type { SchemaKeyword } from './vocabulary'
+
+/** How a field is stored and parsed; see the type table in the README. */
+export type FieldKind = 'string' | 'uuid' | 'datetime' | 'integer' | 'number' | 'boolean' | 'json'
+
+export type OnDelete = 'restrict' | 'cascade' | 'set null'
+
+export interface FieldDefinition {
+  name: string
+  kind: FieldKind
+  required: boolean
+  /** The property's JSON Schema, as written in the file. */
+  schema: JsonSchema
+  relation?: { resource: string; onDelete: OnDelete }
+  index: boolean
+  /** `writeOnly: true`: accepted on writes, never answered (a password hash...). */
+  hidden: boolean
+}
+
+export interface ResourceDefinition {
+  /** Singular name: the file name without `.json`, the key of detail responses. */
+  name: string
+  /** Plural name: the route, the table and the key of list responses. */
+  plural: string
+  file: string
+  schema: JsonSchema
+  fields: FieldDefinition[]
+  unique: string[][]
+}
+
+/** The keywords plugins add, by where a schema may use them (see {@link SchemaKeyword}). */
+export type ExtraKeywords = readonly SchemaKeyword[]
+
+export type JsonSchema = { [key: string]: unknown }
+

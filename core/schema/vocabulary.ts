@@ -1,0 +1,47 @@
+import Ajv, { type Options } from 'ajv'
+import addFormats from 'ajv-formats'
+
+/**
+ * The vocabulary a schema file may use on top of JSON Schema (draft-07):
+ * - top level: `x-plural` (route and table name, default `<name>s`), `x-unique` (list of unique keys,
+ *   each a list of field names);
+ * - on a property: `x-relation` (`"<resource>"` or `{"resource", "onDelete"}`: the field holds the id
+ *   of a row of that resource; `onDelete` is `restrict` (default), `cascade` or `set null`), and
+ *   `x-index: true` (index the column for `where`/`sort`).
+ * Standard keywords the engine gives a meaning: `writeOnly: true` on a property (accepted on writes,
+ * never answered), `readOnly` is refused (the engine's own fields are the read-only ones).
+ */
+export const SCHEMA_KEYWORDS = ['x-plural', 'x-unique', 'x-relation', 'x-index'] as const
+
+/**
+ * A keyword a plugin adds to the vocabulary: schema files may then use it at the top level or on a
+ * property; `check` refuses a bad value with a message (the loader names the file).
+ */
+export interface SchemaKeyword {
+  /** Must start with `x-`. */
+  name: string
+  /** Where a schema may use it. */
+  on: 'resource' | 'property'
+  /** Returns why a value is refused, or undefined when it is fine. */
+  check?(value: unknown): string | undefined
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+/** True when `id` can be a row id; anything else is answered 404 without asking the database. */
+export function isUuid(id: string): boolean {
+  return UUID.test(id)
+}
+
+/**
+ * An ajv instance that knows the engine's schema keywords (and `extra` ones from plugins) and the
+ * string formats, with `uuid` meaning what a uuid column accepts (ajv-formats also takes
+ * "urn:uuid:...", which PostgreSQL refuses).
+ */
+export function schemaAjv(options: Options = {}, extra: readonly string[] = []): Ajv {
+  const ajv = new Ajv({ strict: true, allErrors: false, ...options })
+  addFormats(ajv)
+  ajv.addFormat('uuid', isUuid)
+  ajv.addVocabulary([...SCHEMA_KEYWORDS, ...extra])
+  return ajv
+}

@@ -1,0 +1,220 @@
+import type { Knex } from 'knex'
+import { parseEtagHeader, type EtagCondition } from '../data/etag'
+import type { Db, Repository, Row } from '../data/repository'
+import { errors } from '../errors'
+import { toRawQuery, type ListQueryParser, type RawQuery } from '../query/list-query'
+import type { ResourceDefinition } from '../schema/types'
+import type { MethodHooks } from './hooks'
+import type { HookContext, Identity, Page, Params, ResourceService, ServiceMethod, TransactionLike } from './types'
+
+/** What a service is built from, once per resource at start-up. */
+export interface ServiceParts {
+  def: ResourceDefinition
+  repository: Repository
+  query: ListQueryParser
+  validateCreate(body: unknown): Record<string, unknown>
+  validateUpdate(body: unknown): Record<string, unknown>
+  hooks: Record<ServiceMethod, MethodHooks>
+}
+
+/** What a service needs from the engine: the database, the other services, and their hidden fields. */
+export interface ServiceHost {
+  readonly knex: Knex
+  service(name: string): ResourceService
+  /** Write-only fields of a resource, never answered. */
+  hiddenFields(resource: string): readonly string[]
+}
+
+const NO_IDENTITY: Identity = Object.freeze({})
+
+/** The knex instance a call runs on: its transaction's, or the engine's. */
+export function dbOf(transaction: TransactionLike | undefined, knex: Knex): Db {
+  if (!transaction) return knex
+  return typeof transaction === 'function' ? transaction : transaction.knex
+}
+
+/** A service whose calls carry `defaults` (a transaction, an identity...) unless they give their own. */
+export function withParams(service: ResourceService, defaults: Params): ResourceService {
+  const merge = (params: Params | undefined): Params => (params ? { ...defaults, ...params } : defaults)
+  return {
+    name: service.name,
+    find: (params) => service.find(merge(params)),
+    get: (id, params) => service.get(id, merge(params)),
+    create: (data, params) => service.create(data, merge(params)),
+    update: (id, data, params) => service.update(id, data, merge(params)),
+    remove: (id, params) => service.remove(id, merge(params)),
+  }
+}
+
+function ifMatchOf(params: Params): EtagCondition {
+  const given = params.ifMatch
+  const condition = typeof given === 'string' ? parseEtagHeader(given) : given
+  if (condition) return condition
+  // Trusted code that names no ETag writes whatever the row's current one is.
+  if (params.trusted) return { any: true }
+  throw errors.ifMatchRequired()
+}
+
+/**
+ * The query parameters as the parser takes them: the HTTP transport's are the query string's as they
+ * are (a repeated key is an array, which the parser refuses); in-process ones may be structured.
+ */
+function rawQueryOf(params: Params): RawQuery {
+  if (!params.query) return {}
+  return params.provider === 'http' ? (params.query as RawQuery) : toRawQuery(params.query)
+}
+
+/**
+ * The service of one resource. Every call, whoever makes it, runs validate -> before hooks ->
+ * repository -> serialize -> after hooks, and error hooks on failure (see {@link HookContext}). An
+ * update or remove that has hooks runs in a transaction that first locks the row, so that hooks see
+ * the row as it is before the write; its ETag check stays inside the write.
+ */
+export class Service implements ResourceService {
+  readonly name: string
+  private readonly hidden: readonly string[]
+
+  constructor(
+    private readonly parts: ServiceParts,
+    private readonly host: ServiceHost,
+  ) {
+    this.name = parts.def.name
+    this.hidden = parts.def.fields.filter((f) => f.hidden).map((f) => f.name)
+  }
+
+  find(params: Params = {}): Promise<Page> {
+    const db = dbOf(params.transaction, this.host.knex)
+    if (params.trusted) return this.parts.repository.list(this.parts.query.parseList(rawQueryOf(params)), db)
+    return this.call('find', params, db, { validate: (ctx) => (ctx.query = this.parts.query.parseList(rawQueryOf(params))) }, async (ctx) => {
+      const { items, meta } = await this.parts.repository.list(ctx.query!, ctx.db)
+      return { items, meta }
+    })
+  }
+
+  get(id: string, params: Params = {}): Promise<Row> {
+    const db = dbOf(params.transaction, this.host.knex)
+    if (params.trusted) return this.getRow(id, this.parts.query.parseDetail(rawQueryOf(params)), db)
+    return this.call('get', params, db, { id, validate: (ctx) => (ctx.embed = this.parts.query.parseDetail(rawQueryOf(params))) }, (ctx) =>
+      this.getRow(id, ctx.embed!, ctx.db),
+    )
+  }
+
+  create(data: Record<string, unknown>, params: Params = {}): Promise<Row> {
+    const db = dbOf(params.transaction, this.host.knex)
+    if (params.trusted) return this.parts.repository.create(data, db)
+    return this.call('create', params, db, { validate: (ctx) => (ctx.data = { ...this.parts.validateCreate(data) }) }, (ctx) =>
+      this.parts.repository.create(ctx.data!, ctx.db),
+    )
+  }
+
+  update(id: string, data: Record<string, unknown>, params: Params = {}): Promise<Row> {
+    const db = dbOf(params.transaction, this.host.knex)
+    if (params.trusted) return this.parts.repository.update(id, data, ifMatchOf(params), db)
+    let condition: EtagCondition
+    return this.call(
+      'update',
+      params,
+      db,
+      {
+        id,
+        validate: (ctx) => {
+          condition = ifMatchOf(params)
+          ctx.data = { ...this.parts.validateUpdate(data) }
+        },
+      },
+      (ctx) => this.parts.repository.update(id, ctx.data!, condition, ctx.db),
+    )
+  }
+
+  remove(id: string, params: Params = {}): Promise<Row> {
+    const db = dbOf(params.transaction, this.host.knex)
+    if (params.trusted) return this.parts.repository.remove(id, ifMatchOf(params), db)
+    let condition: EtagCondition
+    return this.call('remove', params, db, { id, validate: () => void (condition = ifMatchOf(params)) }, (ctx) =>
+      this.parts.repository.remove(id, condition, ctx.db),
+    )
+  }
+
+  private async getRow(id: string, embed: string[], db: Db): Promise<Row> {
+    const row = await this.parts.repository.get(id, embed, db)
+    if (!row) throw errors.notFound(this.name)
+    return row
+  }
+
+  /** The pipeline of one call. `validate` checks the input (its errors reach the error hooks too). */
+  private async call<R extends Row | Page>(
+    method: ServiceMethod,
+    params: Params,
+    db: Db,
+    input: { id?: string; validate(ctx: HookContext): unknown },
+    execute: (ctx: HookContext) => Promise<R>,
+  ): Promise<R> {
+    const hooks = this.parts.hooks[method]
+    const hooked = hooks.before.length + hooks.after.length + hooks.error.length > 0
+    // Hooks of a write see the row before it: read and lock it in the write's transaction.
+    if (hooked && (method === 'update' || method === 'remove') && !(db as Knex.Transaction).isTransaction) {
+      return this.host.knex.transaction((trx) => this.call(method, { ...params, transaction: trx }, trx, input, execute))
+    }
+    const ctx = this.context(method, params, db, input.id)
+    try {
+      input.validate(ctx)
+      if (hooked && (method === 'update' || method === 'remove')) {
+        ctx.before = await this.parts.repository.get(input.id!, [], db, true)
+        if (!ctx.before) throw errors.notFound(this.name)
+      }
+      for (const hook of hooks.before) await hook(ctx)
+      if (ctx.result === undefined) ctx.result = await execute(ctx)
+      ctx.result = this.serialize(ctx.result, ctx)
+      if (hooks.after.length) {
+        ctx.type = 'after'
+        for (const hook of hooks.after) await hook(ctx)
+      }
+      return ctx.result as R
+    } catch (err) {
+      if (hooks.error.length === 0) throw err
+      ctx.type = 'error'
+      ctx.error = err
+      ctx.result = undefined
+      for (const hook of hooks.error) await hook(ctx)
+      if (ctx.result !== undefined) return ctx.result as R
+      throw ctx.error
+    }
+  }
+
+  private context(method: ServiceMethod, params: Params, db: Db, id: string | undefined): HookContext {
+    const full = { ...params, provider: params.provider ?? 'internal', identity: params.identity ?? NO_IDENTITY }
+    const host = this.host
+    return {
+      resource: this.name,
+      method,
+      type: 'before',
+      params: full,
+      id,
+      db,
+      service(name) {
+        // Nested calls are the server's own, in this call's transaction, with this call's identity.
+        const transaction = (db as Knex.Transaction).isTransaction ? (db as Knex.Transaction) : full.transaction
+        return withParams(host.service(name), { ...full, provider: 'internal', request: undefined, query: undefined, ifMatch: undefined, transaction })
+      },
+    }
+  }
+
+  /** Leaves out write-only fields, of this resource's rows and of the rows embedded in them. */
+  private serialize<R extends Row | Page>(result: R, ctx: HookContext): R {
+    const embedded = ctx.query?.embed ?? ctx.embed ?? []
+    const targets = embedded
+      .map((field) => [field, this.host.hiddenFields(this.parts.def.fields.find((f) => f.name === field)!.relation!.resource)] as const)
+      .filter(([, hidden]) => hidden.length > 0)
+    if (this.hidden.length === 0 && targets.length === 0) return result
+    const strip = (row: Row) => {
+      for (const field of this.hidden) delete row[field]
+      for (const [field, hidden] of targets) {
+        const related = row[field] as Row | null
+        if (related && typeof related === 'object') for (const h of hidden) delete related[h]
+      }
+    }
+    if (ctx.method === 'find') (result as Page).items.forEach(strip)
+    else strip(result as Row)
+    return result
+  }
+}

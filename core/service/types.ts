@@ -1,0 +1,119 @@
+import type { Knex } from 'knex'
+import type { Db, ListMeta, Row } from '../data/repository'
+import type { EtagCondition } from '../data/etag'
+import type { FindQuery, ListQuery, RawQuery } from '../query/list-query'
+
+/** The five operations every resource's service has. */
+export const SERVICE_METHODS = ['find', 'get', 'create', 'update', 'remove'] as const
+export type ServiceMethod = (typeof SERVICE_METHODS)[number]
+
+/** Who calls: filled by the identity layer; empty until one is installed. */
+export type Identity = Record<string, unknown>
+
+/** A transaction of {@link Engine.transaction}, or a knex transaction. */
+export type TransactionLike = Knex.Transaction | { readonly knex: Knex.Transaction }
+
+/** What a transport tells the service about the request it serves (no framework objects). */
+export interface TransportRequest {
+  method: string
+  /** The path below the engine's prefix, as the client sent it. */
+  path: string
+  headers: Record<string, string | string[] | undefined>
+  /** The request's id (`X-Request-Id`). */
+  id?: string
+}
+
+/**
+ * What every service call carries besides its data. In-process callers give what they need; the HTTP
+ * transport sets `provider: 'http'`, the request, and the `If-Match`/query parameters.
+ */
+export interface Params {
+  /** Who made the call: `http` for the HTTP transport, `internal` (the default) for server code. */
+  provider?: string
+  /** The caller's identity (empty until an identity plugin fills it). */
+  identity?: Identity
+  /** Run the call in this transaction (see `engine.transaction`). */
+  transaction?: TransactionLike
+  /** List parameters (find) or `{ embed }` (get), as the query string gives them or structured. */
+  query?: FindQuery | RawQuery
+  /** update and remove: the ETag(s) the change is based on, as `If-Match` takes them (`*` for any). */
+  ifMatch?: string | EtagCondition
+  /**
+   * The one door around the rules: no validation, no hooks, answers as stored (write-only fields
+   * included). For trusted server code only; never set it from anything a client sent.
+   */
+  trusted?: boolean
+  /** The transport's request, when a transport made the call. */
+  request?: TransportRequest
+  /** Plugins may carry their own values (kept across nested calls made with `ctx.service`). */
+  [key: string]: unknown
+}
+
+/** What a hook is given, and may change. */
+export interface HookContext {
+  /** The resource (singular name). */
+  readonly resource: string
+  readonly method: ServiceMethod
+  /** Which list of hooks runs now. */
+  type: 'before' | 'after' | 'error'
+  /** The call's params (`provider` and `identity` always set). */
+  readonly params: Params & { provider: string; identity: Identity }
+  /** get, update, remove: the row id. */
+  readonly id?: string
+  /** create and update: the validated body; before hooks may change it. */
+  data?: Record<string, unknown>
+  /** find: the parsed, checked list query (before hooks may add `where` clauses); get: `{ embed }`. */
+  query?: ListQuery
+  /** get: the relations to embed. */
+  embed?: string[]
+  /** update and remove: the row as stored before the write (locked until the call ends). */
+  before?: Row
+  /**
+   * The answer: set by the repository (after hooks may change it), or by a before hook (the
+   * repository is then skipped), or by an error hook (the error is then recovered from).
+   */
+  result?: Row | Page
+  /** error hooks: what was thrown; an error hook may replace it. */
+  error?: unknown
+  /** The database (or transaction) this call runs in. */
+  readonly db: Db
+  /** The service of any resource, in this call's transaction and with this call's identity. */
+  service(name: string): ResourceService
+}
+
+export type Hook = (ctx: HookContext) => void | Promise<void>
+
+/** Hooks by method; `all` runs for every method, before the method's own. */
+export type HookMap = Partial<Record<ServiceMethod | 'all', Hook | Hook[]>>
+
+/** Hooks by when they run. */
+export interface HookSet {
+  before?: HookMap
+  after?: HookMap
+  error?: HookMap
+}
+
+/** One page of a list: the rows and `_meta` (the count of all matching rows). */
+export interface Page {
+  items: Row[]
+  meta: ListMeta
+}
+
+/**
+ * The service of one resource: what every transport and every in-process caller uses. Each call runs
+ * validate -> before hooks -> repository -> serialize -> after hooks, and error hooks on failure.
+ */
+export interface ResourceService {
+  /** The resource (singular name). */
+  readonly name: string
+  /** One page of rows (`params.query`: where, sort, limit, offset, embed, count). */
+  find(params?: Params): Promise<Page>
+  /** One row; 404 (`not_found`) when there is none. `params.query.embed` embeds relations. */
+  get(id: string, params?: Params): Promise<Row>
+  /** Creates a row from a body that matches the schema. */
+  create(data: Record<string, unknown>, params?: Params): Promise<Row>
+  /** Changes the given fields if `params.ifMatch` matches the row's ETag (412 otherwise). */
+  update(id: string, data: Record<string, unknown>, params?: Params): Promise<Row>
+  /** Deletes the row if `params.ifMatch` matches its ETag; answers the deleted row. */
+  remove(id: string, params?: Params): Promise<Row>
+}
