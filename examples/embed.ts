@@ -24,9 +24,11 @@ export async function buildHostApp(db = openDatabase({ url: process.env.DATABASE
 }
 
 if (require.main === module) {
-  buildHostApp().then(({ host }) => {
+  buildHostApp().then(({ host, db }) => {
     const port = Number(process.env.PORT ?? 5050)
     const server = host.listen(port, '127.0.0.1', () => console.log(`host app on http://127.0.0.1:${port} (/health, /api/v1/...)`))
-    process.on('SIGTERM', () => server.close(() => process.exit(0)))
+    const stop = () => server.close(() => db.destroy().finally(() => process.exit(0)))
+    process.once('SIGTERM', stop)
+    process.once('SIGINT', stop) // Ctrl-C
   })
 }

@@ -35,34 +35,36 @@ describe('examples/embed.ts: the engine inside a host koa app', () => {
 })
 
 describe('examples/embed.ts run as a program', () => {
-  it('starts, serves /health and /api/v1 on its port, and stops on SIGTERM', async function () {
-    this.timeout(60_000)
-    const { spawn } = await import('node:child_process')
-    const port = 5058
-    const child = spawn(process.execPath, ['--require', 'tsx/cjs', 'examples/embed.ts'], {
-      env: { ...process.env, PORT: String(port), DATABASE_URL: '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    try {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error('example did not start in 45 s')), 45_000)
-        child.stdout.on('data', (chunk) => {
-          if (String(chunk).includes('host app on')) {
-            clearTimeout(timer)
-            resolve()
-          }
-        })
-        child.on('exit', (code) => reject(new Error(`example exited with ${code}`)))
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    it(`starts, serves /health and /api/v1 on its port, and stops on ${signal} with exit code 0`, async function () {
+      this.timeout(60_000)
+      const { spawn } = await import('node:child_process')
+      const port = 5058
+      const child = spawn(process.execPath, ['--require', 'tsx/cjs', 'examples/embed.ts'], {
+        env: { ...process.env, PORT: String(port), DATABASE_URL: '' },
+        stdio: ['ignore', 'pipe', 'pipe'],
       })
-      const health = await fetch(`http://127.0.0.1:${port}/health`)
-      expect(health.status).to.equal(200)
-      const list = await fetch(`http://127.0.0.1:${port}/api/v1/componenttypes`)
-      expect(list.status).to.equal(200)
-      expect(await list.json()).to.deep.equal({ componenttypes: [], _meta: { count: 0 } })
-    } finally {
-      const exited = new Promise((resolve) => child.once('exit', resolve))
-      child.kill('SIGTERM')
-      expect(await exited).to.equal(0)
-    }
-  })
+      try {
+        await new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error('example did not start in 45 s')), 45_000)
+          child.stdout.on('data', (chunk) => {
+            if (String(chunk).includes('host app on')) {
+              clearTimeout(timer)
+              resolve()
+            }
+          })
+          child.on('exit', (code) => reject(new Error(`example exited with ${code}`)))
+        })
+        const health = await fetch(`http://127.0.0.1:${port}/health`)
+        expect(health.status).to.equal(200)
+        const list = await fetch(`http://127.0.0.1:${port}/api/v1/componenttypes`)
+        expect(list.status).to.equal(200)
+        expect(await list.json()).to.deep.equal({ componenttypes: [], _meta: { count: 0 } })
+      } finally {
+        const exited = new Promise((resolve) => child.once('exit', resolve))
+        child.kill(signal)
+        expect(await exited).to.equal(0)
+      }
+    })
+  }
 })

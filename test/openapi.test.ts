@@ -309,12 +309,15 @@ describe('OpenAPI document', () => {
     })
 
     it('an unreachable database answers a documented 5XX', async () => {
-      const db = openDatabase({ url: 'postgres://postgres@127.0.0.1:5129/nowhere' })
+      // knex's warning about the refused connection comes here, not as a stack on the console.
+      const warnings: string[] = []
+      const db = openDatabase({ url: 'postgres://postgres@127.0.0.1:5129/nowhere', logger: { warn: (_details, message) => warnings.push(message) } })
       try {
         const down = await createEngine({ db, schemasDir: SCHEMAS, plugins, checkSchema: false, logger: { error() {}, info() {} } })
         const { default: supertest } = await import('supertest')
         const res = await supertest(down.app().callback()).get('/api/v1/componenttypes').expect(503)
         check.expectDocumented(res, 'get', '/componenttypes')
+        expect(warnings.some((w) => w.includes('ECONNREFUSED 127.0.0.1:5129')), `knex warnings: ${JSON.stringify(warnings)}`).to.equal(true)
       } finally {
         await db.destroy()
       }

@@ -37,18 +37,29 @@ async function freshDatabase(): Promise<{ db: Knex; drop(): Promise<void> }> {
   }
 }
 
+/** Every temp folder these tests made, removed once they have all run. */
+const tempDirs: string[] = []
+const tmpDir = (prefix: string) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
+  tempDirs.push(dir)
+  return dir
+}
+
 /** A temp folder holding the project's schemas plus the given extra files (name -> JSON value). */
 function schemasDir(extra: Record<string, unknown> = {}): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dci-schemas-'))
+  const dir = tmpDir('dci-schemas-')
   for (const f of fs.readdirSync(SCHEMAS)) fs.copyFileSync(path.join(SCHEMAS, f), path.join(dir, f))
   for (const [name, value] of Object.entries(extra)) fs.writeFileSync(path.join(dir, name), JSON.stringify(value, null, 2))
   return dir
 }
 
 const widget = () => JSON.parse(fs.readFileSync(WIDGET, 'utf8'))
-const tmpDir = (prefix: string) => fs.mkdtempSync(path.join(os.tmpdir(), prefix))
 
 describe('schema tooling', () => {
+  after(() => {
+    for (const dir of tempDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true })
+  })
+
   describe('a schema file dropped in is a working resource after npm run db:generate', () => {
     let fresh: Awaited<ReturnType<typeof freshDatabase>>
     let http: ReturnType<typeof supertest>
