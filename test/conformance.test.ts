@@ -2,6 +2,7 @@ import { expect } from 'chai'
 import { loadSchemas } from '../core'
 import { SCHEMAS, testApp, type TestApp } from './support'
 import { conformanceSuite } from './conformance/suite'
+import { serviceAgent } from './helpers/service-agent'
 
 // Mocha declares tests synchronously, so the resources are read from the same schema folder the engine
 // registers; the first test checks that both lists agree.
@@ -21,4 +22,17 @@ describe('conformance suite of every registered resource', () => {
   })
 
   for (const def of definitions) conformanceSuite(def, () => app)
+})
+
+describe('conformance suite of every registered resource, through the in-process services', () => {
+  let app: TestApp
+  before(async function () {
+    this.timeout(180_000)
+    const http = await testApp()
+    // The same suite, each request mapped to the service call of the same meaning: validation, hooks,
+    // ETags and errors hold for in-process callers as for HTTP ones.
+    app = { ...http, http: serviceAgent(http.engine) as unknown as TestApp['http'] }
+  })
+
+  for (const def of definitions) conformanceSuite(def, () => app, { transport: 'services' })
 })

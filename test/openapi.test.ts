@@ -194,8 +194,8 @@ describe('OpenAPI document', () => {
         expect(schema.allOf, name).to.deep.equal([{ $ref: '#/components/schemas/Error' }])
         expect(schema.properties.code.enum, name).to.be.an('array').that.is.not.empty
       }
-      expect(doc.components.schemas.NotFound.properties.code.enum).to.deep.equal(['not_found', 'route_not_found'])
-      expect(doc.components.schemas.PreconditionFailed.properties.code.enum).to.deep.equal(['precondition_required', 'precondition_failed'])
+      expect((doc.components.schemas.NotFound as Json).properties.code.enum).to.deep.equal(['not_found', 'route_not_found'])
+      expect((doc.components.schemas.PreconditionFailed as Json).properties.code.enum).to.deep.equal(['precondition_required', 'precondition_failed'])
     })
   })
 
