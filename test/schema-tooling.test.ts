@@ -1,41 +1,17 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { randomBytes } from 'node:crypto'
 import { expect } from 'chai'
 import type { Knex } from 'knex'
 import supertest from 'supertest'
-import { createEngine, loadSchemas, migrateLatest, openDatabase, FolderMigrationSource } from '../core'
+import { createEngine, loadSchemas, migrateLatest, FolderMigrationSource } from '../core'
 import { generateMigration } from '../tooling/migration-generator'
 import { SchemaDriftError } from '../tooling/schema-drift'
 import { planMigration } from '../tooling/migration-generator'
 import { plugins } from '../resources'
-import { MIGRATIONS, ROOT, SCHEMAS } from './support'
+import { freshDatabase, MIGRATIONS, ROOT, SCHEMAS } from './support'
 
 const WIDGET = path.join(ROOT, 'test', 'fixtures', 'schemas', 'widget.json')
-
-/** A database of its own: a fresh in-memory PGlite, or a new `dci_schema_<random>` on DATABASE_URL's server. */
-async function freshDatabase(): Promise<{ db: Knex; drop(): Promise<void> }> {
-  const url = process.env.DATABASE_URL
-  if (!url) {
-    const db = openDatabase({})
-    return { db, drop: () => db.destroy() }
-  }
-  const name = `dci_schema_${randomBytes(6).toString('hex')}`
-  const admin = openDatabase({ url, poolSize: 1 })
-  await admin.raw(`CREATE DATABASE "${name}"`)
-  const target = new URL(url)
-  target.pathname = `/${name}`
-  const db = openDatabase({ url: target.toString(), poolSize: 2 })
-  return {
-    db,
-    async drop() {
-      await db.destroy()
-      await admin.raw(`DROP DATABASE IF EXISTS "${name}"`)
-      await admin.destroy()
-    },
-  }
-}
 
 /** Every temp folder these tests made, removed once they have all run. */
 const tempDirs: string[] = []

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import path from 'node:path'
 import type { Knex } from 'knex'
 import supertest from 'supertest'
@@ -77,3 +78,27 @@ export async function createComponent(app: TestApp, name: string, componenttype:
   const res = await app.http.post('/api/v1/components').send({ name, componenttype }).expect(201)
   return res.body.component
 }
+
+/** A database of its own: a fresh in-memory PGlite, or a new `dci_schema_<random>` on DATABASE_URL's server. */
+export async function freshDatabase(): Promise<{ db: Knex; drop(): Promise<void> }> {
+  const url = process.env.DATABASE_URL
+  if (!url) {
+    const db = openDatabase({})
+    return { db, drop: () => db.destroy() }
+  }
+  const name = `dci_schema_${randomBytes(6).toString('hex')}`
+  const admin = openDatabase({ url, poolSize: 1 })
+  await admin.raw(`CREATE DATABASE "${name}"`)
+  const target = new URL(url)
+  target.pathname = `/${name}`
+  const db = openDatabase({ url: target.toString(), poolSize: 2 })
+  return {
+    db,
+    async drop() {
+      await db.destroy()
+      await admin.raw(`DROP DATABASE IF EXISTS "${name}"`)
+      await admin.destroy()
+    },
+  }
+}
+

@@ -5,7 +5,7 @@ import { readCatalog, type LiveColumn, type LiveConstraint, type LiveTable } fro
 import { COLUMN_TYPES, constraintName, expectedTable, type ExpectedColumn, type ExpectedForeignKey, type ExpectedTable } from '../core/schema/derive'
 import { FolderMigrationSource, migrateLatest } from '../core/data/db'
 import { describeDifference, diffTable, GENERATE_COMMAND, type Difference } from './schema-drift'
-import { loadSchemas, type ResourceDefinition } from '../core/schema/loader'
+import { loadSchemas, type ExtraKeywords, type ResourceDefinition } from '../core/schema/loader'
 
 /** What one run of the generator found: the migration's code, or nothing when the database is in sync. */
 export interface MigrationPlan {
@@ -222,6 +222,10 @@ export interface GenerateOptions {
   resources?: string[]
   /** Clock of the file name (tests). */
   now?: Date
+  /** Schema keywords plugins add (see `PluginApi.keyword`). */
+  keywords?: ExtraKeywords
+  /** Schema files plugins bring (see `PluginApi.resource`). */
+  schemaFiles?: readonly string[]
 }
 
 /** What {@link generateMigration} did: the file it wrote (none when in sync) and the differences. */
@@ -238,7 +242,7 @@ export interface GenerateResult {
  * into `migrationsDir`. Writes nothing when the database matches the schemas.
  */
 export async function generateMigration(options: GenerateOptions): Promise<GenerateResult> {
-  const defs = loadSchemas(options.schemasDir)
+  const defs = loadSchemas(options.schemasDir, options.keywords, options.schemaFiles)
   const unknown = (options.resources ?? []).filter((r) => !defs.some((d) => d.name === r))
   if (unknown.length) throw new Error(`no schema for ${unknown.join(', ')} in ${options.schemasDir} (known: ${defs.map((d) => d.name).join(', ')})`)
   fs.mkdirSync(options.migrationsDir, { recursive: true })

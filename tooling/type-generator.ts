@@ -8,7 +8,7 @@ import path from 'node:path'
 import { compile, type JSONSchema } from 'json-schema-to-typescript'
 import { answeredFields, ENGINE_FIELDS, fieldSchema } from '../core/schema/derive'
 import { loadSchemas } from '../core/schema/loader'
-import type { JsonSchema, ResourceDefinition } from '../core/schema/types'
+import type { ExtraKeywords, JsonSchema, ResourceDefinition } from '../core/schema/types'
 
 const root = path.resolve(__dirname, '..')
 const OPTIONS = {
@@ -61,8 +61,8 @@ function typeSchemas(def: ResourceDefinition): { input: JSONSchema; stored: JSON
 }
 
 /** The text of every generated file, by file name. Pure: writes nothing. */
-export async function renderTypes(schemasDir: string): Promise<Map<string, string>> {
-  const defs = loadSchemas(schemasDir)
+export async function renderTypes(schemasDir: string, keywords: ExtraKeywords = [], schemaFiles: readonly string[] = []): Promise<Map<string, string>> {
+  const defs = loadSchemas(schemasDir, keywords, schemaFiles)
   const files = new Map<string, string>()
   for (const def of defs) {
     const { input, stored } = typeSchemas(def)

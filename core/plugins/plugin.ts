@@ -72,6 +72,8 @@ export interface PluginApi {
   keyword(keyword: SchemaKeyword): void
   /** An error code and its status (401, 403, 429...), documented in openapi.json. */
   errorCode(code: string, status: number, description: string): void
+  /** The engine's error codes: `api.errors.create('code', message)` makes an error hooks may throw. */
+  readonly errors: ErrorRegistry
   /** Fields an after hook adds to a resource's answers, documented in its OpenAPI output schema. */
   outputFields(resource: string, fields: Record<string, JsonSchema>): void
 }

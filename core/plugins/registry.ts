@@ -82,6 +82,7 @@ export function collectPlugins(plugins: readonly Plugin[]): PluginContributions 
         out.keywords.push(keyword)
       },
       errorCode: (code, status, description) => out.errors.define(code, status, description),
+      errors: out.errors,
       outputFields: (resource, fields) => void out.outputFields.set(resource, { ...out.outputFields.get(resource), ...fields }),
     })
   }
