@@ -85,8 +85,31 @@ export interface ResourceClient<T extends ResourceType> {
   remove(id: string, options: { etag: string }): Promise<void>
 }
 
-/** A client: one {@link ResourceClient} per resource, by plural (`client.componenttypes.list()`). */
-export type Client<R extends ResourceTypes<R>> = { readonly [P in keyof R & string]: ResourceClient<R[P]> }
+/** How to call one action (the generated `ACTIONS` of `resources/types/actions.ts`). */
+export interface ActionRoute {
+  method: string
+  /** Below the API root, with `:param` segments. */
+  path: string
+  /** The list key of an action that answers a page. */
+  list?: string
+}
+
+/** The types of one action: path parameters, query, body and answer (the generated `Actions`). */
+export interface ActionType {
+  path: object
+  query: object
+  body: unknown
+  output: unknown
+}
+
+/** What an action call sends. */
+export type ActionArgs<A extends ActionType> = { path: A['path']; query?: A['query'] } & (A['body'] extends undefined ? { body?: undefined } : { body: A['body'] })
+
+/** A client: one {@link ResourceClient} per resource, by plural (`client.componenttypes.list()`), and `action`. */
+export type Client<R extends ResourceTypes<R>, A extends { [K in keyof A]: ActionType } = Record<string, never>> = { readonly [P in keyof R & string]: ResourceClient<R[P]> } & {
+  /** Calls an action by name: `client.action('list_componenttype_components', { path: { id } })`. */
+  action<K extends keyof A & string>(name: K, args: ActionArgs<A[K]>): Promise<A[K]['output']>
+}
 
 /** Where the API is and how to reach it. */
 export interface ClientOptions {
@@ -96,6 +119,8 @@ export interface ClientOptions {
   fetch?: typeof fetch
   /** Headers sent with every request (authentication, `X-Request-Id`...). */
   headers?: Record<string, string>
+  /** The server's actions (the generated `ACTIONS`), for `client.action(...)`. */
+  actions?: Record<string, ActionRoute>
 }
 
 /** An answer with an error status; `body` is the API's error body (`message`, `payload`, `status_code`, `code`). */
@@ -181,7 +206,9 @@ function listQuery(params: ListParams<Record<string, unknown>, string>): URLSear
  * ```
  * Errors are thrown as {@link ApiRequestError} (a 412 as {@link PreconditionFailedError}).
  */
-export function createClient<R extends ResourceTypes<R> = Record<string, ResourceType>>(options: ClientOptions): Client<R> {
+export function createClient<R extends ResourceTypes<R> = Record<string, ResourceType>, A extends { [K in keyof A]: ActionType } = Record<string, never>>(
+  options: ClientOptions,
+): Client<R, A> {
   const baseUrl = options.baseUrl.replace(/\/+$/, '')
   const fetchImpl = options.fetch ?? globalThis.fetch
   if (typeof fetchImpl !== 'function') throw new TypeError('createClient: no fetch available; pass options.fetch')
@@ -233,11 +260,29 @@ export function createClient<R extends ResourceTypes<R> = Record<string, Resourc
     } as ResourceClient<ResourceType>
   }
 
+  async function action(name: string, args: { path?: Record<string, string>; query?: Record<string, unknown>; body?: unknown }) {
+    const route = options.actions?.[name]
+    if (!route) throw new TypeError(`createClient: no action named '${name}' (pass the generated ACTIONS as options.actions)`)
+    const path = route.path.replace(/:([A-Za-z_][A-Za-z0-9_]*)/g, (_m, key: string) => {
+      const value = args.path?.[key]
+      if (value === undefined) throw new TypeError(`action ${name}: path parameter '${key}' is missing`)
+      return encodeURIComponent(value)
+    })
+    const query = route.list ? listQuery((args.query ?? {}) as ListParams<Record<string, unknown>, string>) : new URLSearchParams(args.query as Record<string, string>)
+    const response = await call(route.method, path, { query, body: args.body })
+    if (response.status === 204) return undefined
+    const body = (await response.json()) as Record<string, unknown>
+    if (!route.list) return body
+    const { count, count_exact: countExact = true } = body._meta as { count: number; count_exact?: false }
+    return { items: body[route.list], count, countExact, etag: unquote(response.headers.get('ETag')) }
+  }
+
   const resources = new Map<string, ResourceClient<ResourceType>>()
-  return new Proxy({} as Client<R>, {
+  return new Proxy({} as Client<R, A>, {
     get(_target, name) {
       // Not a resource: symbols, and `then` so that a client is never mistaken for a promise.
       if (typeof name !== 'string' || name === 'then') return undefined
+      if (name === 'action') return action
       let client = resources.get(name)
       if (!client) resources.set(name, (client = resource(name)))
       return client

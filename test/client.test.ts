@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process'
 import { expect } from 'chai'
 import { ApiRequestError, PreconditionFailedError, createClient, type Client } from '../client'
 import type { Resources } from '../resources/types'
+import { ACTIONS, type Actions } from '../resources/types/actions'
 import { ROOT, resetTables, testApp, type TestApp } from './support'
 
 const MISSING = '00000000-0000-4000-8000-000000000000'
@@ -22,14 +23,14 @@ describe('typed client against a live server', () => {
   let app: TestApp
   let server: http.Server
   let baseUrl: string
-  let client: Client<Resources>
+  let client: Client<Resources, Actions>
   before(async function () {
     this.timeout(120_000) // the embedded database starts in seconds, slower on a busy machine
     app = await testApp()
     server = http.createServer(app.engine.app().callback())
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
     baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/v1`
-    client = createClient<Resources>({ baseUrl })
+    client = createClient<Resources, Actions>({ baseUrl, actions: ACTIONS })
   })
   after(async () => {
     await new Promise((resolve) => server.close(resolve))
@@ -149,6 +150,19 @@ describe('typed client against a live server', () => {
     expect((await client.componenttypes.get(type.id)).name).to.equal('a')
   })
 
+  it('an action is a typed method: the components of one type as a page, a missing type as a 404 ApiRequestError', async () => {
+    const rhel = await client.componenttypes.create({ name: 'rhel' })
+    const fedora = await client.componenttypes.create({ name: 'fedora' })
+    for (const name of ['RHEL-9', 'RHEL-10']) await client.components.create({ name, componenttype: rhel.id })
+    await client.components.create({ name: 'F-41', componenttype: fedora.id })
+    const page = await client.action('list_componenttype_components', { path: { id: rhel.id }, query: { sort: ['-name'], limit: 1 } })
+    expect(page.items.map((c) => c.name)).to.deep.equal(['RHEL-9'])
+    expect(page.count).to.equal(2)
+    const err = await rejection(client.action('list_componenttype_components', { path: { id: MISSING } }))
+    expect(err).to.be.instanceOf(ApiRequestError)
+    expect((err as ApiRequestError).code).to.equal('not_found')
+  })
+
   it('every registered resource is reachable with its generated types: teams and remotecis', async () => {
     const team = await client.teams.create({ name: 'dci' })
     const remoteci = await client.remotecis.create({ name: 'lab-1', team: team.id, data: { arch: 'x86_64' } })
@@ -165,7 +179,13 @@ describe('typed client against a live server', () => {
  * Compile-time checks of the client's types, verified by `npm run typecheck` (never run): each
  * `@ts-expect-error` fails the type check if the line below it stops being an error.
  */
-export function clientTypeChecks(client: Client<Resources>): void {
+export function clientTypeChecks(client: Client<Resources, Actions>): void {
+  // @ts-expect-error no such action
+  void client.action('list_everything', { path: {} })
+  // @ts-expect-error the action needs its path parameter
+  void client.action('list_componenttype_components', { path: {} })
+  // @ts-expect-error its query is typed by the listed resource
+  void client.action('list_componenttype_components', { path: { id: MISSING }, query: { sort: ['nope'] } })
   // @ts-expect-error etag is not a filterable field
   void client.componenttypes.list({ where: { etag: 'x' } })
   // @ts-expect-error data (an object) cannot be filtered on

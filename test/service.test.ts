@@ -445,7 +445,7 @@ describe('write-only fields and resources a plugin brings', function () {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dci-schemas-'))
     dirs.push(dir)
     for (const f of [...fs.readdirSync(SCHEMAS).map((f) => path.join(SCHEMAS, f)), VAULT]) fs.copyFileSync(f, path.join(dir, path.basename(f)))
-    const types = (await renderTypes(dir, [{ name: 'x-owner', on: 'resource' }])).get('vault.ts')!
+    const types = (await renderTypes(dir, { keywords: [{ name: 'x-owner', on: 'resource' }] })).get('vault.ts')!
     const [output, input] = types.split('export interface VaultInput')
     expect(output).to.not.match(/secret\??:/)
     expect(input).to.match(/secret: string/)
