@@ -1,0 +1,127 @@
+import { expect } from 'chai'
+import { etagMatches, formatEtag, parseEtagHeader } from '../core/data/etag'
+import { isConnectionError, translateDbError } from '../core/data/pg-errors'
+import { bodySchema, constraintName, ENGINE_FIELD_NAMES, filterableFields, nullable } from '../core/schema/derive'
+import type { FieldDefinition, ResourceDefinition } from '../core/schema/types'
+import { schemaAjv } from '../core/schema/vocabulary'
+
+/** Table-driven tests of the pure parts: ETag headers, database error translation, schema derivation. */
+describe('pure parts, table by table', () => {
+  describe('ETag headers', () => {
+    const cases: Array<[header: string | undefined, parsed: ReturnType<typeof parseEtagHeader>]> = [
+      [undefined, undefined],
+      ['', undefined],
+      ['   ', undefined],
+      ['*', { any: true }],
+      [' * ', { any: true }],
+      ['"abc"', { any: false, etags: ['abc'] }],
+      ['abc', { any: false, etags: ['abc'] }],
+      ['W/"abc"', { any: false, etags: ['abc'] }],
+      ['w/"abc"', { any: false, etags: ['abc'] }],
+      ['"a", "b",W/"c"', { any: false, etags: ['a', 'b', 'c'] }],
+      ['"a",,""', { any: false, etags: ['a'] }],
+    ]
+    for (const [header, parsed] of cases) {
+      it(`${JSON.stringify(header)} parses as ${JSON.stringify(parsed)}`, () => {
+        expect(parseEtagHeader(header)).to.deep.equal(parsed)
+      })
+    }
+    it('matches: * any row, a list by membership; formats quoted', () => {
+      expect(etagMatches({ any: true }, 'x')).to.equal(true)
+      expect(etagMatches({ any: false, etags: ['a', 'x'] }, 'x')).to.equal(true)
+      expect(etagMatches({ any: false, etags: ['a'] }, 'x')).to.equal(false)
+      expect(formatEtag('abc')).to.equal('"abc"')
+    })
+  })
+
+  describe('PostgreSQL error translation', () => {
+    const describeConstraint = (name: string) =>
+      ({
+        teams_name_unique: { fields: ['name'] },
+        remotecis_team_foreign: { fields: ['team'], referenced: 'team', referencing: 'remotecis' },
+      })[name]
+    const cases: Array<[error: object, operation: 'read' | 'write' | 'delete', status: number | undefined, code: string | undefined, message?: RegExp]> = [
+      [{ code: '23505', constraint: 'teams_name_unique' }, 'write', 409, 'conflict', /same name already exists/],
+      [{ code: '23505' }, 'write', 409, 'conflict', /same a unique key/],
+      [{ code: '23503', constraint: 'remotecis_team_foreign' }, 'write', 422, 'related_not_found', /related team does not exist/],
+      [{ code: '23503', constraint: 'remotecis_team_foreign' }, 'delete', 409, 'still_referenced', /still used by remotecis/],
+      [{ code: '23001' }, 'delete', 409, 'still_referenced', /still used/],
+      [{ code: '23502' }, 'write', 400, 'invalid_body'],
+      [{ code: '22P02' }, 'read', 400, 'invalid_body'],
+      [{ code: '22021' }, 'write', 400, 'invalid_body'],
+      [{ code: '57014' }, 'read', 503, 'query_timeout'],
+      [{ code: 'ECONNREFUSED' }, 'read', 503, 'unavailable'],
+      [{ code: '57P01' }, 'write', 503, 'unavailable'],
+      [{ nativeError: { code: '23505', constraint: 'teams_name_unique' } }, 'write', 409, 'conflict'],
+      [{ code: '42P01' }, 'read', undefined, undefined],
+      [{ message: 'boom' }, 'read', undefined, undefined],
+    ]
+    for (const [error, operation, status, code, message] of cases) {
+      it(`${JSON.stringify(error)} on ${operation} -> ${status ?? 'not translated (a 500)'} ${code ?? ''}`, () => {
+        const translated = translateDbError(error, { operation, resource: 'team', describeConstraint })
+        expect(translated?.status).to.equal(status)
+        expect(translated?.code).to.equal(code)
+        if (message) expect(translated?.message).to.match(message)
+      })
+    }
+    it('finds a connection error through the wrappers of knex and objection', () => {
+      expect(isConnectionError({ cause: { errors: [{ code: 'ECONNREFUSED' }] } })).to.equal(true)
+      expect(isConnectionError({ name: 'KnexTimeoutError' })).to.equal(true)
+      expect(isConnectionError({ code: '23505' })).to.equal(false)
+    })
+  })
+
+  describe('schema derivation', () => {
+    const field = (name: string, schema: Record<string, unknown>, extra: Partial<FieldDefinition> = {}): FieldDefinition => ({
+      name,
+      kind: 'string',
+      required: false,
+      schema,
+      index: false,
+      hidden: false,
+      ...extra,
+    })
+    const def: ResourceDefinition = {
+      name: 'widget',
+      plural: 'widgets',
+      file: 'widget.json',
+      schema: {},
+      unique: [['name']],
+      fields: [
+        field('name', { type: 'string', minLength: 1 }, { required: true }),
+        field('mode', { type: 'string', const: 'x' }),
+        field('color', { type: 'string', enum: ['red', 'blue'] }),
+        field('tags', { type: 'array' }, { kind: 'json' }),
+        field('secret', { type: 'string', writeOnly: true }, { hidden: true }),
+      ],
+    }
+    const cases: Array<[schema: Record<string, unknown>, nullable: Record<string, unknown>]> = [
+      [{ type: 'string' }, { type: ['string', 'null'] }],
+      [{ type: 'string', enum: ['a'] }, { type: ['string', 'null'], enum: ['a', null] }],
+      [{ type: 'string', const: 'x' }, { type: ['string', 'null'], enum: ['x', null] }],
+      [{ type: 'object', properties: {} }, { type: ['object', 'null'], properties: {} }],
+    ]
+    for (const [schema, expected] of cases) {
+      it(`the nullable rule: ${JSON.stringify(schema)} -> ${JSON.stringify(expected)}`, () => {
+        expect(nullable(schema)).to.deep.equal(expected)
+      })
+    }
+    it('body schemas take null for every optional field, the const one included, and refuse unknown fields', () => {
+      const create = schemaAjv().compile(bodySchema(def, 'create'))
+      expect(create({ name: 'a', mode: null, color: null, tags: null, secret: null })).to.equal(true)
+      expect(create({ name: 'a', mode: 'x' })).to.equal(true)
+      expect(create({ name: 'a', mode: 'y' })).to.equal(false)
+      expect(create({ mode: 'x' })).to.equal(false)
+      expect(create({ name: 'a', other: 1 })).to.equal(false)
+      expect(schemaAjv().compile(bodySchema(def, 'update'))({})).to.equal(true)
+    })
+    it('where and sort take the engine fields but etag, and the scalar fields a client may read', () => {
+      expect(filterableFields(def).map((f) => f.name)).to.deep.equal(['id', 'created_at', 'updated_at', 'name', 'mode', 'color'])
+      expect(ENGINE_FIELD_NAMES).to.deep.equal(['id', 'created_at', 'updated_at', 'etag'])
+    })
+    it('constraint names are knex defaults, cut to the 63 bytes PostgreSQL keeps', () => {
+      expect(constraintName('teams', ['name'], 'unique')).to.equal('teams_name_unique')
+      expect(constraintName('t'.repeat(60), ['name'], 'foreign')).to.have.length(63)
+    })
+  })
+})
