@@ -1,6 +1,6 @@
 import bodyParser from 'koa-bodyparser'
 import type { Context, Middleware, Next } from 'koa'
-import { ApiError, errors } from '../errors'
+import { type ApiError, errors } from '../errors'
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
 
