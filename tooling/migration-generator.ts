@@ -183,7 +183,7 @@ export function planMigration(defs: ResourceDefinition[], live: Map<string, Live
 }
 
 /** The migration file's text: a frozen snapshot of knex calls that never reads the schema files. */
-export function renderMigration(plan: MigrationPlan, sources: string[]): string {
+function renderMigration(plan: MigrationPlan, sources: string[]): string {
   const indent = (lines: string[]) => lines.map((l) => `  ${l}`).join('\n')
   return [
     `// Written by \`${GENERATE_COMMAND}\` from ${sources.join(', ')}; review it before committing.`,

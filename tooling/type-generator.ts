@@ -24,7 +24,7 @@ function plain(schema: JsonSchema): JsonSchema {
 }
 
 /** `remoteci` -> `Remoteci`: the type name of a resource. */
-export function typeName(name: string): string {
+function typeName(name: string): string {
   return name.replace(/(^|_)([a-z0-9])/g, (_m, _s, c: string) => c.toUpperCase())
 }
 
@@ -61,7 +61,7 @@ function typeSchemas(def: ResourceDefinition): { input: JSONSchema; stored: JSON
 }
 
 /** The text of every generated file, by file name. Pure: writes nothing. */
-export async function renderTypes(schemasDir: string): Promise<Map<string, string>> {
+async function renderTypes(schemasDir: string): Promise<Map<string, string>> {
   const defs = loadSchemas(schemasDir)
   const files = new Map<string, string>()
   for (const def of defs) {

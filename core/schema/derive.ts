@@ -37,7 +37,7 @@ export const ENGINE_FIELD_NAMES: readonly string[] = ENGINE_FIELDS.map((f) => f.
  * The nullable rule: a field that is not required may be omitted or null (stored as NULL, answered as
  * null). Its schema then also takes null, whatever constrains the value (`enum`, `const`).
  */
-export function nullable(schema: JsonSchema): JsonSchema {
+function nullable(schema: JsonSchema): JsonSchema {
   const { const: only, ...rest } = schema
   const out: JsonSchema = { ...rest, type: [schema.type, 'null'] }
   if (Array.isArray(schema.enum)) out.enum = [...schema.enum, null]
