@@ -42,14 +42,14 @@ function fail(req: http.IncomingMessage, res: http.ServerResponse, status: numbe
 
 /** The etags listed by If-Match / If-None-Match, or '*' ; undefined when absent. */
 function etagList(header: string | undefined): string[] | '*' | undefined {
-  if (!header || !header.trim()) return undefined
+  if (!header?.trim()) return undefined
   if (header.trim() === '*') return '*'
   return header.split(',').map((p) => p.trim().replace(/^W\//i, '').replace(/^"(.*)"$/, '$1')).filter(Boolean).slice(0, 16)
 }
 
 function notModified(req: http.IncomingMessage, etag: string): boolean {
   const cached = etagList(req.headers['if-none-match'])
-  return cached === '*' || (cached !== undefined && cached.includes(etag))
+  return cached === '*' || cached?.includes(etag) === true
 }
 
 function readBody(req: http.IncomingMessage): Promise<string> {

@@ -181,7 +181,7 @@ function storedAsSent(resource: Resource, sentText: string | Buffer | undefined,
   }
   if (!sent || typeof sent !== 'object' || Array.isArray(sent)) return undefined
   for (const field of resource.def.fields) {
-    if (!Object.prototype.hasOwnProperty.call(sent, field.name)) continue
+    if (!Object.hasOwn(sent, field.name)) continue
     let given = sent[field.name]
     let stored = row[field.name]
     if (field.kind === 'string' && resource.hooked.length > 0) continue
@@ -331,7 +331,7 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
   const jsonValue = fc.jsonValue({ maxDepth: 4 })
   const bodyObject = () =>
     fc.dictionary(fc.oneof({ weight: 3, arbitrary: fieldName() }, { weight: 1, arbitrary: fc.constantFrom(...PROTO_KEYS) }), fc.oneof(jsonValue, text, value()), { maxKeys: 5 })
-  const deep = (depth: number, array: boolean) => (array ? '['.repeat(depth) + ']'.repeat(depth) : '{"a":'.repeat(depth) + '1' + '}'.repeat(depth))
+  const deep = (depth: number, array: boolean) => (array ? '['.repeat(depth) + ']'.repeat(depth) : `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`)
   /** A raw request body: valid and broken JSON, wrong shapes, deep nesting, huge strings, prototype keys. */
   const rawBody = (resource: Resource) =>
     fc.oneof(

@@ -31,8 +31,8 @@ describe('generated types (npm run types:generate)', () => {
       expect(stored).to.match(new RegExp(`\\n  ${field}: string(\\n|$)`))
       expect(input).not.to.match(new RegExp(`\\n  ${field}\\??:`))
     }
-    expect(stored).to.match(/\n  team: string\n/)
-    expect(input).to.match(/\n  data\?: \{/)
+    expect(stored).to.match(/\n {2}team: string\n/)
+    expect(input).to.match(/\n {2}data\?: \{/)
     expect(text).not.to.match(/x-relation|x-unique|x-plural|x-index/)
   })
 })

@@ -143,7 +143,7 @@ describe('OpenAPI document', () => {
       expect(params.where.explode).to.equal(false)
       const clause = check.compile(params.where.schema.items)
       expect(clause('name:RHEL-9.4')).to.equal(true)
-      expect(clause('componenttype:' + MISSING)).to.equal(true)
+      expect(clause(`componenttype:${MISSING}`)).to.equal(true)
       expect(clause('etag:abc'), 'etag is not filterable').to.equal(false)
       expect(clause('nope:x')).to.equal(false)
       expect(clause('name')).to.equal(false)

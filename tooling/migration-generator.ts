@@ -5,7 +5,8 @@ import { readCatalog, type LiveColumn, type LiveConstraint, type LiveTable } fro
 import { COLUMN_TYPES, constraintName, expectedTable, type ExpectedColumn, type ExpectedForeignKey, type ExpectedTable } from '../core/schema/derive'
 import { FolderMigrationSource, migrateLatest } from '../core/data/db'
 import { describeDifference, diffTable, GENERATE_COMMAND, type Difference } from './schema-drift'
-import { loadSchemas, type ExtraKeywords, type ResourceDefinition } from '../core/schema/loader'
+import { loadSchemas } from '../core/schema/loader'
+import type { ExtraKeywords, ResourceDefinition } from '../core/schema/types'
 
 /** What one run of the generator found: the migration's code, or nothing when the database is in sync. */
 export interface MigrationPlan {
@@ -183,7 +184,7 @@ export function planMigration(defs: ResourceDefinition[], live: Map<string, Live
 }
 
 /** The migration file's text: a frozen snapshot of knex calls that never reads the schema files. */
-export function renderMigration(plan: MigrationPlan, sources: string[]): string {
+function renderMigration(plan: MigrationPlan, sources: string[]): string {
   const indent = (lines: string[]) => lines.map((l) => `  ${l}`).join('\n')
   return [
     `// Written by \`${GENERATE_COMMAND}\` from ${sources.join(', ')}; review it before committing.`,

@@ -33,7 +33,7 @@ function literal(expr: string): string {
 }
 
 /** True when a live default expression is the schema's default. */
-export function defaultMatches(kind: ExpectedColumn['kind'], expected: ColumnDefault | undefined, live: string | null): boolean {
+function defaultMatches(kind: ExpectedColumn['kind'], expected: ColumnDefault | undefined, live: string | null): boolean {
   if (!expected || live === null) return !expected && live === null
   if ('sql' in expected) return expected.alternatives.includes(live)
   const value = literal(live)

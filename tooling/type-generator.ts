@@ -25,7 +25,7 @@ function plain(schema: JsonSchema): JsonSchema {
 }
 
 /** `remoteci` -> `Remoteci`: the type name of a resource. */
-export function typeName(name: string): string {
+function typeName(name: string): string {
   return name.replace(/(^|_)([a-z0-9])/g, (_m, _s, c: string) => c.toUpperCase())
 }
 

@@ -14,7 +14,7 @@ export function formatEtag(etag: string): string {
 export type EtagCondition = { any: true } | { any: false; etags: string[] }
 
 /** Most entity tags one conditional header may list; more is refused as a malformed header. */
-export const MAX_LISTED_ETAGS = 16
+const MAX_LISTED_ETAGS = 16
 
 /**
  * Parses `If-Match` / `If-None-Match`: `*`, or a comma-separated list of entity tags, each quoted,

@@ -11,9 +11,7 @@ import { translateDbError, type DbErrorContext } from './pg-errors'
 export type Row = Record<string, unknown> & { id: string; etag: string; created_at: Date | string; updated_at: Date | string }
 
 /** What the repository needs from the registry: the repository of a related resource, for `embed`. */
-export interface RelationLookup {
-  (resource: string): Repository
-}
+export type RelationLookup = (resource: string) => Repository
 
 /** A knex instance or a transaction of it: every statement runs on the one it is given. */
 export type Db = Knex | Knex.Transaction

@@ -1,6 +1,6 @@
 import bodyParser from 'koa-bodyparser'
 import type { Context, Middleware, Next } from 'koa'
-import { ApiError, errors } from '../errors'
+import { type ApiError, errors } from '../errors'
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
 
@@ -11,7 +11,7 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
  * keeps as null), a lone UTF-16 surrogate in a string or key (`"\ud800"`, which a text column keeps
  * as U+FFFD), or a text field that starts with a byte order mark.
  */
-export function bodyProblem(body: object, maxDepth: number): ApiError | undefined {
+function bodyProblem(body: object, maxDepth: number): ApiError | undefined {
   let unstorable: string | undefined
   // The embedded database's protocol decoder drops a byte order mark that starts a text value, so such
   // a value would not read back as sent; both databases refuse it alike.

@@ -126,7 +126,7 @@ function unrouted(ctx: Context): ApiError {
  * http errors are sent as they are; anything else is logged with the request id and answered 500
  * (or 503 when the database cannot be reached) without any detail of the cause.
  */
-export function errorHandler(options: { bodyLimit: string; logger?: EngineLogger }): Middleware {
+function errorHandler(options: { bodyLimit: string; logger?: EngineLogger }): Middleware {
   const logger = options.logger ?? consoleLogger
   return async (ctx, next) => {
     let error: ApiError | undefined

@@ -23,7 +23,7 @@ export interface RouteSource {
  * The path a host mounted the engine under, which links must start with: Express's `req.baseUrl`
  * (`app.use('/dci', handler)`), koa-mount's `ctx.mountPath`, or the node handler's `basePath`.
  */
-export function basePathOf(ctx: Context): string {
+function basePathOf(ctx: Context): string {
   const state = ctx.state.basePath as string | undefined
   if (state !== undefined) return state
   const express = (ctx.req as { baseUrl?: string }).baseUrl

@@ -35,7 +35,7 @@ export interface OpenApiInfo {
 }
 
 /** The named schemas of one resource under `#/components/schemas`. */
-export type SchemaVariant = 'object' | 'create' | 'update' | 'detail' | 'list'
+type SchemaVariant = 'object' | 'create' | 'update' | 'detail' | 'list'
 
 /** What the document is built from. */
 export interface OpenApiSource {

@@ -5,7 +5,7 @@ import { ENGINE_FIELD_NAMES } from './derive'
 import type { ExtraKeywords, FieldDefinition, FieldKind, JsonSchema, OnDelete, ResourceDefinition } from './types'
 import { SCHEMA_KEYWORDS, schemaAjv, type SchemaKeyword } from './vocabulary'
 
-export type { ExtraKeywords, FieldDefinition, FieldKind, JsonSchema, OnDelete, ResourceDefinition }
+export type { ResourceDefinition }
 
 /** A schema file that cannot be registered. The message names the file and the problem. */
 export class SchemaError extends Error {
@@ -58,7 +58,7 @@ function parseRelation(file: string, name: string, raw: unknown): FieldDefinitio
 }
 
 /** Reads and checks one schema file on its own (cross-file checks happen in {@link loadSchemas}). */
-export function parseSchemaFile(file: string, text: string, ajv: Ajv, keywords: ExtraKeywords = []): ResourceDefinition {
+function parseSchemaFile(file: string, text: string, ajv: Ajv, keywords: ExtraKeywords = []): ResourceDefinition {
   const name = path.basename(file, '.json')
   if (!SAFE_IDENTIFIER.test(name)) throw new SchemaError(file, `resource name '${name}' is not a safe SQL identifier (${SAFE_IDENTIFIER})`)
   let schema: JsonSchema
@@ -129,7 +129,7 @@ export function parseSchemaFile(file: string, text: string, ajv: Ajv, keywords: 
 }
 
 /** Checks that relate several files: unique plurals and names, relations to known resources. */
-export function checkDefinitions(defs: ResourceDefinition[]): void {
+function checkDefinitions(defs: ResourceDefinition[]): void {
   const byRoute = new Map<string, ResourceDefinition>()
   for (const def of defs) {
     for (const key of [def.name, def.plural]) {
@@ -161,12 +161,12 @@ function checkKeywords(file: string, schema: JsonSchema, on: SchemaKeyword['on']
 }
 
 /** Reads one schema file from disk and checks it on its own. */
-export function readSchemaFile(file: string, ajv: Ajv, keywords: ExtraKeywords = []): ResourceDefinition {
+function readSchemaFile(file: string, ajv: Ajv, keywords: ExtraKeywords = []): ResourceDefinition {
   return parseSchemaFile(file, fs.readFileSync(file, 'utf8'), ajv, keywords)
 }
 
 /** An ajv that accepts the engine's keywords and the given plugin keywords in schema files. */
-export function loaderAjv(keywords: ExtraKeywords = []): Ajv {
+function loaderAjv(keywords: ExtraKeywords = []): Ajv {
   return schemaAjv({}, keywords.map((k) => k.name))
 }
 

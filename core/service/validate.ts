@@ -18,7 +18,7 @@ function messageOf(error: ErrorObject): string {
 }
 
 /** Most fields one validation error lists; the payload counts the others in `more_errors`. */
-export const MAX_LISTED_FIELD_ERRORS = 100
+const MAX_LISTED_FIELD_ERRORS = 100
 
 /** Builds a validator that answers with every field's first error (up to {@link MAX_LISTED_FIELD_ERRORS}). */
 export function validator(check: ValidateFunction): (body: unknown) => Record<string, unknown> {

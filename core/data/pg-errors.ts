@@ -1,0 +1,129 @@
+import { ApiError, errors } from '../errors'
+
+/** What the database layer knows about the statement that failed, to word the error. */
+export interface DbErrorContext {
+  /** `write` for INSERT/UPDATE, `delete` for DELETE, `read` otherwise. */
+  operation: 'read' | 'write' | 'delete'
+  /** Resource name, for messages. */
+  resource: string
+  /** Maps a constraint name to a human description (filled by the registry). */
+  describeConstraint?: (constraint: string) => { fields?: string[]; referenced?: string; referencing?: string } | undefined
+}
+
+interface PgError {
+  code?: string
+  constraint?: string
+  detail?: string
+}
+
+// Node socket errors, and PostgreSQL classes 08 (connection exception), 53300 (too many connections)
+// and 57P01-57P03 (the server is shutting down, crashed or starting up).
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH',
+  '57P01', '57P02', '57P03', '53300', '08000', '08001', '08003', '08004', '08006',
+])
+
+// What pg, pg-pool and knex say when a socket dies without a code (knex's acquire timeout has its name).
+const CONNECTION_MESSAGES =
+  /Connection terminated|Connection ended unexpectedly|connection timeout|timeout expired|Client has encountered a connection error|Client was closed and is not queryable|Timeout acquiring a connection/i
+
+/**
+ * The error and the errors it wraps: objection's `nativeError`, `cause`, and an AggregateError's
+ * `errors` (a failed connect to several addresses), a few levels deep.
+ */
+function* causes(err: unknown, depth = 0): Generator<PgError & { message?: string; name?: string }> {
+  if (!err || typeof err !== 'object' || depth > 4) return
+  yield err as PgError
+  const e = err as { nativeError?: unknown; cause?: unknown; errors?: unknown }
+  if (e.nativeError) yield* causes(e.nativeError, depth + 1)
+  if (e.cause) yield* causes(e.cause, depth + 1)
+  if (Array.isArray(e.errors)) for (const inner of e.errors.slice(0, 4)) yield* causes(inner, depth + 1)
+}
+
+/**
+ * True when the error means the database cannot be reached (answered with 503): a refused or broken
+ * socket, a connection PostgreSQL terminated, or no pooled connection free in time. Looks through
+ * the wrappers objection and knex put around driver errors.
+ */
+export function isConnectionError(err: unknown): boolean {
+  for (const e of causes(err)) {
+    if (typeof e.code === 'string' && CONNECTION_CODES.has(e.code)) return true
+    if (e.name === 'KnexTimeoutError' || CONNECTION_MESSAGES.test(e.message ?? '')) return true
+  }
+  return false
+}
+
+/** True when PostgreSQL cancelled the statement (57014: `statement_timeout`, or a cancel request). */
+export function isStatementTimeout(err: unknown): boolean {
+  for (const e of causes(err)) if (e.code === '57014') return true
+  return false
+}
+
+/**
+ * The 503 answer for an error of the database itself (unreachable, or too slow), whatever layer it
+ * escaped from; undefined for any other error.
+ */
+export function unavailableError(err: unknown): ApiError | undefined {
+  const answer = isStatementTimeout(err) ? errors.queryTimeout() : isConnectionError(err) ? errors.unavailable(2) : undefined
+  if (answer) answer.cause = err // logged by the error middleware, never sent
+  return answer
+}
+
+/**
+ * Translates a database error into an {@link ApiError} by its PostgreSQL code, or returns undefined when
+ * the error is not the client's doing (the caller then answers 5xx and logs it).
+ */
+export function translateDbError(err: unknown, ctx: DbErrorContext): ApiError | undefined {
+  if (!err || typeof err !== 'object') return undefined
+  // objection wraps driver errors (db-errors); the PostgreSQL fields stay on the native error.
+  const e = ((err as { nativeError?: PgError }).nativeError ?? err) as PgError
+  const described = e.constraint ? ctx.describeConstraint?.(e.constraint) : undefined
+  switch (e.code) {
+    case '23505': {
+      const fields = described?.fields ?? []
+      const what = fields.length ? fields.join(', ') : 'a unique key'
+      return errors.conflict(`A ${ctx.resource} with the same ${what} already exists`, { fields })
+    }
+    case '23503': // foreign_key_violation
+    case '23001': // restrict_violation (ON DELETE RESTRICT)
+      if (ctx.operation === 'delete') {
+        const by = described?.referencing
+        return errors.stillReferenced(`This ${ctx.resource} is still used${by ? ` by ${by}` : ''}`, by ? { referenced_by: by } : {})
+      }
+      return errors.relatedNotFound(
+        `A related ${described?.referenced ?? 'resource'} does not exist`,
+        described?.fields ? { fields: described.fields } : {},
+      )
+    case '23502':
+      return errors.invalidValue('a required field is missing')
+    case '23514':
+      return errors.invalidValue('a value breaks a check constraint')
+    case '22P02': // invalid text representation
+    case '22003': // numeric value out of range
+    case '22007': // invalid datetime format
+    case '22008': // datetime field overflow
+    case '22009': // invalid time zone displacement (an offset beyond +-15:59)
+    case '22001': // string too long
+    case '22021': // invalid byte sequence (NUL in text)
+    case '22P05': // untranslatable character
+    case '54000': // program limit exceeded (e.g. index row too large)
+      return errors.invalidValue('the database refused a value for this resource')
+    default:
+      // 57014 (statement timeout) and connection errors: the database's fault, answered 503.
+      return unavailableError(err)
+  }
+}
+
+/**
+ * Errors worth waiting out at start-up: the database is unreachable or starting, or another server
+ * process runs the same migrations at this moment (knex's lock, or PostgreSQL's race on creating the
+ * same table). Anything else (a bad schema, a failing migration) should stop start-up at once.
+ */
+export function isTransientStartupError(err: unknown): boolean {
+  if (isConnectionError(err)) return true
+  const e = err as { code?: string; name?: string; message?: string; constraint?: string }
+  // 3D000: the database does not exist yet; 42P07: a table another process just created; 40P01: deadlock.
+  if (e?.code === '3D000' || e?.code === '42P07' || e?.code === '40P01') return true
+  if (e?.code === '23505' && e.constraint === 'pg_type_typname_nsp_index') return true
+  return e?.name === 'MigrationLocked' || /Migration table is already locked/.test(e?.message ?? '')
+}

@@ -1,0 +1,32 @@
+import type { Client } from '../../client'
+import type { Resources } from '../../resources/types'
+import type { Actions } from '../../resources/types/actions'
+
+const MISSING = '00000000-0000-4000-8000-000000000000'
+
+/**
+ * Compile-time checks of the client's types, verified by `npm run typecheck` (never run): each
+ * `@ts-expect-error` fails the type check if the line below it stops being an error.
+ */
+export function clientTypeChecks(client: Client<Resources, Actions>): void {
+  // @ts-expect-error no such action
+  void client.action('list_everything', { path: {} })
+  // @ts-expect-error the action needs its path parameter
+  void client.action('list_componenttype_components', { path: {} })
+  // @ts-expect-error its query is typed by the listed resource
+  void client.action('list_componenttype_components', { path: { id: MISSING }, query: { sort: ['nope'] } })
+  // @ts-expect-error etag is not a filterable field
+  void client.componenttypes.list({ where: { etag: 'x' } })
+  // @ts-expect-error data (an object) cannot be filtered on
+  void client.remotecis.list({ where: { data: 'x' } })
+  // @ts-expect-error sort takes field names, with an optional leading '-'
+  void client.components.list({ sort: ['+name'] })
+  // @ts-expect-error name is required on create
+  void client.componenttypes.create({})
+  // @ts-expect-error the server sets id
+  void client.componenttypes.update(MISSING, { id: MISSING }, { etag: '*' })
+  // @ts-expect-error update needs an etag
+  void client.componenttypes.update(MISSING, { name: 'x' }, {})
+  // @ts-expect-error no such resource
+  void client.jobs
+}
