@@ -46,7 +46,7 @@ const SECURITY_HEADERS: ReadonlyArray<readonly [string, string]> = [
  * Sets the security headers of every answer. Straight on the node response: these are constant
  * strings set before anything is sent, which is all koa's `ctx.set` would check, per header.
  */
-export function setSecurityHeaders(ctx: Context): void {
+export function setSecurityHeaders(ctx: Pick<Context, 'res'>): void {
   for (const [name, value] of SECURITY_HEADERS) ctx.res.setHeader(name, value)
 }
 

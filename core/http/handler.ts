@@ -1,5 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type Koa from 'koa'
+import { errors } from '../errors'
+import { setSecurityHeaders } from './frame'
 
 /** A Node request handler: node:http, Express (`app.use(path, handler)`), Fastify, Connect... */
 export type NodeHandler = (req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void) => void
@@ -8,7 +10,8 @@ export type NodeHandler = (req: IncomingMessage, res: ServerResponse, next?: (er
 export interface HandlerOptions {
   /**
    * The path the host forwards with the URL unchanged (Fastify's `/dci/*` route): it is taken off the
-   * URL before routing and put before every link (`Location`, openapi.json's server). Express's
+   * URL before routing and put before every link (`Location`, openapi.json's server); a URL outside it
+   * is outside the engine, as one outside the prefix is. Express's
    * `app.use('/dci', handler)` strips its mount path itself and says it in `req.baseUrl`: leave this
    * unset there.
    */
@@ -26,7 +29,9 @@ export function nodeHandler(app: Koa, prefix: string, options: HandlerOptions = 
   const below = `${prefix}/`
   return (req, res, next) => {
     let url = req.url ?? '/'
-    if (basePath && (url === basePath || url.startsWith(`${basePath}/`) || url.startsWith(`${basePath}?`))) {
+    if (basePath) {
+      // Else the API would answer at its bare prefix too, with links that lack the base path.
+      if (!(url === basePath || url.startsWith(`${basePath}/`) || url.startsWith(`${basePath}?`))) return next ? next() : notFound(req, res)
       url = url.slice(basePath.length) || '/'
       req.url = url
     }
@@ -35,4 +40,12 @@ export function nodeHandler(app: Koa, prefix: string, options: HandlerOptions = 
     if (basePath) (req as { baseUrl?: string }).baseUrl = `${(req as { baseUrl?: string }).baseUrl ?? ''}${basePath}`
     void serve(req, res)
   }
+}
+
+/** The JSON 404 the engine's app answers outside its prefix, for a URL outside the base path. */
+function notFound(req: IncomingMessage, res: ServerResponse): void {
+  const body = JSON.stringify(errors.routeNotFound(req.method ?? 'GET', (req.url ?? '/').split('?', 1)[0]).toJSON())
+  setSecurityHeaders({ res })
+  res.writeHead(404, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body) })
+  res.end(body)
 }
