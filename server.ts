@@ -32,7 +32,15 @@ async function startEngine(db: Knex, stopped: () => boolean): Promise<Engine | u
   for (let attempt = 1; ; attempt++) {
     try {
       await migrateLatest(db, path.join(__dirname, 'migrations'))
-      return await createEngine({ db, schemasDir: path.join(root, 'schemas'), plugins, logger, logRequests: true, openapiInfo, indexMessage: 'Distributed CI.' })
+      return await createEngine({
+        db,
+        schemasDir: path.join(root, 'schemas'),
+        plugins,
+        logger,
+        logRequests: true,
+        openapiInfo,
+        indexMessage: 'Distributed CI.',
+      })
     } catch (err) {
       if (!isTransientStartupError(err) || stopped()) throw err
       const delay = Math.round(Math.min(5_000, 250 * 2 ** (attempt - 1)) * (0.8 + Math.random() * 0.4))

@@ -48,9 +48,7 @@ export interface SeedSize {
 
 /** Rows in the tables now. */
 export async function tableSizes(db: Knex): Promise<SeedSize> {
-  const { rows } = await db.raw(
-    'SELECT (SELECT count(*) FROM componenttypes)::int AS types, (SELECT count(*) FROM components)::int AS components',
-  )
+  const { rows } = await db.raw('SELECT (SELECT count(*) FROM componenttypes)::int AS types, (SELECT count(*) FROM components)::int AS components')
   return rows[0]
 }
 

@@ -44,7 +44,16 @@ function fail(req: http.IncomingMessage, res: http.ServerResponse, status: numbe
 function etagList(header: string | undefined): string[] | '*' | undefined {
   if (!header?.trim()) return undefined
   if (header.trim() === '*') return '*'
-  return header.split(',').map((p) => p.trim().replace(/^W\//i, '').replace(/^"(.*)"$/, '$1')).filter(Boolean).slice(0, 16)
+  return header
+    .split(',')
+    .map((p) =>
+      p
+        .trim()
+        .replace(/^W\//i, '')
+        .replace(/^"(.*)"$/, '$1'),
+    )
+    .filter(Boolean)
+    .slice(0, 16)
 }
 
 function notModified(req: http.IncomingMessage, etag: string): boolean {

@@ -84,39 +84,76 @@ function baseScenarios(s: { ids: string[]; names: string[]; types: string[] }): 
   let n = 0
   const json = { 'content-type': 'application/json' }
   return [
-    { name: 'detail', kind: 'read', describe: 'GET /components/:id (1,000 random ids)', next: () => ({ method: 'GET', path: `/api/v1/components/${pick(s.ids)}` }) },
+    {
+      name: 'detail',
+      kind: 'read',
+      describe: 'GET /components/:id (1,000 random ids)',
+      next: () => ({ method: 'GET', path: `/api/v1/components/${pick(s.ids)}` }),
+    },
     {
       name: 'list-sorted',
       kind: 'read',
       describe: 'GET /components?sort=-name&limit=20&offset=k (k random in 0..999)',
       next: () => ({ method: 'GET', path: `/api/v1/components?sort=-name&limit=20&offset=${Math.floor(Math.random() * 1000)}` }),
     },
-    { name: 'list-where', kind: 'read', describe: 'GET /components?where=name:X (X a random existing name)', next: () => ({ method: 'GET', path: `/api/v1/components?where=name:${pick(s.names)}` }) },
+    {
+      name: 'list-where',
+      kind: 'read',
+      describe: 'GET /components?where=name:X (X a random existing name)',
+      next: () => ({ method: 'GET', path: `/api/v1/components?where=name:${pick(s.names)}` }),
+    },
     {
       name: 'create',
       kind: 'write',
       describe: 'POST /components {name, componenttype}',
-      next: () => ({ method: 'POST', path: '/api/v1/components', headers: json, body: JSON.stringify({ name: `bench-${process.pid}-${n++}`, componenttype: pick(s.types) }) }),
+      next: () => ({
+        method: 'POST',
+        path: '/api/v1/components',
+        headers: json,
+        body: JSON.stringify({ name: `bench-${process.pid}-${n++}`, componenttype: pick(s.types) }),
+      }),
     },
     {
       name: 'update',
       kind: 'write',
       describe: 'PUT /components/:id {name} with If-Match: * (1,000 random ids)',
-      next: () => ({ method: 'PUT', path: `/api/v1/components/${pick(s.ids)}`, headers: { ...json, 'if-match': '*' }, body: JSON.stringify({ name: `renamed-${n++}` }) }),
+      next: () => ({
+        method: 'PUT',
+        path: `/api/v1/components/${pick(s.ids)}`,
+        headers: { ...json, 'if-match': '*' },
+        body: JSON.stringify({ name: `renamed-${n++}` }),
+      }),
     },
   ]
 }
 
 function scaleScenarios(s: { ids: string[]; names: string[]; types: string[] }): Scenario[] {
-  const get = (name: string, describe: string, path: () => string): Scenario => ({ name, kind: 'read', describe, next: () => ({ method: 'GET', path: path() }) })
+  const get = (name: string, describe: string, path: () => string): Scenario => ({
+    name,
+    kind: 'read',
+    describe,
+    next: () => ({ method: 'GET', path: path() }),
+  })
   return [
     get('detail', 'GET /components/:id', () => `/api/v1/components/${pick(s.ids)}`),
-    get('type-sorted-0', 'where=componenttype:X&sort=-created_at&limit=20 (offset 0)', () => `/api/v1/components?where=componenttype:${pick(s.types)}&sort=-created_at&limit=20`),
-    get('type-sorted-900', 'where=componenttype:X&sort=-created_at&limit=20&offset=900 (end of the type)', () => `/api/v1/components?where=componenttype:${pick(s.types)}&sort=-created_at&limit=20&offset=900`),
+    get(
+      'type-sorted-0',
+      'where=componenttype:X&sort=-created_at&limit=20 (offset 0)',
+      () => `/api/v1/components?where=componenttype:${pick(s.types)}&sort=-created_at&limit=20`,
+    ),
+    get(
+      'type-sorted-900',
+      'where=componenttype:X&sort=-created_at&limit=20&offset=900 (end of the type)',
+      () => `/api/v1/components?where=componenttype:${pick(s.types)}&sort=-created_at&limit=20&offset=900`,
+    ),
     get('all-sorted-0', 'sort=-name&limit=20 (offset 0, whole table, count of the whole table)', () => '/api/v1/components?sort=-name&limit=20'),
     get('all-sorted-100k', 'sort=-name&limit=20&offset=100000 (whole table)', () => '/api/v1/components?sort=-name&limit=20&offset=100000'),
     get('all-default-0', 'no parameters (sort=created_at, limit 20, count of the whole table)', () => '/api/v1/components'),
-    get('count-exact-type', 'where=componenttype:X&limit=0&count=exact (exact count of a subset)', () => `/api/v1/components?where=componenttype:${pick(s.types)}&limit=0&count=exact`),
+    get(
+      'count-exact-type',
+      'where=componenttype:X&limit=0&count=exact (exact count of a subset)',
+      () => `/api/v1/components?where=componenttype:${pick(s.types)}&limit=0&count=exact`,
+    ),
     get('count-exact-all', 'limit=0&count=exact (exact count of the whole table)', () => '/api/v1/components?limit=0&count=exact'),
   ]
 }
@@ -259,7 +296,9 @@ async function main(): Promise<void> {
     servers.push(await start('engine', PORT + 1, { LOG_LEVEL: logLevel, ...(EMBEDDED ? { DATABASE_URL: '', DATA_DIR: dataDir! } : { DATABASE_URL: url! }) }))
     for (const s of servers) s.idleRss = rssMb(s.proc.pid)
     console.log(`database: ${EMBEDDED ? `PGlite (${dataDir})` : url}, ${sizes.components} components / ${sizes.types} componenttypes`)
-    console.log(`${ROUNDS} rounds x ${DURATION} s, ${CONNECTIONS} connections, engine LOG_LEVEL=${logLevel}, node ${process.version}, ${os.cpus().length} cores`)
+    console.log(
+      `${ROUNDS} rounds x ${DURATION} s, ${CONNECTIONS} connections, engine LOG_LEVEL=${logLevel}, node ${process.version}, ${os.cpus().length} cores`,
+    )
 
     for (const scenario of scenarios) for (const server of servers) await measure(server, scenario, 2) // warm-up (JIT, pools)
 
@@ -271,7 +310,9 @@ async function main(): Promise<void> {
           const m = await measure(server, scenario, DURATION)
           const key = `${scenario.name}/${server.name}`
           results.set(key, [...(results.get(key) ?? []), m])
-          console.log(`round ${round + 1} ${key}: ${m.rps.toFixed(0)} req/s p50 ${m.p50} ms p99 ${m.p99} ms non-2xx ${m.non2xx} errors ${m.errors} cpu ${m.cpuUs.toFixed(0)} us/req`)
+          console.log(
+            `round ${round + 1} ${key}: ${m.rps.toFixed(0)} req/s p50 ${m.p50} ms p99 ${m.p99} ms non-2xx ${m.non2xx} errors ${m.errors} cpu ${m.cpuUs.toFixed(0)} us/req`,
+          )
         }
       }
     }
@@ -286,7 +327,9 @@ async function main(): Promise<void> {
       const med = (name: string, key: keyof Measure) => median(of(name).map((m) => m[key]))
       const sum = (name: string) => of(name).reduce((a, m) => a + m.non2xx + m.errors, 0)
       // Ratios are taken round by round (floor and engine ran back to back), then their median.
-      const rounds = of('engine').map((m, i) => [m, of('floor')[i]] as const).filter(([, f]) => f)
+      const rounds = of('engine')
+        .map((m, i) => [m, of('floor')[i]] as const)
+        .filter(([, f]) => f)
       const ratio = median(rounds.map(([e, f]) => e.rps / f.rps))
       const cpuRatio = median(rounds.map(([e, f]) => f.cpuUs / e.cpuUs))
       summary[scenario.name] = { describe: scenario.describe, floor: of('floor'), engine: of('engine'), ratio, cpuRatio }
@@ -302,7 +345,10 @@ async function main(): Promise<void> {
     const out = path.join(SOURCE, 'bench', 'results')
     fs.mkdirSync(out, { recursive: true })
     const label = `${SCALE ? 'scale' : 'base'}${EMBEDDED ? '-pglite' : ''}`
-    fs.writeFileSync(path.join(out, `${label}.json`), JSON.stringify({ date: new Date().toISOString(), sizes, rounds: ROUNDS, duration: DURATION, connections: CONNECTIONS, memory, summary }, null, 2))
+    fs.writeFileSync(
+      path.join(out, `${label}.json`),
+      JSON.stringify({ date: new Date().toISOString(), sizes, rounds: ROUNDS, duration: DURATION, connections: CONNECTIONS, memory, summary }, null, 2),
+    )
   } finally {
     for (const s of servers) await stop(s)
     if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true })

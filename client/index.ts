@@ -19,10 +19,7 @@ export interface ResourceType {
 export type ResourceTypes<R = Record<string, ResourceType>> = { [P in keyof R]: ResourceType }
 
 /** Fields of `T` that hold a string, a number or a boolean: the ones `where` and `sort` accept. */
-export type ScalarField<T> = Exclude<
-  { [K in keyof T]-?: NonNullable<T[K]> extends string | number | boolean ? K : never }[keyof T] & string,
-  'etag'
->
+export type ScalarField<T> = Exclude<{ [K in keyof T]-?: NonNullable<T[K]> extends string | number | boolean ? K : never }[keyof T] & string, 'etag'>
 
 /** Fields that may name a related row, so `embed` may name them: string fields the server does not own. */
 export type EmbeddableField<T> = Exclude<
@@ -103,10 +100,14 @@ export interface ActionType {
 }
 
 /** What an action call sends. */
-export type ActionArgs<A extends ActionType> = { path: A['path']; query?: A['query'] } & (A['body'] extends undefined ? { body?: undefined } : { body: A['body'] })
+export type ActionArgs<A extends ActionType> = { path: A['path']; query?: A['query'] } & (A['body'] extends undefined
+  ? { body?: undefined }
+  : { body: A['body'] })
 
 /** A client: one {@link ResourceClient} per resource, by plural (`client.componenttypes.list()`), and `action`. */
-export type Client<R extends ResourceTypes<R>, A extends { [K in keyof A]: ActionType } = Record<string, never>> = { readonly [P in keyof R & string]: ResourceClient<R[P]> } & {
+export type Client<R extends ResourceTypes<R>, A extends { [K in keyof A]: ActionType } = Record<string, never>> = {
+  readonly [P in keyof R & string]: ResourceClient<R[P]>
+} & {
   /** Calls an action by name: `client.action('list_componenttype_components', { path: { id } })`. */
   action<K extends keyof A & string>(name: K, args: ActionArgs<A[K]>): Promise<A[K]['output']>
 }
@@ -156,7 +157,12 @@ async function errorBody(response: Response): Promise<ErrorBody> {
   try {
     const body = JSON.parse(text) as Partial<ErrorBody>
     if (body && typeof body.message === 'string') {
-      return { message: body.message, payload: body.payload ?? {}, status_code: body.status_code ?? response.status, code: body.code ?? `http_${response.status}` }
+      return {
+        message: body.message,
+        payload: body.payload ?? {},
+        status_code: body.status_code ?? response.status,
+        code: body.code ?? `http_${response.status}`,
+      }
     }
   } catch {
     // Not JSON (a proxy's page, say): keep the start of the text as the message.
@@ -268,7 +274,9 @@ export function createClient<R extends ResourceTypes<R> = Record<string, Resourc
       if (value === undefined) throw new TypeError(`action ${name}: path parameter '${key}' is missing`)
       return encodeURIComponent(value)
     })
-    const query = route.list ? listQuery((args.query ?? {}) as ListParams<Record<string, unknown>, string>) : new URLSearchParams(args.query as Record<string, string>)
+    const query = route.list
+      ? listQuery((args.query ?? {}) as ListParams<Record<string, unknown>, string>)
+      : new URLSearchParams(args.query as Record<string, string>)
     const response = await call(route.method, path, { query, body: args.body })
     if (response.status === 204) return undefined
     const body = (await response.json()) as Record<string, unknown>

@@ -9,8 +9,15 @@ export type { HandlerOptions, NodeHandler } from './http/handler'
 export { buildOpenApiDocument, type OpenApiDocument, type OpenApiInfo, type OpenApiPathItem } from './openapi/document'
 export type { ActionInput, CompiledAction } from './plugins/actions'
 export {
-  defineAction, definePlugin, defineResource,
-  type ActionContext, type ActionDefinition, type ActionMethod, type Plugin, type PluginApi, type ResourcePlugin,
+  defineAction,
+  definePlugin,
+  defineResource,
+  type ActionContext,
+  type ActionDefinition,
+  type ActionMethod,
+  type Plugin,
+  type PluginApi,
+  type ResourcePlugin,
 } from './plugins/plugin'
 export type { Resource } from './plugins/registry'
 export type { FindQuery, ListQuery, RawQuery } from './query/list-query'
@@ -20,5 +27,14 @@ export { COLUMN_TYPES } from './schema/derive'
 export type { SchemaKeyword } from './schema/vocabulary'
 export {
   SERVICE_METHODS,
-  type Hook, type HookContext, type HookMap, type HookSet, type Identity, type Page, type Params, type ResourceService, type ServiceMethod, type TransactionLike,
+  type Hook,
+  type HookContext,
+  type HookMap,
+  type HookSet,
+  type Identity,
+  type Page,
+  type Params,
+  type ResourceService,
+  type ServiceMethod,
+  type TransactionLike,
 } from './service/types'

@@ -136,7 +136,11 @@ describe('componenttypes and components over HTTP', () => {
       let etag: string = ct.etag
       const forms = [(e: string) => `"${e}"`, (e: string) => e, (e: string) => `W/"${e}"`, (e: string) => `"nope", "${e}"`, () => '*']
       for (const [i, form] of forms.entries()) {
-        const res = await app.http.put(`/api/v1/componenttypes/${ct.id}`).set(i % 2 ? 'if-match' : 'IF-MATCH', form(etag)).send({ name: `n${i}` }).expect(204)
+        const res = await app.http
+          .put(`/api/v1/componenttypes/${ct.id}`)
+          .set(i % 2 ? 'if-match' : 'IF-MATCH', form(etag))
+          .send({ name: `n${i}` })
+          .expect(204)
         etag = res.headers.etag.slice(1, -1)
       }
       const after = await app.http.get(`/api/v1/componenttypes/${ct.id}`)
@@ -153,7 +157,12 @@ describe('componenttypes and components over HTTP', () => {
 
     it('PUT with Prefer: return=representation answers 200 with the object and its ETag', async () => {
       const ct = await createType(app, 'a')
-      const res = await app.http.put(`/api/v1/componenttypes/${ct.id}`).set('If-Match', ct.etag).set('Prefer', 'return=representation').send({ name: 'b' }).expect(200)
+      const res = await app.http
+        .put(`/api/v1/componenttypes/${ct.id}`)
+        .set('If-Match', ct.etag)
+        .set('Prefer', 'return=representation')
+        .send({ name: 'b' })
+        .expect(200)
       expect(res.body.componenttype).to.include({ id: ct.id, name: 'b' })
       expect(res.headers.etag).to.equal(`"${res.body.componenttype.etag}"`)
       expect(res.headers['preference-applied']).to.equal('return=representation')
@@ -168,7 +177,10 @@ describe('componenttypes and components over HTTP', () => {
       const ct = await createType(app, 'race')
       const results = await Promise.all(
         Array.from({ length: 20 }, (_, i) =>
-          app.http.put(`/api/v1/componenttypes/${ct.id}`).set('If-Match', ct.etag).send({ name: `race-${i}` }),
+          app.http
+            .put(`/api/v1/componenttypes/${ct.id}`)
+            .set('If-Match', ct.etag)
+            .send({ name: `race-${i}` }),
         ),
       )
       const statuses = results.map((r) => r.status).sort()
@@ -262,7 +274,11 @@ describe('componenttypes and components over HTTP', () => {
       await createComponent(app, 'x', t2.id)
       const res = await app.http.get('/api/v1/components?sort=name,-created_at').expect(200)
       const got = res.body.components.map((c: any) => [c.name, c.componenttype])
-      expect(got).to.deep.equal([['x', t2.id], ['x', t1.id], ['y', t1.id]])
+      expect(got).to.deep.equal([
+        ['x', t2.id],
+        ['x', t1.id],
+        ['y', t1.id],
+      ])
     })
 
     it('sort=-name sorts descending', async () => {

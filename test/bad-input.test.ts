@@ -57,7 +57,13 @@ describe('bad input: 4xx answers with a JSON error body, and nothing changes', (
       expectError(res, 400, 'Request body is not valid JSON')
     })
 
-    for (const [what, text] of [['an array', '[{"name":"x"}]'], ['a string', '"x"'], ['a number', '42'], ['null', 'null'], ['true', 'true']]) {
+    for (const [what, text] of [
+      ['an array', '[{"name":"x"}]'],
+      ['a string', '"x"'],
+      ['a number', '42'],
+      ['null', 'null'],
+      ['true', 'true'],
+    ]) {
       it(`POST with a body that is ${what} answers 400 "must be a JSON object" and creates nothing`, async () => {
         const res = await unchanged(app, () => app.http.post(TYPES).set('Content-Type', 'application/json').send(text))
         expectError(res, 400, 'Request body must be a JSON object')
@@ -140,7 +146,9 @@ describe('bad input: 4xx answers with a JSON error body, and nothing changes', (
     })
 
     it('a "constructor": {"prototype": ...} key answers 400 naming the unknown field', async () => {
-      const res = await unchanged(app, () => app.http.post(TYPES).set('Content-Type', 'application/json').send('{"name":"x","constructor":{"prototype":{"admin":true}}}'))
+      const res = await unchanged(app, () =>
+        app.http.post(TYPES).set('Content-Type', 'application/json').send('{"name":"x","constructor":{"prototype":{"admin":true}}}'),
+      )
       expect(expectError(res, 400).payload.errors).to.deep.equal({ constructor: 'is not a field of this resource' })
     })
 
@@ -152,12 +160,22 @@ describe('bad input: 4xx answers with a JSON error body, and nothing changes', (
       })
 
       it(`PUT with the engine-owned field "${field}" is refused as read-only and changes nothing`, async () => {
-        const res = await unchanged(app, () => app.http.put(typeUrl()).set('If-Match', type.etag).send({ [field]: type[field] }))
+        const res = await unchanged(app, () =>
+          app.http
+            .put(typeUrl())
+            .set('If-Match', type.etag)
+            .send({ [field]: type[field] }),
+        )
         expect(expectError(res, 400).payload.errors).to.deep.equal({ [field]: 'is read-only: the server sets it' })
       })
     }
 
-    for (const [what, value] of [['a number', 42], ['a boolean', true], ['an array', ['x']], ['an object', { x: 1 }]] as const) {
+    for (const [what, value] of [
+      ['a number', 42],
+      ['a boolean', true],
+      ['an array', ['x']],
+      ['an object', { x: 1 }],
+    ] as const) {
       it(`a name that is ${what} answers 400 "must be string"`, async () => {
         const res = await unchanged(app, () => app.http.post(TYPES).send({ name: value }))
         expect(expectError(res, 400).payload.errors).to.deep.equal({ name: 'must be string' })
@@ -232,7 +250,10 @@ describe('bad input: 4xx answers with a JSON error body, and nothing changes', (
     })
 
     it('maxLength counts characters: 255 emoji are accepted, 256 answer 400', async () => {
-      await app.http.post(TYPES).send({ name: '🚀'.repeat(255) }).expect(201)
+      await app.http
+        .post(TYPES)
+        .send({ name: '🚀'.repeat(255) })
+        .expect(201)
       const res = await unchanged(app, () => app.http.post(TYPES).send({ name: '🚀'.repeat(256) }))
       expect(expectError(res, 400).payload.errors).to.have.keys('name')
     })
@@ -521,9 +542,7 @@ describe('bad input: 4xx answers with a JSON error body, and nothing changes', (
     })
 
     it('PUT of a component to a componenttype that does not exist answers 422 and changes nothing', async () => {
-      const res = await unchanged(app, () =>
-        app.http.put(`${COMPONENTS}/${component.id}`).set('If-Match', component.etag).send({ componenttype: MISSING }),
-      )
+      const res = await unchanged(app, () => app.http.put(`${COMPONENTS}/${component.id}`).set('If-Match', component.etag).send({ componenttype: MISSING }))
       expectError(res, 422, 'A related componenttype does not exist')
     })
   })
@@ -583,25 +602,51 @@ describe('bad input: 4xx answers with a JSON error body, and nothing changes', (
 
     it('a real gzip JSON body is accepted, so the two refusals below are about the data', async () => {
       const gz = gzipSync(Buffer.from('{"name":"zipped"}'))
-      await app.http.post(TYPES).set('Content-Type', 'application/json').set('Content-Encoding', 'gzip').serialize((raw) => raw).send(gz).expect(201)
+      await app.http
+        .post(TYPES)
+        .set('Content-Type', 'application/json')
+        .set('Content-Encoding', 'gzip')
+        .serialize((raw) => raw)
+        .send(gz)
+        .expect(201)
     })
 
     it('a small gzip body that inflates past the limit answers 413 and creates nothing', async () => {
       const gz = gzipSync(Buffer.from(`{"name":"x"${' '.repeat(2_000_000)}}`))
       expect(gz.length).to.be.below(10_000)
-      const res = await unchanged(app, () => app.http.post(TYPES).set('Content-Type', 'application/json').set('Content-Encoding', 'gzip').serialize((raw) => raw).send(gz))
+      const res = await unchanged(app, () =>
+        app.http
+          .post(TYPES)
+          .set('Content-Type', 'application/json')
+          .set('Content-Encoding', 'gzip')
+          .serialize((raw) => raw)
+          .send(gz),
+      )
       expectError(res, 413, 'Request body is larger than 1mb')
     })
 
     it('a truncated gzip body answers 400, not 500, and creates nothing', async () => {
       const gz = gzipSync(Buffer.from('{"name":"truncated"}')).subarray(0, 12)
-      const res = await unchanged(app, () => app.http.post(TYPES).set('Content-Type', 'application/json').set('Content-Encoding', 'gzip').serialize((raw) => raw).send(gz))
+      const res = await unchanged(app, () =>
+        app.http
+          .post(TYPES)
+          .set('Content-Type', 'application/json')
+          .set('Content-Encoding', 'gzip')
+          .serialize((raw) => raw)
+          .send(gz),
+      )
       expectError(res, 400, 'Request body cannot be decoded with its Content-Encoding')
     })
   })
 
   describe('If-Match garbage', () => {
-    for (const [what, header] of [['",,,"', ',,,'], ['an empty quoted tag', '""'], ['a lone weak prefix', 'W/'], ['a 10 KB header', `"${'f'.repeat(10_000)}"`], ['a 10 KB list', 'x,'.repeat(5_000)]]) {
+    for (const [what, header] of [
+      ['",,,"', ',,,'],
+      ['an empty quoted tag', '""'],
+      ['a lone weak prefix', 'W/'],
+      ['a 10 KB header', `"${'f'.repeat(10_000)}"`],
+      ['a 10 KB list', 'x,'.repeat(5_000)],
+    ]) {
       it(`PUT with If-Match ${what} answers 412 and changes nothing`, async () => {
         const res = await unchanged(app, () => app.http.put(typeUrl()).set('If-Match', header).send({ name: 'changed' }))
         expectError(res, 412, "'If-match' header does not match the current ETag")

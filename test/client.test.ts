@@ -62,7 +62,14 @@ describe('typed client against a live server', () => {
     for (const name of ['c', 'a', 'b']) await client.components.create({ name, componenttype: t1.id })
     await client.components.create({ name: 'z', componenttype: t2.id })
 
-    const page = await client.components.list({ where: { componenttype: t1.id }, sort: ['-name'], limit: 2, offset: 1, embed: ['componenttype'], count: 'exact' })
+    const page = await client.components.list({
+      where: { componenttype: t1.id },
+      sort: ['-name'],
+      limit: 2,
+      offset: 1,
+      embed: ['componenttype'],
+      count: 'exact',
+    })
     expect(page.items.map((c) => c.name)).to.deep.equal(['b', 'a'])
     expect(page.count).to.equal(3)
     expect(page.countExact).to.equal(true)
@@ -96,7 +103,9 @@ describe('typed client against a live server', () => {
     const type = await client.componenttypes.create({ name: 'a' })
     const first = await client.componenttypes.update(type.id, { name: 'b' }, { etag: type.etag })
     expect(first).to.have.all.keys('etag')
-    expect(first.etag).to.match(/^[0-9a-f]{32}$/).and.not.equal(type.etag)
+    expect(first.etag)
+      .to.match(/^[0-9a-f]{32}$/)
+      .and.not.equal(type.etag)
     expect((await client.componenttypes.get(type.id)).etag).to.equal(first.etag)
 
     const second = await client.componenttypes.update(type.id, { name: 'c' }, { etag: first.etag, representation: true })
@@ -120,7 +129,12 @@ describe('typed client against a live server', () => {
     expect(err).to.be.instanceOf(ApiRequestError)
     const failed = err as PreconditionFailedError
     expect(failed.status).to.equal(412)
-    expect(failed.body).to.deep.equal({ message: "'If-match' header does not match the current ETag", payload: {}, status_code: 412, code: 'precondition_failed' })
+    expect(failed.body).to.deep.equal({
+      message: "'If-match' header does not match the current ETag",
+      payload: {},
+      status_code: 412,
+      code: 'precondition_failed',
+    })
     expect(failed.code).to.equal('precondition_failed')
     expect(failed.request).to.equal(`PUT /componenttypes/${type.id}`)
     expect((await client.componenttypes.get(type.id)).name).to.equal('b')

@@ -22,7 +22,9 @@ function expect503(res: JsonResponse): void {
   expect(res.body, JSON.stringify(res.body)).to.have.all.keys('message', 'payload', 'status_code', 'code')
   expect(res.body.code).to.be.oneOf(['unavailable', 'query_timeout'])
   expect(res.body.status_code).to.equal(503)
-  expect(res.body.message).to.be.a('string').and.not.match(/ECONN|terminated|select|insert/i)
+  expect(res.body.message)
+    .to.be.a('string')
+    .and.not.match(/ECONN|terminated|select|insert/i)
   expect(Number(res.headers['retry-after'])).to.be.at.least(1)
   expect(res.headers['content-type']).to.match(/^application\/json/)
 }
@@ -61,7 +63,10 @@ describe(title, function () {
         sent.push(entry)
         const name = `load-${c}-${i}`
         try {
-          entry.res = i % 2 ? await request(agent, 'GET', `${server.origin}/api/v1/componenttypes?limit=5`) : await request(agent, 'POST', `${server.origin}/api/v1/componenttypes`, { body: { name } })
+          entry.res =
+            i % 2
+              ? await request(agent, 'GET', `${server.origin}/api/v1/componenttypes?limit=5`)
+              : await request(agent, 'POST', `${server.origin}/api/v1/componenttypes`, { body: { name } })
           if (entry.res.status === 201) acknowledged.push({ id: entry.res.body.componenttype.id, name })
         } catch (err) {
           entry.error = String((err as Error).message)
@@ -84,9 +89,15 @@ describe(title, function () {
     stop = true
     await load
 
-    expect(sent.filter((s) => s.error).map((s) => s.error), 'network errors').to.deep.equal([])
+    expect(
+      sent.filter((s) => s.error).map((s) => s.error),
+      'network errors',
+    ).to.deep.equal([])
     const statuses = sent.map((s) => s.res!.status)
-    expect(statuses.filter((s) => ![200, 201, 503].includes(s)), 'statuses other than 200, 201, 503').to.deep.equal([])
+    expect(
+      statuses.filter((s) => ![200, 201, 503].includes(s)),
+      'statuses other than 200, 201, 503',
+    ).to.deep.equal([])
     const unavailable = sent.filter((s) => s.res!.status === 503)
     expect(unavailable.filter((s) => s.phase === 'outage').length, 'no 503 during the outage').to.be.greaterThan(0)
     for (const s of unavailable) expect503(s.res!)
@@ -102,8 +113,18 @@ describe(title, function () {
     expect(await scratch.backends()).to.be.at.most(POOL_MAX)
     // Every create acknowledged with 201 is in PostgreSQL, as acknowledged.
     expect(acknowledged.length).to.be.greaterThan(0)
-    const stored = new Map((await scratch.db('componenttypes').whereIn('id', acknowledged.map((a) => a.id))).map((r) => [r.id, r.name]))
-    expect(acknowledged.filter((a) => stored.get(a.id) !== a.name), 'acknowledged creates missing from the database').to.deep.equal([])
+    const stored = new Map(
+      (
+        await scratch.db('componenttypes').whereIn(
+          'id',
+          acknowledged.map((a) => a.id),
+        )
+      ).map((r) => [r.id, r.name]),
+    )
+    expect(
+      acknowledged.filter((a) => stored.get(a.id) !== a.name),
+      'acknowledged creates missing from the database',
+    ).to.deep.equal([])
 
     // The 503s are logged with their request id: the request line and the cause line.
     const requestId = unavailable[0].res!.headers['x-request-id']
@@ -111,12 +132,17 @@ describe(title, function () {
     await waitForLog(server, (l) => l.msg === 'request' && l.request_id === requestId && l.status === 503, 5_000)
     const fiveHundreds = server.logs.filter((l) => (l.status ?? 0) >= 500)
     expect(fiveHundreds.length).to.be.greaterThan(0)
-    expect(fiveHundreds.filter((l) => typeof l.request_id !== 'string'), '5xx log lines without a request id').to.deep.equal([])
+    expect(
+      fiveHundreds.filter((l) => typeof l.request_id !== 'string'),
+      '5xx log lines without a request id',
+    ).to.deep.equal([])
   })
 
   it('connections PostgreSQL terminates while idle do not crash the process; the next requests succeed', async () => {
     await request(agent, 'GET', `${server.origin}/api/v1/componenttypes`)
-    const { rows } = await scratch.db.raw('SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE datname = ? AND pid <> pg_backend_pid()', [scratch.name])
+    const { rows } = await scratch.db.raw('SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE datname = ? AND pid <> pg_backend_pid()', [
+      scratch.name,
+    ])
     expect(rows.length, 'the server held no connection to terminate').to.be.greaterThan(0)
     await sleep(500)
     const results = await Promise.all(Array.from({ length: 20 }, () => request(agent, 'GET', `${server.origin}/api/v1/componenttypes?limit=1`)))
@@ -158,7 +184,10 @@ describe(title, function () {
       try {
         const sleeping = capture('terminated by the administrator (objection)', () => Probe.query(direct).select(direct.raw('pg_sleep(5)')).limit(1))
         await sleep(300)
-        await scratch.db.raw("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = ? AND query LIKE '%pg_sleep(5)%' AND pid <> pg_backend_pid()", [scratch.name])
+        await scratch.db.raw(
+          "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = ? AND query LIKE '%pg_sleep(5)%' AND pid <> pg_backend_pid()",
+          [scratch.name],
+        )
         await sleeping
         // Every pooled connection busy past acquireTimeout: knex's KnexTimeoutError.
         const small = openDatabase({ url: scratch.url, poolSize: 1, acquireTimeout: 300, logger: quiet })

@@ -162,7 +162,10 @@ function violation(app: TestApp, req: Request, res: Answer): string | undefined 
 function canonical(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`
   if (value && typeof value === 'object') {
-    return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`).join(',')}}`
+    return `{${Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`)
+      .join(',')}}`
   }
   return JSON.stringify(value) ?? 'undefined'
 }
@@ -190,7 +193,8 @@ function storedAsSent(resource: Resource, sentText: string | Buffer | undefined,
       given = new Date(given).getTime()
       stored = new Date(stored).getTime()
     }
-    if (canonical(given) !== canonical(stored)) return `${field.name} was sent as ${canonical(given).slice(0, 120)} but stored as ${canonical(stored).slice(0, 120)}`
+    if (canonical(given) !== canonical(stored))
+      return `${field.name} was sent as ${canonical(given).slice(0, 120)} but stored as ${canonical(stored).slice(0, 120)}`
   }
   return undefined
 }
@@ -271,12 +275,78 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
 
   // Tokens that broke parsers somewhere once: SQL, quoting, encodings, numbers, JSON, prototype keys.
   const NASTY = [
-    "'", '"', "';--", "' OR '1'='1", '); DROP TABLE componenttypes; --', '%', '%25', '%00', '%zz', '%C3%28', '%FF', '\\', '\\\\',
-    '\u0000', '\u0001', '\u007f', '😀', '\uD800', '\uDFFF', 'é', '\u202e', '\ufeff', ',', ':', '::', '-', '--', '*', '', ' ', '\t', '\n',
-    ...PROTO_KEYS, 'hasOwnProperty', 'toString', '1e309', '-1', '-0', '0', '1.5', '0x10', '1e3', '99999999999999999999', '9007199254740993',
-    'NaN', 'Infinity', 'null', 'true', 'false', '[]', '{}', '[object Object]', 'undefined', 'W/"x"', '"', "$1", '?', '&', '=', '#', '+',
-    '2024-01-01T00:00:00Z', '2024-13-45T99:99:99Z', '0000-01-01T00:00:00Z', '9999-12-31T23:59:60Z', '2024-01-01T00:00:00+23:59',
-    '1970-01-01T00:00:00.1234567890123Z', '2024-01-01 00:00:00z', 'a'.repeat(300), 'x'.repeat(5000), MISSING, MISSING.toUpperCase(),
+    "'",
+    '"',
+    "';--",
+    "' OR '1'='1",
+    '); DROP TABLE componenttypes; --',
+    '%',
+    '%25',
+    '%00',
+    '%zz',
+    '%C3%28',
+    '%FF',
+    '\\',
+    '\\\\',
+    '\u0000',
+    '\u0001',
+    '\u007f',
+    '😀',
+    '\uD800',
+    '\uDFFF',
+    'é',
+    '\u202e',
+    '\ufeff',
+    ',',
+    ':',
+    '::',
+    '-',
+    '--',
+    '*',
+    '',
+    ' ',
+    '\t',
+    '\n',
+    ...PROTO_KEYS,
+    'hasOwnProperty',
+    'toString',
+    '1e309',
+    '-1',
+    '-0',
+    '0',
+    '1.5',
+    '0x10',
+    '1e3',
+    '99999999999999999999',
+    '9007199254740993',
+    'NaN',
+    'Infinity',
+    'null',
+    'true',
+    'false',
+    '[]',
+    '{}',
+    '[object Object]',
+    'undefined',
+    'W/"x"',
+    '"',
+    '$1',
+    '?',
+    '&',
+    '=',
+    '#',
+    '+',
+    '2024-01-01T00:00:00Z',
+    '2024-13-45T99:99:99Z',
+    '0000-01-01T00:00:00Z',
+    '9999-12-31T23:59:60Z',
+    '2024-01-01T00:00:00+23:59',
+    '1970-01-01T00:00:00.1234567890123Z',
+    '2024-01-01 00:00:00z',
+    'a'.repeat(300),
+    'x'.repeat(5000),
+    MISSING,
+    MISSING.toUpperCase(),
   ]
 
   const nasty = fc.constantFrom(...NASTY)
@@ -291,19 +361,41 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
 
   const fieldName = () =>
     fc.oneof(
-      { weight: 4, arbitrary: fc.constantFrom(...new Set(resources.flatMap((r) => ['id', 'created_at', 'updated_at', 'etag', ...r.def.fields.map((f) => f.name)]))) },
+      {
+        weight: 4,
+        arbitrary: fc.constantFrom(...new Set(resources.flatMap((r) => ['id', 'created_at', 'updated_at', 'etag', ...r.def.fields.map((f) => f.name)]))),
+      },
       { weight: 1, arbitrary: text },
     )
-  const value = () => fc.oneof({ weight: 2, arbitrary: text }, { weight: 1, arbitrary: fc.constantFrom(...ids, ...etags) }, { weight: 1, arbitrary: fc.integer().map(String) })
-  const where = () => fc.array(fc.tuple(fieldName(), fc.constantFrom(':', ':', ''), value()).map(([f, c, v]) => `${f}${c}${v}`), { minLength: 1, maxLength: 4 }).map((c) => c.join(','))
-  const sort = () => fc.array(fc.tuple(fc.constantFrom('', '-', '+', '--'), fieldName()).map(([d, f]) => d + f), { minLength: 1, maxLength: 4 }).map((s) => s.join(','))
+  const value = () =>
+    fc.oneof({ weight: 2, arbitrary: text }, { weight: 1, arbitrary: fc.constantFrom(...ids, ...etags) }, { weight: 1, arbitrary: fc.integer().map(String) })
+  const where = () =>
+    fc
+      .array(
+        fc.tuple(fieldName(), fc.constantFrom(':', ':', ''), value()).map(([f, c, v]) => `${f}${c}${v}`),
+        { minLength: 1, maxLength: 4 },
+      )
+      .map((c) => c.join(','))
+  const sort = () =>
+    fc
+      .array(
+        fc.tuple(fc.constantFrom('', '-', '+', '--'), fieldName()).map(([d, f]) => d + f),
+        { minLength: 1, maxLength: 4 },
+      )
+      .map((s) => s.join(','))
   const number = () => fc.oneof(fc.nat({ max: 300 }).map(String), fc.integer().map(String), fc.double().map(String), text)
   const parameter = () =>
     fc.oneof(
       { weight: 3, arbitrary: fc.tuple(fc.constant('where'), where()) },
       { weight: 2, arbitrary: fc.tuple(fc.constant('sort'), sort()) },
       { weight: 2, arbitrary: fc.tuple(fc.constantFrom('limit', 'offset'), number()) },
-      { weight: 2, arbitrary: fc.tuple(fc.constant('embed'), fc.array(fieldName(), { maxLength: 3 }).map((e) => e.join(','))) },
+      {
+        weight: 2,
+        arbitrary: fc.tuple(
+          fc.constant('embed'),
+          fc.array(fieldName(), { maxLength: 3 }).map((e) => e.join(',')),
+        ),
+      },
       { weight: 1, arbitrary: fc.tuple(fc.oneof(text, fc.constantFrom('where[]', 'where[id]', 'limit[]', ...PROTO_KEYS)), value()) },
     )
   /** A query string: encoded pairs, sometimes raw (undecodable `%` sequences reach the server as they are). */
@@ -330,7 +422,11 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
     )
   const jsonValue = fc.jsonValue({ maxDepth: 4 })
   const bodyObject = () =>
-    fc.dictionary(fc.oneof({ weight: 3, arbitrary: fieldName() }, { weight: 1, arbitrary: fc.constantFrom(...PROTO_KEYS) }), fc.oneof(jsonValue, text, value()), { maxKeys: 5 })
+    fc.dictionary(
+      fc.oneof({ weight: 3, arbitrary: fieldName() }, { weight: 1, arbitrary: fc.constantFrom(...PROTO_KEYS) }),
+      fc.oneof(jsonValue, text, value()),
+      { maxKeys: 5 },
+    )
   const deep = (depth: number, array: boolean) => (array ? '['.repeat(depth) + ']'.repeat(depth) : `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`)
   /** A raw request body: valid and broken JSON, wrong shapes, deep nesting, huge strings, prototype keys. */
   const rawBody = (resource: Resource) =>
@@ -339,11 +435,40 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
       { weight: 2, arbitrary: validBody(resource).map((o) => JSON.stringify(o)) },
       { weight: 4, arbitrary: bodyObject().map((o) => JSON.stringify(o)) },
       { weight: 3, arbitrary: fc.tuple(validBody(resource), fieldName(), fc.oneof(jsonValue, text)).map(([b, k, v]) => JSON.stringify({ ...b, [k]: v })) },
-      { weight: 2, arbitrary: fc.tuple(validBody(resource), fc.constantFrom(...PROTO_KEYS)).map(([b, k]) => JSON.stringify(b).replace(/^\{/, `{"${k}":{"polluted":"yes","prototype":{"polluted":"yes"}},`)) },
+      {
+        weight: 2,
+        arbitrary: fc
+          .tuple(validBody(resource), fc.constantFrom(...PROTO_KEYS))
+          .map(([b, k]) => JSON.stringify(b).replace(/^\{/, `{"${k}":{"polluted":"yes","prototype":{"polluted":"yes"}},`)),
+      },
       { weight: 1, arbitrary: jsonValue.map((v) => JSON.stringify(v)) },
-      { weight: 1, arbitrary: fc.constantFrom('', 'null', '[]', '"x"', '1', 'true', '{', '{"a":', '{"name":"\\ud800"}', '{"name":"\\u0000"}', '\ufeff{}', '{}garbage', '{"a":1,"a":2}') },
+      {
+        weight: 1,
+        arbitrary: fc.constantFrom(
+          '',
+          'null',
+          '[]',
+          '"x"',
+          '1',
+          'true',
+          '{',
+          '{"a":',
+          '{"name":"\\ud800"}',
+          '{"name":"\\u0000"}',
+          '\ufeff{}',
+          '{}garbage',
+          '{"a":1,"a":2}',
+        ),
+      },
       { weight: 1, arbitrary: fc.tuple(fc.integer({ min: 20, max: 5000 }), fc.boolean()).map(([d, a]) => deep(d, a)) },
-      { weight: 1, arbitrary: fc.constantFrom(JSON.stringify({ name: 'x'.repeat(1_100_000) }), JSON.stringify({ name: 'é'.repeat(300) }), JSON.stringify({ name: 'x'.repeat(70_000) })) },
+      {
+        weight: 1,
+        arbitrary: fc.constantFrom(
+          JSON.stringify({ name: 'x'.repeat(1_100_000) }),
+          JSON.stringify({ name: 'é'.repeat(300) }),
+          JSON.stringify({ name: 'x'.repeat(70_000) }),
+        ),
+      },
       { weight: 1, arbitrary: text },
     )
   /** A body valid for the resource, with relation fields pointing at fixture rows. */
@@ -358,17 +483,24 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
     )
   /** A body of the right shape whose strings and objects are random: most are stored, and must come back as sent. */
   const oddBody = (resource: Resource) =>
-    fc.tuple(validBody(resource), fc.record(
-      Object.fromEntries(
-        resource.def.fields.filter((f) => !f.relation && (f.kind === 'string' || f.kind === 'json')).map((f) => [
-          f.name,
-          f.kind === 'json'
-            ? fc.dictionary(fc.string({ maxLength: 8 }), jsonValue, { maxKeys: 4 })
-            : fc.oneof(fc.string({ unit: 'grapheme', minLength: 1, maxLength: 40 }), fc.string({ unit: 'binary', minLength: 1, maxLength: 40 }), nasty),
-        ]),
-      ),
-      { requiredKeys: [] },
-    )).map(([valid, odd]) => ({ ...valid, ...odd }))
+    fc
+      .tuple(
+        validBody(resource),
+        fc.record(
+          Object.fromEntries(
+            resource.def.fields
+              .filter((f) => !f.relation && (f.kind === 'string' || f.kind === 'json'))
+              .map((f) => [
+                f.name,
+                f.kind === 'json'
+                  ? fc.dictionary(fc.string({ maxLength: 8 }), jsonValue, { maxKeys: 4 })
+                  : fc.oneof(fc.string({ unit: 'grapheme', minLength: 1, maxLength: 40 }), fc.string({ unit: 'binary', minLength: 1, maxLength: 40 }), nasty),
+              ]),
+          ),
+          { requiredKeys: [] },
+        ),
+      )
+      .map(([valid, odd]) => ({ ...valid, ...odd }))
   /** Headers a client may send anyway (now and then): encodings the body does not have, odd preferences, request ids. */
   const extraHeaders = () => fc.oneof({ weight: 3, arbitrary: fc.constant({}) }, { weight: 1, arbitrary: someHeaders() })
   const someHeaders = () =>
@@ -387,9 +519,21 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
       {
         weight: 2,
         arbitrary: fc.constantFrom(
-          'application/json; charset=utf-8', 'application/json; charset=utf-16', 'application/json; charset=latin1', 'APPLICATION/JSON',
-          'application/vnd.api+json', 'application/merge-patch+json', 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x',
-          'application/xml', '*/*', 'application/', 'json', ';;;', '',
+          'application/json; charset=utf-8',
+          'application/json; charset=utf-16',
+          'application/json; charset=latin1',
+          'APPLICATION/JSON',
+          'application/vnd.api+json',
+          'application/merge-patch+json',
+          'text/plain',
+          'application/x-www-form-urlencoded',
+          'multipart/form-data; boundary=x',
+          'application/xml',
+          '*/*',
+          'application/',
+          'json',
+          ';;;',
+          '',
         ),
       },
       { weight: 1, arbitrary: text.map(headerSafe) },
@@ -412,7 +556,12 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
     const method = fc.constantFrom('GET', 'PUT', 'DELETE', 'HEAD')
     await fc.assert(
       fc.asyncProperty(
-        resourceArb(), method, idSegment(), fc.option(queryString(), { nil: '' }), fc.option(etagHeader(), { nil: undefined }), fc.boolean(),
+        resourceArb(),
+        method,
+        idSegment(),
+        fc.option(queryString(), { nil: '' }),
+        fc.option(etagHeader(), { nil: undefined }),
+        fc.boolean(),
         async (name, m, id, qs, ifMatch, prefer) => {
           const resource = app.engine.resource(name)
           const headers: Record<string, string> = { 'Content-Type': 'application/json' }
@@ -429,9 +578,11 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
     await fc.assert(
       fc.asyncProperty(
         fc.constantFrom(...resources.map((r) => r.name)).chain((name) => fc.tuple(fc.constant(name), rawBody(app.engine.resource(name)))),
-        fc.constantFrom('POST', 'PUT'), contentType(),
+        fc.constantFrom('POST', 'PUT'),
+        contentType(),
         fc.oneof({ weight: 2, arbitrary: fc.constant('*') }, { weight: 2, arbitrary: etagHeader() }, { weight: 1, arbitrary: fc.constant(undefined) }),
-        fc.nat(), extraHeaders(),
+        fc.nat(),
+        extraHeaders(),
         async ([name, body], m, type, ifMatch, pick, extra) => {
           const resource = app.engine.resource(name)
           const own = idsOf.get(name)!
@@ -453,12 +604,23 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
       { weight: 2, arbitrary: text.map(encode) },
       { weight: 1, arbitrary: fc.constantFrom('', '.', '..', '%', '%2e%2e', 'openapi.json', 'api', 'v1') },
     )
-    const path = fc.tuple(fc.constantFrom(app.engine.prefix, app.engine.prefix, '/api', ''), fc.array(segment, { maxLength: 4 }), fc.constantFrom('', '/'))
+    const path = fc
+      .tuple(fc.constantFrom(app.engine.prefix, app.engine.prefix, '/api', ''), fc.array(segment, { maxLength: 4 }), fc.constantFrom('', '/'))
       .map(([p, segments, slash]) => `${p}/${segments.join('/')}${slash}`)
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD', 'TRACE', 'PROPFIND', 'MKCOL'), path, fc.option(rawBody(resources[0]), { nil: undefined }), async (m, p, body) => {
-        await exchange({ method: m, path: p, headers: body === undefined ? {} : { 'Content-Type': 'application/json' }, body: m === 'HEAD' || m === 'GET' ? undefined : body })
-      }),
+      fc.asyncProperty(
+        fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD', 'TRACE', 'PROPFIND', 'MKCOL'),
+        path,
+        fc.option(rawBody(resources[0]), { nil: undefined }),
+        async (m, p, body) => {
+          await exchange({
+            method: m,
+            path: p,
+            headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
+            body: m === 'HEAD' || m === 'GET' ? undefined : body,
+          })
+        },
+      ),
       params(0.1, 4),
     )
   })

@@ -15,8 +15,9 @@ describe('generated types (npm run types:generate)', () => {
       const committed = fs.readdirSync(COMMITTED).sort()
       expect(committed, 'files in resources/types/ (run npm run types:generate)').to.deep.equal([...written].sort())
       for (const name of written) {
-        expect(fs.readFileSync(path.join(COMMITTED, name), 'utf8'), `resources/types/${name} is stale: run npm run types:generate`)
-          .to.equal(fs.readFileSync(path.join(dir, name), 'utf8'))
+        expect(fs.readFileSync(path.join(COMMITTED, name), 'utf8'), `resources/types/${name} is stale: run npm run types:generate`).to.equal(
+          fs.readFileSync(path.join(dir, name), 'utf8'),
+        )
       }
     } finally {
       fs.rmSync(dir, { recursive: true, force: true })

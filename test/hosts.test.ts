@@ -31,10 +31,11 @@ async function listen(server: http.Server, engine: Engine): Promise<Running> {
   return {
     port: (server.address() as AddressInfo).port,
     engine,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve())
-      server.closeAllConnections()
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        server.closeAllConnections()
+      }),
   }
 }
 
@@ -126,8 +127,20 @@ const BAD_BODIES: Array<{ title: string; method: 'POST' | 'PUT'; sent: Sent; sta
   { title: 'invalid JSON', method: 'POST', sent: { headers: JSON_TYPE, body: '{"name": ' }, status: 400, code: 'invalid_json' },
   { title: 'invalid JSON in a PUT', method: 'PUT', sent: { headers: JSON_TYPE, body: '{"name": ' }, status: 400, code: 'invalid_json' },
   { title: 'a JSON array', method: 'POST', sent: { headers: JSON_TYPE, body: '[]' }, status: 400, code: 'invalid_body' },
-  { title: 'a text/plain body', method: 'POST', sent: { headers: { 'Content-Type': 'text/plain' }, body: 'name=x' }, status: 415, code: 'unsupported_media_type' },
-  { title: 'a text/plain body in a PUT', method: 'PUT', sent: { headers: { 'Content-Type': 'text/plain' }, body: 'name=x' }, status: 415, code: 'unsupported_media_type' },
+  {
+    title: 'a text/plain body',
+    method: 'POST',
+    sent: { headers: { 'Content-Type': 'text/plain' }, body: 'name=x' },
+    status: 415,
+    code: 'unsupported_media_type',
+  },
+  {
+    title: 'a text/plain body in a PUT',
+    method: 'PUT',
+    sent: { headers: { 'Content-Type': 'text/plain' }, body: 'name=x' },
+    status: 415,
+    code: 'unsupported_media_type',
+  },
   { title: 'a body without Content-Type', method: 'POST', sent: { body: '{"name":"x"}' }, status: 415, code: 'unsupported_media_type' },
   { title: 'a body over 1 MB', method: 'POST', sent: { headers: JSON_TYPE, body: OVER_1MB }, status: 413, code: 'payload_too_large' },
   {

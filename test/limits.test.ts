@@ -126,51 +126,61 @@ describe('limits and hygiene', function () {
     })
   })
 
-  describe(PG_URL ? 'statement timeout (PostgreSQL)' : 'statement timeout: SKIPPED on the embedded database, statement_timeout is a PostgreSQL connection setting (set DATABASE_URL)', () => {
-    let scratch: ScratchDatabase | undefined
-    let engine: Engine
-    const { logger, lines } = capturedLogger()
+  describe(
+    PG_URL
+      ? 'statement timeout (PostgreSQL)'
+      : 'statement timeout: SKIPPED on the embedded database, statement_timeout is a PostgreSQL connection setting (set DATABASE_URL)',
+    () => {
+      let scratch: ScratchDatabase | undefined
+      let engine: Engine
+      const { logger, lines } = capturedLogger()
 
-    before(async function () {
-      if (!PG_URL) return this.skip()
-      scratch = await createScratchDatabase('limits')
-      const db = openDatabase({ url: scratch.url, statementTimeout: 300 })
-      await migrateLatest(db, MIGRATIONS)
-      engine = await createEngine({ db, schemasDir: SCHEMAS, plugins: [componenttype, probeRoutes], logger, logRequests: true })
-    })
+      before(async function () {
+        if (!PG_URL) return this.skip()
+        scratch = await createScratchDatabase('limits')
+        const db = openDatabase({ url: scratch.url, statementTimeout: 300 })
+        await migrateLatest(db, MIGRATIONS)
+        engine = await createEngine({ db, schemasDir: SCHEMAS, plugins: [componenttype, probeRoutes], logger, logRequests: true })
+      })
 
-    after(async () => {
-      await engine?.db.destroy()
-      await scratch?.drop()
-    })
+      after(async () => {
+        await engine?.db.destroy()
+        await scratch?.drop()
+      })
 
-    function expectQueryTimeout(res: supertest.Response) {
-      expect(res.status).to.equal(503)
-      expect(res.body).to.deep.equal({ message: 'The query took too long and was cancelled', payload: { retry_after: 1 }, status_code: 503, code: 'query_timeout' })
-      expect(res.headers['retry-after']).to.equal('1')
-    }
-
-    it('a list query blocked past statement_timeout (table locked by another session) answers 503 JSON with Retry-After, then 200 once free', async () => {
-      const http = supertest(engine.app().callback())
-      const trx = await scratch!.db.transaction()
-      try {
-        await trx.raw('LOCK TABLE componenttypes IN ACCESS EXCLUSIVE MODE')
-        const started = Date.now()
-        expectQueryTimeout(await http.get('/api/v1/componenttypes').set('X-Request-Id', 'trace-locked'))
-        expect(Date.now() - started).to.be.below(5_000)
-      } finally {
-        await trx.rollback()
+      function expectQueryTimeout(res: supertest.Response) {
+        expect(res.status).to.equal(503)
+        expect(res.body).to.deep.equal({
+          message: 'The query took too long and was cancelled',
+          payload: { retry_after: 1 },
+          status_code: 503,
+          code: 'query_timeout',
+        })
+        expect(res.headers['retry-after']).to.equal('1')
       }
-      await http.get('/api/v1/componenttypes').expect(200)
-      const logged = await linesMatching(lines, (l) => l.request_id === 'trace-locked', 2)
-      expect(logged.map((l) => l.status)).to.deep.equal([503, 503])
-      expect(logged.find((l) => l.msg !== 'request')!.err).to.match(/statement timeout/)
-    })
 
-    it('a slow statement run through raw knex in a plugin route also answers 503, not 500', async () => {
-      expectQueryTimeout(await supertest(engine.app().callback()).get('/api/v1/probe/slow'))
-    })
-  })
+      it('a list query blocked past statement_timeout (table locked by another session) answers 503 JSON with Retry-After, then 200 once free', async () => {
+        const http = supertest(engine.app().callback())
+        const trx = await scratch!.db.transaction()
+        try {
+          await trx.raw('LOCK TABLE componenttypes IN ACCESS EXCLUSIVE MODE')
+          const started = Date.now()
+          expectQueryTimeout(await http.get('/api/v1/componenttypes').set('X-Request-Id', 'trace-locked'))
+          expect(Date.now() - started).to.be.below(5_000)
+        } finally {
+          await trx.rollback()
+        }
+        await http.get('/api/v1/componenttypes').expect(200)
+        const logged = await linesMatching(lines, (l) => l.request_id === 'trace-locked', 2)
+        expect(logged.map((l) => l.status)).to.deep.equal([503, 503])
+        expect(logged.find((l) => l.msg !== 'request')!.err).to.match(/statement timeout/)
+      })
+
+      it('a slow statement run through raw knex in a plugin route also answers 503, not 500', async () => {
+        expectQueryTimeout(await supertest(engine.app().callback()).get('/api/v1/probe/slow'))
+      })
+    },
+  )
 
   describe('server.ts limits', () => {
     let server: ServerProcess

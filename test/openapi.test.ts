@@ -88,7 +88,12 @@ describe('OpenAPI document', () => {
   before(async function () {
     this.timeout(120_000) // the embedded database starts in seconds, slower on a busy machine
     app = await testApp()
-    doc = (await app.http.get('/api/v1/openapi.json').expect(200).expect('Content-Type', /application\/json/)).body
+    doc = (
+      await app.http
+        .get('/api/v1/openapi.json')
+        .expect(200)
+        .expect('Content-Type', /application\/json/)
+    ).body
     check = documentChecker(doc)
   })
   beforeEach(async () => {
@@ -147,7 +152,18 @@ describe('OpenAPI document', () => {
       expect(clause('etag:abc'), 'etag is not filterable').to.equal(false)
       expect(clause('nope:x')).to.equal(false)
       expect(clause('name')).to.equal(false)
-      expect(params.sort.schema.items.enum).to.have.members(['id', '-id', 'created_at', '-created_at', 'updated_at', '-updated_at', 'name', '-name', 'componenttype', '-componenttype'])
+      expect(params.sort.schema.items.enum).to.have.members([
+        'id',
+        '-id',
+        'created_at',
+        '-created_at',
+        'updated_at',
+        '-updated_at',
+        'name',
+        '-name',
+        'componenttype',
+        '-componenttype',
+      ])
       expect(params.embed.schema.items.enum).to.deep.equal(['componenttype'])
       expect(params.limit.schema).to.include({ minimum: 0, maximum: 200, default: 20 })
       const typeParams = ((doc.paths['/componenttypes'].get as Json).parameters as Json[]).map((p) => check.deref(p).name)
@@ -155,7 +171,11 @@ describe('OpenAPI document', () => {
     })
 
     it('documents every query parameter the list and detail parsers accept (embed only where there are relations)', () => {
-      const queryNames = (op: Json) => (op.parameters as Json[]).map((p) => check.deref(p)).filter((p) => p.in === 'query').map((p) => p.name)
+      const queryNames = (op: Json) =>
+        (op.parameters as Json[])
+          .map((p) => check.deref(p))
+          .filter((p) => p.in === 'query')
+          .map((p) => p.name)
       for (const resource of app.engine.resources.values()) {
         const accepted = (names: readonly string[]) => names.filter((n) => n !== 'embed' || resource.query.relations.length > 0)
         expect(queryNames(doc.paths[`/${resource.plural}`].get as Json), resource.plural).to.have.members(accepted(LIST_PARAMETERS))
@@ -166,10 +186,7 @@ describe('OpenAPI document', () => {
     it('a relation field is oneOf the id and the related object; engine fields are required and read-only', () => {
       const component = doc.components.schemas.component as Json
       expect(component.required).to.have.members(['id', 'name', 'componenttype', 'created_at', 'updated_at', 'etag'])
-      expect(component.properties.componenttype.oneOf).to.deep.equal([
-        { type: 'string', format: 'uuid' },
-        { $ref: '#/components/schemas/componenttype' },
-      ])
+      expect(component.properties.componenttype.oneOf).to.deep.equal([{ type: 'string', format: 'uuid' }, { $ref: '#/components/schemas/componenttype' }])
       expect(component.properties.id).to.include({ readOnly: true, format: 'uuid' })
       expect(JSON.stringify(doc.components.schemas), 'no x- keyword is left in the schemas').to.not.match(/"x-/)
       expect((doc.components.schemas['component.create'] as Json).required).to.deep.equal(['name', 'componenttype'])
@@ -211,7 +228,11 @@ describe('OpenAPI document', () => {
       const id = created.body.componenttype.id
       const one = await app.http.get(`/api/v1/componenttypes/${id}`).expect(200)
       check.expectDocumented(one, 'get', '/componenttypes/{id}')
-      check.expectDocumented(await app.http.get(`/api/v1/componenttypes/${id}`).set('If-None-Match', one.headers.etag).expect(304), 'get', '/componenttypes/{id}')
+      check.expectDocumented(
+        await app.http.get(`/api/v1/componenttypes/${id}`).set('If-None-Match', one.headers.etag).expect(304),
+        'get',
+        '/componenttypes/{id}',
+      )
     })
 
     it('components with and without embed: list, detail and the components of a componenttype', async () => {
@@ -258,19 +279,31 @@ describe('OpenAPI document', () => {
       const invalid = await app.http.post('/api/v1/componenttypes').set('Content-Type', 'application/json').send('{"name":').expect(400)
       check.expectDocumented(invalid, 'post', '/componenttypes')
       const ct = await createType(app, 'a')
-      check.expectDocumented(await app.http.put(`/api/v1/componenttypes/${ct.id}`).set('If-Match', ct.etag).send({ colour: 'red' }).expect(400), 'put', '/componenttypes/{id}')
+      check.expectDocumented(
+        await app.http.put(`/api/v1/componenttypes/${ct.id}`).set('If-Match', ct.etag).send({ colour: 'red' }).expect(400),
+        'put',
+        '/componenttypes/{id}',
+      )
     })
 
     it('404s are documented on detail, update and delete', async () => {
       check.expectDocumented(await app.http.get(`/api/v1/componenttypes/${MISSING}`).expect(404), 'get', '/componenttypes/{id}')
-      check.expectDocumented(await app.http.put(`/api/v1/componenttypes/${MISSING}`).set('If-Match', '*').send({ name: 'x' }).expect(404), 'put', '/componenttypes/{id}')
+      check.expectDocumented(
+        await app.http.put(`/api/v1/componenttypes/${MISSING}`).set('If-Match', '*').send({ name: 'x' }).expect(404),
+        'put',
+        '/componenttypes/{id}',
+      )
       check.expectDocumented(await app.http.delete(`/api/v1/componenttypes/${MISSING}`).set('If-Match', '*').expect(404), 'delete', '/componenttypes/{id}')
     })
 
     it('412s are documented: If-Match missing or stale, on PUT and DELETE', async () => {
       const ct = await createType(app, 'a')
       check.expectDocumented(await app.http.put(`/api/v1/componenttypes/${ct.id}`).send({ name: 'b' }).expect(412), 'put', '/componenttypes/{id}')
-      check.expectDocumented(await app.http.put(`/api/v1/componenttypes/${ct.id}`).set('If-Match', '"0123"').send({ name: 'b' }).expect(412), 'put', '/componenttypes/{id}')
+      check.expectDocumented(
+        await app.http.put(`/api/v1/componenttypes/${ct.id}`).set('If-Match', '"0123"').send({ name: 'b' }).expect(412),
+        'put',
+        '/componenttypes/{id}',
+      )
       check.expectDocumented(await app.http.delete(`/api/v1/componenttypes/${ct.id}`).expect(412), 'delete', '/componenttypes/{id}')
       check.expectDocumented(await app.http.delete(`/api/v1/componenttypes/${ct.id}`).set('If-Match', '"0123"').expect(412), 'delete', '/componenttypes/{id}')
     })
@@ -279,7 +312,11 @@ describe('OpenAPI document', () => {
       const a = await createType(app, 'a')
       const b = await createType(app, 'b')
       check.expectDocumented(await app.http.post('/api/v1/componenttypes').send({ name: 'a' }).expect(409), 'post', '/componenttypes')
-      check.expectDocumented(await app.http.put(`/api/v1/componenttypes/${b.id}`).set('If-Match', b.etag).send({ name: 'a' }).expect(409), 'put', '/componenttypes/{id}')
+      check.expectDocumented(
+        await app.http.put(`/api/v1/componenttypes/${b.id}`).set('If-Match', b.etag).send({ name: 'a' }).expect(409),
+        'put',
+        '/componenttypes/{id}',
+      )
       await createComponent(app, 'c', a.id)
       check.expectDocumented(await app.http.delete(`/api/v1/componenttypes/${a.id}`).set('If-Match', a.etag).expect(409), 'delete', '/componenttypes/{id}')
     })
@@ -290,15 +327,34 @@ describe('OpenAPI document', () => {
       check.expectDocumented(await app.http.post('/api/v1/components').send(body).expect(422), 'post', '/components')
       const ct = await createType(app, 't')
       const c = await createComponent(app, 'c', ct.id)
-      check.expectDocumented(await app.http.put(`/api/v1/components/${c.id}`).set('If-Match', c.etag).send({ componenttype: MISSING }).expect(422), 'put', '/components/{id}')
+      check.expectDocumented(
+        await app.http.put(`/api/v1/components/${c.id}`).set('If-Match', c.etag).send({ componenttype: MISSING }).expect(422),
+        'put',
+        '/components/{id}',
+      )
     })
 
     it('413 and 415 are documented on POST and PUT', async () => {
       const small = await testApp({ bodyLimit: '100b' })
-      check.expectDocumented(await small.http.post('/api/v1/componenttypes').send({ name: 'x'.repeat(200) }).expect(413), 'post', '/componenttypes')
-      check.expectDocumented(await app.http.post('/api/v1/componenttypes').set('Content-Type', 'text/plain').send('name=a').expect(415), 'post', '/componenttypes')
+      check.expectDocumented(
+        await small.http
+          .post('/api/v1/componenttypes')
+          .send({ name: 'x'.repeat(200) })
+          .expect(413),
+        'post',
+        '/componenttypes',
+      )
+      check.expectDocumented(
+        await app.http.post('/api/v1/componenttypes').set('Content-Type', 'text/plain').send('name=a').expect(415),
+        'post',
+        '/componenttypes',
+      )
       const ct = await createType(app, 'a')
-      check.expectDocumented(await app.http.put(`/api/v1/componenttypes/${ct.id}`).set('If-Match', ct.etag).set('Content-Type', 'text/plain').send('x').expect(415), 'put', '/componenttypes/{id}')
+      check.expectDocumented(
+        await app.http.put(`/api/v1/componenttypes/${ct.id}`).set('If-Match', ct.etag).set('Content-Type', 'text/plain').send('x').expect(415),
+        'put',
+        '/componenttypes/{id}',
+      )
     })
 
     it('a method a path does not have answers the documented 405 with Allow', async () => {
@@ -317,7 +373,10 @@ describe('OpenAPI document', () => {
         const { default: supertest } = await import('supertest')
         const res = await supertest(down.app().callback()).get('/api/v1/componenttypes').expect(503)
         check.expectDocumented(res, 'get', '/componenttypes')
-        expect(warnings.some((w) => w.includes('ECONNREFUSED 127.0.0.1:5129')), `knex warnings: ${JSON.stringify(warnings)}`).to.equal(true)
+        expect(
+          warnings.some((w) => w.includes('ECONNREFUSED 127.0.0.1:5129')),
+          `knex warnings: ${JSON.stringify(warnings)}`,
+        ).to.equal(true)
       } finally {
         await db.destroy()
       }
@@ -397,11 +456,27 @@ describe('OpenAPI document', () => {
         expect(gadget.properties.size.type).to.deep.equal(['integer', 'null'])
         expect(gadget.properties.colour.enum).to.deep.equal(['red', 'blue', null])
         expect(gadget.properties.kind).to.deep.equal({ type: ['string', 'null'], enum: ['gadget', null] })
-        expect(gadget.properties.pair).to.deep.equal({ type: ['array', 'null'], prefixItems: [{ type: 'string' }, { type: 'integer' }], minItems: 2, items: false })
+        expect(gadget.properties.pair).to.deep.equal({
+          type: ['array', 'null'],
+          prefixItems: [{ type: 'string' }, { type: 'integer' }],
+          minItems: 2,
+          items: false,
+        })
         expect(gadget.properties.owner.oneOf).to.deep.include({ type: 'null' })
         expect(gadget, 'examples are bodies, not stored objects').to.not.have.property('examples')
         expect((gadgets.components.schemas['gadget.create'] as Json).examples).to.deep.equal([{ label: 'knob', size: 3 }])
-        const validGadget = { id: MISSING, label: 'x', size: null, colour: 'red', kind: null, pair: ['a', 1], owner: null, created_at: '2026-01-01T00:00:00.000Z', updated_at: '2026-01-01T00:00:00.000Z', etag: '0'.repeat(32) }
+        const validGadget = {
+          id: MISSING,
+          label: 'x',
+          size: null,
+          colour: 'red',
+          kind: null,
+          pair: ['a', 1],
+          owner: null,
+          created_at: '2026-01-01T00:00:00.000Z',
+          updated_at: '2026-01-01T00:00:00.000Z',
+          etag: '0'.repeat(32),
+        }
         const checkGadget = documentChecker(gadgets)
         checkGadget.expectValid({ $ref: '#/components/schemas/gadget' }, validGadget, 'a stored gadget')
         expect(checkGadget.compile({ $ref: '#/components/schemas/gadget' })({ ...validGadget, pair: ['a', 1, 2] }), 'a third tuple item').to.equal(false)

@@ -94,7 +94,10 @@ describe(title, function () {
       successes += values.length
       const final = counterOf(await request(agent, 'GET', url(i, `/components/${id}`)))
       // Each acknowledged write stored a value no other acknowledged write stored: 1, 2, ..., final.
-      expect([...values].sort((a, b) => a - b), `row ${i}: values written by 204 PUTs`).to.deep.equal(Array.from({ length: final }, (_, v) => v + 1))
+      expect(
+        [...values].sort((a, b) => a - b),
+        `row ${i}: values written by 204 PUTs`,
+      ).to.deep.equal(Array.from({ length: final }, (_, v) => v + 1))
       expect(final, `row ${i}: final counter`).to.equal(values.length)
     }
     expect(successes).to.equal(CLIENTS * perClient)
@@ -108,8 +111,14 @@ describe(title, function () {
         Array.from({ length: CLIENTS }, (_, client) => request(agent, 'POST', url(client, '/componenttypes'), { body: { name } })),
       )
       const statuses = results.map((r) => r.status)
-      expect(statuses.filter((s) => s === 201), `round ${round}: ${statuses}`).to.have.length(1)
-      expect(statuses.filter((s) => s === 409), `round ${round}: ${statuses}`).to.have.length(CLIENTS - 1)
+      expect(
+        statuses.filter((s) => s === 201),
+        `round ${round}: ${statuses}`,
+      ).to.have.length(1)
+      expect(
+        statuses.filter((s) => s === 409),
+        `round ${round}: ${statuses}`,
+      ).to.have.length(CLIENTS - 1)
       for (const res of results.filter((r) => r.status === 409)) expect(res.body).to.include({ status_code: 409 })
       const created = results.find((r) => r.status === 201)!.body.componenttype
       const stored = await scratch!.db('componenttypes').where({ name })
@@ -146,11 +155,20 @@ describe(title, function () {
         await Promise.all([deleter(), ...Array.from({ length: updatersPerRow }, (_, u) => updater(row * updatersPerRow + u))])
 
         expect(deleted, `row ${row}`).to.not.equal(undefined)
-        expect(puts.map((p) => p.status).filter((s) => ![204, 404, 412].includes(s)), `row ${row}: unexpected PUT statuses`).to.deep.equal([])
+        expect(
+          puts.map((p) => p.status).filter((s) => ![204, 404, 412].includes(s)),
+          `row ${row}: unexpected PUT statuses`,
+        ).to.deep.equal([])
         const succeeded = puts.filter((p) => p.status === 204)
-        expect(succeeded.filter((p) => p.sentAt > deleted!.ackAt), `row ${row}: PUTs that succeeded after the DELETE 204`).to.deep.equal([])
+        expect(
+          succeeded.filter((p) => p.sentAt > deleted!.ackAt),
+          `row ${row}: PUTs that succeeded after the DELETE 204`,
+        ).to.deep.equal([])
         // The DELETE removed the latest version: every 204 write is accounted for, none came after it.
-        expect(succeeded.map((p) => p.value).sort((a, b) => a - b), `row ${row}`).to.deep.equal(Array.from({ length: deleted!.value }, (_, v) => v + 1))
+        expect(
+          succeeded.map((p) => p.value).sort((a, b) => a - b),
+          `row ${row}`,
+        ).to.deep.equal(Array.from({ length: deleted!.value }, (_, v) => v + 1))
         expect(succeeded.length, `row ${row}: no update succeeded before the DELETE, nothing raced`).to.be.greaterThan(0)
         for (let s = 0; s < servers.length; s++) expect((await request(agent, 'GET', url(s, `/components/${id}`))).status).to.equal(404)
         expect(await scratch!.db('components').where({ id })).to.deep.equal([])

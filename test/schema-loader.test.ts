@@ -78,7 +78,7 @@ describe('schema files that stop start-up', () => {
     expectRefused({ 'probe.json': schema({ 'x-plural': 'teams' }) }, 'team.json', /name or plural 'teams' is already used by probe\.json/)
   })
 
-  it('a plural equal to another resource\'s name is refused', () => {
+  it("a plural equal to another resource's name is refused", () => {
     expectRefused({ 'probe.json': schema({ 'x-plural': 'team' }) }, 'team.json', /name or plural 'team' is already used by probe\.json/)
   })
 
@@ -87,18 +87,26 @@ describe('schema files that stop start-up', () => {
   })
 
   it('a field name that is not a safe SQL identifier is refused', () => {
-    expectRefused({ 'probe.json': schema({}, { 'name"; drop table teams; --': { type: 'string' } }) }, 'probe.json', /field name 'name"; drop table teams; --' is not a safe SQL identifier/)
+    expectRefused(
+      { 'probe.json': schema({}, { 'name"; drop table teams; --': { type: 'string' } }) },
+      'probe.json',
+      /field name 'name"; drop table teams; --' is not a safe SQL identifier/,
+    )
   })
 
   it('an x-plural that is not a safe SQL identifier is refused', () => {
-    expectRefused({ 'probe.json': schema({ 'x-plural': 'probes; drop table teams' }) }, 'probe.json', /x-plural 'probes; drop table teams' is not a safe SQL identifier/)
+    expectRefused(
+      { 'probe.json': schema({ 'x-plural': 'probes; drop table teams' }) },
+      'probe.json',
+      /x-plural 'probes; drop table teams' is not a safe SQL identifier/,
+    )
   })
 
   it('a table name knex uses for its migration history is refused', () => {
     expectRefused({ 'probe.json': schema({ 'x-plural': 'knex_migrations' }) }, 'probe.json', /table name 'knex_migrations' is reserved/)
   })
 
-  it('a schema that ajv rejects (a keyword with a wrong value) is refused with ajv\'s reason', () => {
+  it("a schema that ajv rejects (a keyword with a wrong value) is refused with ajv's reason", () => {
     expectRefused({ 'probe.json': schema({}, { size: { type: 'integer', minimum: 'one' } }) }, 'probe.json', /not a valid JSON Schema: .*minimum/)
   })
 
@@ -110,9 +118,14 @@ describe('schema files that stop start-up', () => {
     const db = await testDatabase()
     const dir = schemasWith({ 'probe.json': schema({}, { size: { type: 'bigint' } }) })
     try {
-      const err = await createEngine({ db, schemasDir: dir }).then(() => undefined, (e: Error) => e)
+      const err = await createEngine({ db, schemasDir: dir }).then(
+        () => undefined,
+        (e: Error) => e,
+      )
       expect(err).to.be.instanceOf(SchemaError)
-      expect(err!.message).to.equal('probe.json: field \'size\' has unsupported type "bigint" (use string, integer, number, boolean, object or array; optional fields are the ones not in "required")')
+      expect(err!.message).to.equal(
+        'probe.json: field \'size\' has unsupported type "bigint" (use string, integer, number, boolean, object or array; optional fields are the ones not in "required")',
+      )
     } finally {
       fs.rmSync(dir, { recursive: true, force: true })
     }

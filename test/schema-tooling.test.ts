@@ -68,7 +68,8 @@ describe('schema tooling', () => {
         "t.index(['color'])",
         "t.index(['created_at'])",
         "await knex.schema.dropTable('widgets')",
-      ]) expect(migration).to.include(line)
+      ])
+        expect(migration).to.include(line)
       expect(migration).not.to.match(/readFile|require\(|schemas\/.*\.json'/)
       expect(migration.indexOf("createTable('teams'")).to.be.lessThan(migration.indexOf("createTable('widgets'"))
     })
@@ -109,7 +110,10 @@ describe('schema tooling', () => {
       const trx = await fresh.db.transaction()
       try {
         for (const change of changes) await trx.raw(change)
-        return await createEngine({ db: trx as unknown as Knex, schemasDir: schemas }).then(() => undefined, (err: Error) => err)
+        return await createEngine({ db: trx as unknown as Knex, schemasDir: schemas }).then(
+          () => undefined,
+          (err: Error) => err,
+        )
       } finally {
         await trx.rollback()
       }
@@ -140,7 +144,10 @@ describe('schema tooling', () => {
     })
 
     it('a column of another type, a column in no schema, a nullable required column: one line each', async () => {
-      const err = await refusal(['ALTER TABLE teams ALTER COLUMN name TYPE varchar(20), ADD COLUMN legacy int', 'ALTER TABLE components ALTER COLUMN name DROP NOT NULL'])
+      const err = await refusal([
+        'ALTER TABLE teams ALTER COLUMN name TYPE varchar(20), ADD COLUMN legacy int',
+        'ALTER TABLE components ALTER COLUMN name DROP NOT NULL',
+      ])
       expectDrift(err, "team (table teams): column 'name' is character varying(20) in the database, the schema wants text")
       expectDrift(err, "team (table teams): column 'legacy' is in the database but not in the schema")
       expectDrift(err, "component (table components): column 'name' is nullable in the database, the schema wants NOT NULL (required)")
@@ -210,7 +217,8 @@ describe('schema tooling', () => {
         "t.dropForeign(['team'], 'widgets_team_foreign')",
         "t.foreign(['team'], 'widgets_team_foreign').references('id').inTable('teams').onDelete('RESTRICT')",
         "t.index(['team'])",
-      ]) expect(text).to.include(line)
+      ])
+        expect(text).to.include(line)
       expect(text.slice(text.indexOf('async function down'))).to.include("t.double('weight')")
       expect(second.file! > first.file!).to.equal(true)
 
@@ -244,7 +252,7 @@ describe('schema tooling', () => {
     it('a default of every kind is written once: the next run finds it in the database and writes nothing', async () => {
       const dir = tmpDir('dci-schemas-')
       const properties = {
-        label: { type: 'string', default: "it's \"quoted\"\nand two lines" },
+        label: { type: 'string', default: 'it\'s "quoted"\nand two lines' },
         shade: { type: 'string', enum: ['light', 'dark'], default: 'dark' },
         owner: { type: 'string', format: 'uuid', default: '00000000-0000-4000-8000-000000000001' },
         due: { type: 'string', format: 'date-time', default: '2026-01-02T03:04:05.678Z' },
@@ -260,13 +268,25 @@ describe('schema tooling', () => {
       const again = await generateMigration({ db: fresh.db, schemasDir: dir, migrationsDir: migrations })
       expect(again.summary).to.deep.equal([])
       const row = (await fresh.db('gadgets').insert({ etag: 'e' }).returning('*'))[0]
-      expect(row).to.deep.include({ label: properties.label.default, shade: 'dark', owner: properties.owner.default, count: -3, ratio: 0.25, whole: 2, on: false, meta: properties.meta.default, list: [] })
+      expect(row).to.deep.include({
+        label: properties.label.default,
+        shade: 'dark',
+        owner: properties.owner.default,
+        count: -3,
+        ratio: 0.25,
+        whole: 2,
+        on: false,
+        meta: properties.meta.default,
+        list: [],
+      })
       expect(new Date(row.due).toISOString()).to.equal(properties.due.default)
     })
 
     it('generating one resource whose related table does not exist yet is refused, naming that table', () => {
       const defs = loadSchemas(schemasDir({ 'widget.json': widget() }))
-      expect(() => planMigration(defs, new Map(), ['widget'])).to.throw('widget relates to table teams, which does not exist and is not being generated: name its resource too')
+      expect(() => planMigration(defs, new Map(), ['widget'])).to.throw(
+        'widget relates to table teams, which does not exist and is not being generated: name its resource too',
+      )
       expect(planMigration(defs, new Map(), ['widget', 'team'])?.tables).to.deep.equal(['teams', 'widgets'])
     })
   })

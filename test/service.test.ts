@@ -156,7 +156,10 @@ describe('services: one pipeline for every caller', function () {
         name: 'watch',
         setup(api) {
           api.hooks('team', {
-            before: { update: (ctx) => void seen.push(['before update', ctx.before?.name, ctx.data?.name]), remove: (ctx) => void seen.push(['before remove', ctx.before?.name, ctx.id]) },
+            before: {
+              update: (ctx) => void seen.push(['before update', ctx.before?.name, ctx.data?.name]),
+              remove: (ctx) => void seen.push(['before remove', ctx.before?.name, ctx.id]),
+            },
             after: { update: (ctx) => void seen.push(['after update', ctx.before?.name, (ctx.result as unknown as { name: string }).name]) },
           })
         },
@@ -182,7 +185,9 @@ describe('services: one pipeline for every caller', function () {
         name: 'stamp',
         setup(api) {
           // Each rename of a team records a componenttype named after the new name, in the same transaction.
-          api.hooks('team', { before: { update: async (ctx) => void (await ctx.service('componenttype').create({ name: `renamed-to-${String(ctx.data!.name)}` })) } })
+          api.hooks('team', {
+            before: { update: async (ctx) => void (await ctx.service('componenttype').create({ name: `renamed-to-${String(ctx.data!.name)}` })) },
+          })
         },
       })
       const engine = await createEngine({ db, schemasDir: SCHEMAS, plugins: [stamp] })
@@ -202,13 +207,17 @@ describe('services: one pipeline for every caller', function () {
           api.errorCode('frozen', 403, 'The row is frozen.')
           api.hooks('team', {
             before: {
-              get: (ctx) => void (ctx.id === '00000000-0000-4000-8000-00000000cafe' ? (ctx.result = { id: ctx.id, name: 'cached', etag: '0123456789abcdef0123456789abcdef' } as never) : undefined),
+              get: (ctx) =>
+                void (ctx.id === '00000000-0000-4000-8000-00000000cafe'
+                  ? (ctx.result = { id: ctx.id, name: 'cached', etag: '0123456789abcdef0123456789abcdef' } as never)
+                  : undefined),
               remove: () => {
                 throw api.errors.create('frozen', 'Teams cannot be deleted')
               },
             },
             error: {
-              create: (ctx) => void ((ctx.error as ApiError).code === 'conflict' ? (ctx.error = api.errors.create('frozen', 'Team names are frozen')) : undefined),
+              create: (ctx) =>
+                void ((ctx.error as ApiError).code === 'conflict' ? (ctx.error = api.errors.create('frozen', 'Team names are frozen')) : undefined),
               update: (ctx) => void ((ctx.error as ApiError).status === 404 ? (ctx.result = { recovered: true } as never) : undefined),
             },
           })
@@ -265,11 +274,17 @@ describe('services: one pipeline for every caller', function () {
     })
 
     it('a plugin twice, hooks on an unknown resource, or one error code with two statuses stop start-up', async () => {
-      expect(String(await createEngine({ db, schemasDir: SCHEMAS, plugins: [named('x'), named('x')] }).catch((e: Error) => e))).to.include("plugin 'x' is registered twice")
+      expect(String(await createEngine({ db, schemasDir: SCHEMAS, plugins: [named('x'), named('x')] }).catch((e: Error) => e))).to.include(
+        "plugin 'x' is registered twice",
+      )
       const ghost = definePlugin({ name: 'ghost', setup: (api) => api.hooks('nothing', { before: { all: () => {} } }) })
-      expect(String(await createEngine({ db, schemasDir: SCHEMAS, plugins: [ghost] }).catch((e: Error) => e))).to.include("plugin 'ghost' hooks resource 'nothing'")
+      expect(String(await createEngine({ db, schemasDir: SCHEMAS, plugins: [ghost] }).catch((e: Error) => e))).to.include(
+        "plugin 'ghost' hooks resource 'nothing'",
+      )
       const clash = definePlugin({ name: 'clash', setup: (api) => api.errorCode('not_found', 410, 'Gone.') })
-      expect(String(await createEngine({ db, schemasDir: SCHEMAS, plugins: [clash] }).catch((e: Error) => e))).to.include("error code 'not_found' is already registered with status 404")
+      expect(String(await createEngine({ db, schemasDir: SCHEMAS, plugins: [clash] }).catch((e: Error) => e))).to.include(
+        "error code 'not_found' is already registered with status 404",
+      )
     })
   })
 
@@ -283,7 +298,12 @@ describe('services: one pipeline for every caller', function () {
           method: 'POST',
           path: '/componenttypes/bulk',
           summary: 'Create several componenttypes at once, all or none',
-          input: { type: 'object', properties: { names: { type: 'array', items: { type: 'string' }, minItems: 1 } }, required: ['names'], additionalProperties: false },
+          input: {
+            type: 'object',
+            properties: { names: { type: 'array', items: { type: 'string' }, minItems: 1 } },
+            required: ['names'],
+            additionalProperties: false,
+          },
           output: { type: 'object', properties: { created: { type: 'integer' } }, required: ['created'] },
           status: 201,
           errors: ['conflict'],
@@ -310,7 +330,14 @@ describe('services: one pipeline for every caller', function () {
     it('an action checks its input, answers its status, and runs in one transaction: a failure halfway writes nothing', async () => {
       const http = supertest(engine.app().callback())
       expectError(await http.post('/api/v1/componenttypes/bulk').send({ names: [] }), 400, undefined, 'validation_failed')
-      expect((await http.post('/api/v1/componenttypes/bulk').send({ names: ['a', 'b'] }).expect(201)).body).to.deep.equal({ created: 2 })
+      expect(
+        (
+          await http
+            .post('/api/v1/componenttypes/bulk')
+            .send({ names: ['a', 'b'] })
+            .expect(201)
+        ).body,
+      ).to.deep.equal({ created: 2 })
       expectError(await http.post('/api/v1/componenttypes/bulk').send({ names: ['c', 'a'] }), 409, /already exists/, 'conflict')
       expect((await engine.service('componenttype').find({ query: { sort: 'name' } })).items.map((r) => r.name)).to.deep.equal(['a', 'b'])
     })
@@ -395,7 +422,13 @@ describe('write-only fields and resources a plugin brings', function () {
     dirs.push(schemas, migrations)
     for (const f of [...fs.readdirSync(SCHEMAS).map((f) => path.join(SCHEMAS, f)), VAULT, VAULT_ENTRY]) fs.copyFileSync(f, path.join(schemas, path.basename(f)))
     for (const f of fs.readdirSync(MIGRATIONS)) fs.copyFileSync(path.join(MIGRATIONS, f), path.join(migrations, f))
-    await generateMigration({ db: fresh.db, schemasDir: schemas, migrationsDir: migrations, resources: ['vault', 'vaultentry'], keywords: [{ name: 'x-owner', on: 'resource' }] })
+    await generateMigration({
+      db: fresh.db,
+      schemasDir: schemas,
+      migrationsDir: migrations,
+      resources: ['vault', 'vaultentry'],
+      keywords: [{ name: 'x-owner', on: 'resource' }],
+    })
     await migrateLatest(fresh.db, migrations)
     engine = await createEngine({ db: fresh.db, schemasDir: SCHEMAS, plugins: [owner] })
     http = supertest(engine.app().callback())
@@ -410,7 +443,10 @@ describe('write-only fields and resources a plugin brings', function () {
     expect(String(await createEngine({ db: fresh.db, schemasDir: SCHEMAS, plugins: [bare], checkSchema: false }).catch((e: Error) => e))).to.include(
       "vault.json: unsupported top-level keyword 'x-owner'",
     )
-    const strict = definePlugin({ name: 'strict', setup: (api) => (api.keyword({ name: 'x-owner', on: 'resource', check: () => 'is never right' }), api.resource(VAULT)) })
+    const strict = definePlugin({
+      name: 'strict',
+      setup: (api) => (api.keyword({ name: 'x-owner', on: 'resource', check: () => 'is never right' }), api.resource(VAULT)),
+    })
     expect(String(await createEngine({ db: fresh.db, schemasDir: SCHEMAS, plugins: [strict], checkSchema: false }).catch((e: Error) => e))).to.include(
       'vault.json: x-owner is never right',
     )

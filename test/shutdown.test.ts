@@ -48,9 +48,7 @@ function halfSentPost(port: number, body: object): Promise<{ finish(): Promise<s
 
 for (const database of ['embedded', 'postgresql'] as const) {
   const skipped = database === 'postgresql' && !PG_URL
-  const title = skipped
-    ? 'graceful shutdown under load (postgresql): SKIPPED, DATABASE_URL is not set'
-    : `graceful shutdown under load (${database})`
+  const title = skipped ? 'graceful shutdown under load (postgresql): SKIPPED, DATABASE_URL is not set' : `graceful shutdown under load (${database})`
 
   describe(title, function () {
     this.timeout(150_000)

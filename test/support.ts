@@ -101,4 +101,3 @@ export async function freshDatabase(): Promise<{ db: Knex; drop(): Promise<void>
     },
   }
 }
-

@@ -97,9 +97,18 @@ describe('pure parts, table by table', () => {
     }
     const cases: Array<[schema: Record<string, unknown>, nullable: Record<string, unknown>]> = [
       [{ type: 'string' }, { type: ['string', 'null'] }],
-      [{ type: 'string', enum: ['a'] }, { type: ['string', 'null'], enum: ['a', null] }],
-      [{ type: 'string', const: 'x' }, { type: ['string', 'null'], enum: ['x', null] }],
-      [{ type: 'object', properties: {} }, { type: ['object', 'null'], properties: {} }],
+      [
+        { type: 'string', enum: ['a'] },
+        { type: ['string', 'null'], enum: ['a', null] },
+      ],
+      [
+        { type: 'string', const: 'x' },
+        { type: ['string', 'null'], enum: ['x', null] },
+      ],
+      [
+        { type: 'object', properties: {} },
+        { type: ['object', 'null'], properties: {} },
+      ],
     ]
     for (const [schema, expected] of cases) {
       it(`the nullable rule: ${JSON.stringify(schema)} -> ${JSON.stringify(expected)}`, () => {

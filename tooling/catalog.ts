@@ -35,7 +35,8 @@ const ON_DELETE: Record<string, string> = { a: 'no action', r: 'restrict', c: 'c
 export async function readCatalog(db: Knex, tables: string[]): Promise<Map<string, LiveTable>> {
   const live = new Map<string, LiveTable>()
   if (tables.length === 0) return live
-  const columns = await db.raw<{ rows: Array<{ table: string; name: string; type: string; nullable: boolean; default: string | null }> }>(`
+  const columns = await db.raw<{ rows: Array<{ table: string; name: string; type: string; nullable: boolean; default: string | null }> }>(
+    `
     select c.relname::text as "table", a.attname::text as name, format_type(a.atttypid, a.atttypmod) as type,
            not a.attnotnull as nullable, pg_get_expr(d.adbin, d.adrelid) as "default"
     from pg_attribute a
@@ -44,13 +45,18 @@ export async function readCatalog(db: Knex, tables: string[]): Promise<Map<strin
     left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
     where n.nspname = current_schema() and c.relkind in ('r', 'p') and c.relname = any(?)
       and a.attnum > 0 and not a.attisdropped
-    order by c.relname, a.attnum`, [tables])
+    order by c.relname, a.attnum`,
+    [tables],
+  )
   for (const { table, ...column } of columns.rows) {
     let entry = live.get(table)
     if (!entry) live.set(table, (entry = { name: table, columns: [], constraints: [] }))
     entry.columns.push(column)
   }
-  const constraints = await db.raw<{ rows: Array<{ table: string; name: string; kind: string; columns: string; ref: string | null; on_delete: string | null }> }>(`
+  const constraints = await db.raw<{
+    rows: Array<{ table: string; name: string; kind: string; columns: string; ref: string | null; on_delete: string | null }>
+  }>(
+    `
     select t.relname::text as "table", i.relname::text as name,
            case when x.indisprimary then 'primary' when con.oid is not null then 'unique' else 'index' end as kind,
            (select string_agg(a.attname::text, ',' order by k.ord) from unnest(x.indkey::int2[]) with ordinality k(attnum, ord)
@@ -72,7 +78,9 @@ export async function readCatalog(db: Knex, tables: string[]): Promise<Map<strin
     join pg_class r on r.oid = con.confrelid
     join pg_namespace n on n.oid = t.relnamespace
     where n.nspname = current_schema() and t.relname = any(?) and con.contype = 'f'
-    order by 1, 2`, [tables, tables])
+    order by 1, 2`,
+    [tables, tables],
+  )
   for (const row of constraints.rows) {
     const constraint: LiveConstraint = { name: row.name, kind: row.kind as LiveConstraint['kind'], columns: (row.columns ?? '').split(',').filter(Boolean) }
     if (row.ref) constraint.references = { table: row.ref, onDelete: ON_DELETE[row.on_delete ?? 'a'] ?? row.on_delete! }

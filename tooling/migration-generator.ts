@@ -21,7 +21,13 @@ export interface MigrationPlan {
   slug: string
 }
 
-const RULE: Record<string, string> = { restrict: 'RESTRICT', cascade: 'CASCADE', 'set null': 'SET NULL', 'no action': 'NO ACTION', 'set default': 'SET DEFAULT' }
+const RULE: Record<string, string> = {
+  restrict: 'RESTRICT',
+  cascade: 'CASCADE',
+  'set null': 'SET NULL',
+  'no action': 'NO ACTION',
+  'set default': 'SET DEFAULT',
+}
 
 /** A TypeScript literal for a JSON value, strings in single quotes. */
 function literal(value: unknown): string {
@@ -64,7 +70,8 @@ function dropConstraint(c: LiveConstraint): string {
 }
 
 function addLiveConstraint(c: LiveConstraint): string {
-  if (c.kind === 'foreign') return `t.foreign(${list(c.columns)}, ${literal(c.name)}).references('id').inTable(${literal(c.references!.table)}).onDelete('${RULE[c.references!.onDelete]}')`
+  if (c.kind === 'foreign')
+    return `t.foreign(${list(c.columns)}, ${literal(c.name)}).references('id').inTable(${literal(c.references!.table)}).onDelete('${RULE[c.references!.onDelete]}')`
   if (c.kind === 'unique') return `t.unique(${list(c.columns)}, { indexName: ${literal(c.name)} })`
   return `t.index(${list(c.columns)}, ${literal(c.name)})`
 }
@@ -95,7 +102,9 @@ function creationOrder(tables: ExpectedTable[]): ExpectedTable[] {
 function alterations(expected: ExpectedTable, live: LiveTable, diffs: Difference[]) {
   const dropColumns = diffs.flatMap((d) => (d.kind === 'extra-column' ? [d.column] : []))
   const addColumns = diffs.flatMap((d) => (d.kind === 'missing-column' ? [d.column] : []))
-  const altered = [...new Set(diffs.flatMap((d) => (d.kind === 'column-type' || d.kind === 'column-nullable' || d.kind === 'column-default' ? [d.column.name] : [])))]
+  const altered = [
+    ...new Set(diffs.flatMap((d) => (d.kind === 'column-type' || d.kind === 'column-nullable' || d.kind === 'column-default' ? [d.column.name] : []))),
+  ]
   const dropConstraints = diffs.flatMap((d) => (d.kind === 'extra-unique' || d.kind === 'extra-foreign' || d.kind === 'extra-index' ? [d.constraint] : []))
   const gone = (c: LiveConstraint) => c.columns.some((col) => dropColumns.some((d) => d.name === col))
   const add: string[] = []
@@ -123,7 +132,9 @@ function alterations(expected: ExpectedTable, live: LiveTable, diffs: Difference
     undoConstraints: undoAdd,
     warnings: [
       ...dropColumns.map((c) => `// Drops column ${live.name}.${c.name} and its data; down() brings back the column, not the data.`),
-      ...addColumns.filter((c) => !c.nullable && !c.default).map((c) => `// ${live.name}.${c.name} is required and has no default: this fails if the table has rows (add a default or backfill).`),
+      ...addColumns
+        .filter((c) => !c.nullable && !c.default)
+        .map((c) => `// ${live.name}.${c.name} is required and has no default: this fails if the table has rows (add a default or backfill).`),
     ],
   }
 }
@@ -205,7 +216,14 @@ function renderMigration(plan: MigrationPlan, sources: string[]): string {
 /** `YYYYMMDDHHMMSS`, later than every migration already in `dir` so the new one runs last. */
 function timestamp(dir: string, now: Date): string {
   const stamp = (d: Date) => d.toISOString().replace(/\D/g, '').slice(0, 14)
-  const last = fs.existsSync(dir) ? fs.readdirSync(dir).map((f) => /^(\d{14})_/.exec(f)?.[1]).filter(Boolean).sort().pop() : undefined
+  const last = fs.existsSync(dir)
+    ? fs
+        .readdirSync(dir)
+        .map((f) => /^(\d{14})_/.exec(f)?.[1])
+        .filter(Boolean)
+        .sort()
+        .pop()
+    : undefined
   let when = now
   if (last && stamp(when) <= last) {
     const [y, mo, d, h, mi, s] = [0, 4, 6, 8, 10, 12].map((i, n) => Number(last.slice(i, n === 0 ? 4 : i + 2)))
@@ -251,7 +269,10 @@ export async function generateMigration(options: GenerateOptions): Promise<Gener
   const [, pending] = (await options.db.migrate.list({ migrationSource: source })) as [unknown, string[]]
   await migrateLatest(options.db, options.migrationsDir)
 
-  const live = await readCatalog(options.db, defs.map((d) => d.plural))
+  const live = await readCatalog(
+    options.db,
+    defs.map((d) => d.plural),
+  )
   const plan = planMigration(defs, live, options.resources)
   const applied = pending.map((p) => source.getMigrationName(p))
   if (!plan) return { summary: [], applied }

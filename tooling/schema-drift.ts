@@ -129,10 +129,11 @@ export function describeDifference(d: Difference): string {
 /** The database does not match the schemas; the message lists every difference and the fix. */
 export class SchemaDriftError extends Error {
   constructor(readonly drift: Array<{ resource: string; table: string; differences: Difference[] }>) {
-    const lines = drift.flatMap(({ resource, table, differences }) =>
-      differences.map((d) => `- ${resource} (table ${table}): ${describeDifference(d)}`))
-    super(`the database does not match the schemas:\n${lines.join('\n')}\n` +
-      `Run \`${GENERATE_COMMAND}\` to write the migration, review it, then apply it (the server migrates at start-up).`)
+    const lines = drift.flatMap(({ resource, table, differences }) => differences.map((d) => `- ${resource} (table ${table}): ${describeDifference(d)}`))
+    super(
+      `the database does not match the schemas:\n${lines.join('\n')}\n` +
+        `Run \`${GENERATE_COMMAND}\` to write the migration, review it, then apply it (the server migrates at start-up).`,
+    )
     this.name = 'SchemaDriftError'
   }
 }
@@ -143,7 +144,10 @@ export class SchemaDriftError extends Error {
  * or a missing or extra unique or foreign key. Defaults and indexes are left to the generator.
  */
 export async function checkSchemaDrift(db: Knex, defs: ResourceDefinition[]): Promise<void> {
-  const live = await readCatalog(db, defs.map((d) => d.plural))
+  const live = await readCatalog(
+    db,
+    defs.map((d) => d.plural),
+  )
   const drift = defs
     .map((def) => {
       const expected = expectedTable(def, defs)

@@ -27,7 +27,12 @@ export function parseEtagHeader(header: string | undefined): EtagCondition | und
   if (trimmed === '*') return { any: true }
   const etags = trimmed
     .split(',')
-    .map((part) => part.trim().replace(/^W\//i, '').replace(/^"(.*)"$/, '$1'))
+    .map((part) =>
+      part
+        .trim()
+        .replace(/^W\//i, '')
+        .replace(/^"(.*)"$/, '$1'),
+    )
     .filter((tag) => tag !== '')
   return { any: false, etags: etags.slice(0, MAX_LISTED_ETAGS) }
 }

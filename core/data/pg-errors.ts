@@ -19,8 +19,24 @@ interface PgError {
 // Node socket errors, and PostgreSQL classes 08 (connection exception), 53300 (too many connections)
 // and 57P01-57P03 (the server is shutting down, crashed or starting up).
 const CONNECTION_CODES = new Set([
-  'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH',
-  '57P01', '57P02', '57P03', '53300', '08000', '08001', '08003', '08004', '08006',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  '57P01',
+  '57P02',
+  '57P03',
+  '53300',
+  '08000',
+  '08001',
+  '08003',
+  '08004',
+  '08006',
 ])
 
 // What pg, pg-pool and knex say when a socket dies without a code (knex's acquire timeout has its name).
@@ -90,10 +106,7 @@ export function translateDbError(err: unknown, ctx: DbErrorContext): ApiError | 
         const by = described?.referencing
         return errors.stillReferenced(`This ${ctx.resource} is still used${by ? ` by ${by}` : ''}`, by ? { referenced_by: by } : {})
       }
-      return errors.relatedNotFound(
-        `A related ${described?.referenced ?? 'resource'} does not exist`,
-        described?.fields ? { fields: described.fields } : {},
-      )
+      return errors.relatedNotFound(`A related ${described?.referenced ?? 'resource'} does not exist`, described?.fields ? { fields: described.fields } : {})
     case '23502':
       return errors.invalidValue('a required field is missing')
     case '23514':

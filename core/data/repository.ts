@@ -85,7 +85,12 @@ export class Repository {
    * compiling a knex query cost a third of the CPU of a detail GET (bench/RESULTS.md). A shape is
    * cached only when knex bound exactly `bindings`, in that order; otherwise its SQL runs uncached.
    */
-  private async statement<T = Row>(db: Db, key: string, bindings: unknown[], build: () => { toSQL(): { sql: string; bindings: readonly unknown[] } }): Promise<T[]> {
+  private async statement<T = Row>(
+    db: Db,
+    key: string,
+    bindings: unknown[],
+    build: () => { toSQL(): { sql: string; bindings: readonly unknown[] } },
+  ): Promise<T[]> {
     let sql = this.statements.get(key)
     if (sql === undefined) {
       const compiled = build().toSQL()
@@ -147,13 +152,23 @@ export class Repository {
     }
     const [capped] = await this.run('read', () =>
       this.statement<Count>(db, `capped:${shape}`, [...values, EXACT_COUNT_UP_TO + 1, 1], () =>
-        this.knex.from(filtered().select(this.knex.raw('1')).limit(EXACT_COUNT_UP_TO + 1).as('capped')).count({ count: '*' }).limit(1),
+        this.knex
+          .from(
+            filtered()
+              .select(this.knex.raw('1'))
+              .limit(EXACT_COUNT_UP_TO + 1)
+              .as('capped'),
+          )
+          .count({ count: '*' })
+          .limit(1),
       ),
     )
     const count = Number(capped?.count ?? 0)
     if (count <= EXACT_COUNT_UP_TO) return { count, exact: true }
     const rows = await this.run('read', () =>
-      this.statement<Record<string, unknown>>(db, `explain:${shape}`, values, () => this.knex.raw('EXPLAIN (FORMAT JSON) ?', [filtered().select(this.knex.raw('1'))])),
+      this.statement<Record<string, unknown>>(db, `explain:${shape}`, values, () =>
+        this.knex.raw('EXPLAIN (FORMAT JSON) ?', [filtered().select(this.knex.raw('1'))]),
+      ),
     )
     const plan = rows[0]?.['QUERY PLAN']
     const estimate = Number((typeof plan === 'string' ? JSON.parse(plan) : plan)?.[0]?.Plan?.['Plan Rows'])
@@ -189,7 +204,12 @@ export class Repository {
     // knex lists the inserted columns sorted by name.
     const columns = Object.keys(stored).sort()
     const rows = await this.run('write', () =>
-      this.statement(db, `insert:${columns.join(',')}`, columns.map((c) => stored[c]), () => this.query(db).insert(stored).returning('*')),
+      this.statement(
+        db,
+        `insert:${columns.join(',')}`,
+        columns.map((c) => stored[c]),
+        () => this.query(db).insert(stored).returning('*'),
+      ),
     )
     // The fields sent first, then those the database added: the order objection answered with.
     return Object.assign(given, this.fromDb(rows)[0]) as Row
@@ -207,7 +227,9 @@ export class Repository {
     const etags = condition.any ? [] : condition.etags
     const rows = await this.run('write', () =>
       this.statement(db, `update:${set.join(',')}:${condition.any ? '*' : etags.length}`, [...set.map((c) => changes[c]), id, ...etags], () => {
-        const qb = this.query(db).update({ ...changes, updated_at: this.knex.fn.now() }).where('id', id)
+        const qb = this.query(db)
+          .update({ ...changes, updated_at: this.knex.fn.now() })
+          .where('id', id)
         if (!condition.any) qb.whereIn('etag', condition.etags)
         return qb.returning('*')
       }),

@@ -139,7 +139,13 @@ function errorHandler(options: { bodyLimit: string; logger?: EngineLogger }): Mi
         // A 5xx the database layer already translated (503): still logged, with its cause.
         const cause = error.cause as Error | undefined
         logger.error(
-          { request_id: ctx.state.requestId, method: ctx.method, path: ctx.path, status: error.status, err: String(cause?.stack ?? cause?.message ?? error.message) },
+          {
+            request_id: ctx.state.requestId,
+            method: ctx.method,
+            path: ctx.path,
+            status: error.status,
+            err: String(cause?.stack ?? cause?.message ?? error.message),
+          },
           error.message,
         )
       } else if (!error) {
@@ -160,4 +166,3 @@ function errorHandler(options: { bodyLimit: string; logger?: EngineLogger }): Mi
     ctx.body = error.toJSON()
   }
 }
-

@@ -47,7 +47,19 @@ export interface OpenApiSource {
 }
 
 /** Keywords whose value is one subschema, and those whose value is a list or a map of subschemas. */
-const ONE_SCHEMA = ['additionalProperties', 'contains', 'not', 'if', 'then', 'else', 'propertyNames', 'unevaluatedItems', 'unevaluatedProperties', 'items', 'additionalItems']
+const ONE_SCHEMA = [
+  'additionalProperties',
+  'contains',
+  'not',
+  'if',
+  'then',
+  'else',
+  'propertyNames',
+  'unevaluatedItems',
+  'unevaluatedProperties',
+  'items',
+  'additionalItems',
+]
 const SCHEMA_LIST = ['allOf', 'anyOf', 'oneOf', 'prefixItems']
 const SCHEMA_MAP = ['properties', 'patternProperties', '$defs', 'definitions', 'dependentSchemas']
 
@@ -94,7 +106,10 @@ const ref = (section: string, name: string) => ({ $ref: `#/components/${section}
 
 /** The name and meaning of each documented error status (`#/components/responses/<name>`). */
 const STATUS_RESPONSES: Record<number, [name: string, description: string]> = {
-  400: ['BadRequest', 'A query parameter or the body is invalid (unknown field, bad value, JSON that does not parse or does not match the schema); `payload` names the problem.'],
+  400: [
+    'BadRequest',
+    'A query parameter or the body is invalid (unknown field, bad value, JSON that does not parse or does not match the schema); `payload` names the problem.',
+  ],
   401: ['Unauthorized', 'Credentials are missing or wrong.'],
   403: ['Forbidden', 'The caller may not do this.'],
   404: ['NotFound', 'No row has this id.'],
@@ -106,7 +121,10 @@ const STATUS_RESPONSES: Record<number, [name: string, description: string]> = {
   422: ['Unprocessable', 'A relation field names a row that does not exist.'],
   429: ['TooManyRequests', 'Too many requests: retry later.'],
 }
-const SERVER_ERROR: [string, string] = ['ServerError', 'The database is unavailable (503, with `Retry-After`) or the server failed (500, with a `request_id` in `payload`); causes are logged, not sent.']
+const SERVER_ERROR: [string, string] = [
+  'ServerError',
+  'The database is unavailable (503, with `Retry-After`) or the server failed (500, with a `request_id` in `payload`); causes are logged, not sent.',
+]
 
 function responseName(status: number | string): string {
   return status === '5XX' ? SERVER_ERROR[0] : (STATUS_RESPONSES[Number(status)]?.[0] ?? `Error${status}`)
@@ -207,7 +225,8 @@ function sharedComponents(limits: ListLimits, errors: ErrorRegistry): OpenApiDoc
         name: 'If-Match',
         in: 'header',
         required: true,
-        description: 'The ETag the change is based on (quoted, unquoted, weak, a list, or `*` for any). Missing or stale, the server answers 412 and changes nothing.',
+        description:
+          'The ETag the change is based on (quoted, unquoted, weak, a list, or `*` for any). Missing or stale, the server answers 412 and changes nothing.',
         schema: { type: 'string', minLength: 1 },
       },
       Prefer: {
@@ -238,7 +257,7 @@ const LIST_PARAMETER_DOCS: Record<ListParameter, (resource: Resource) => OpenApi
     name: 'where',
     in: 'query',
     description:
-      'Equality filters, AND-ed: `field:value[,field:value...]`. The value runs from the first colon to the next comma and is parsed by the field\'s type (`true`/`false`, numbers, uuids, date-times). ' +
+      "Equality filters, AND-ed: `field:value[,field:value...]`. The value runs from the first colon to the next comma and is parsed by the field's type (`true`/`false`, numbers, uuids, date-times). " +
       `Fields: ${fields.map((f) => `\`${f}\``).join(', ')}.`,
     style: 'form',
     explode: false,
@@ -291,11 +310,7 @@ function resourceSchemas(resource: Resource): Record<string, JsonSchema> {
     const target = field.relation.resource
     stored[field.name] = {
       description: `${description ? `${String(description)} ` : ''}The id of a ${target}; with \`embed=${field.name}\`, the ${target} itself.`,
-      oneOf: [
-        { ...idSchema, type: 'string' },
-        ref('schemas', schemaName(target, 'object')),
-        ...(field.required ? [] : [{ type: 'null' }]),
-      ],
+      oneOf: [{ ...idSchema, type: 'string' }, ref('schemas', schemaName(target, 'object')), ...(field.required ? [] : [{ type: 'null' }])],
     }
   }
   for (const field of ENGINE_FIELDS.slice(1)) stored[field.name] = field.schema
@@ -363,7 +378,10 @@ function idParameter(resource: string, name = 'id', description?: string): OpenA
 }
 
 /** A GET answering one page of `resource`: its list parameters, ETag, 304, 400 and 5XX, plus the given ones. */
-function listOperation(resource: Resource, operation: { operationId: string; summary: string; description?: string; parameters?: OpenApiObject[]; errors?: number[] }): OpenApiObject {
+function listOperation(
+  resource: Resource,
+  operation: { operationId: string; summary: string; description?: string; parameters?: OpenApiObject[]; errors?: number[] },
+): OpenApiObject {
   return {
     operationId: operation.operationId,
     summary: operation.summary,
@@ -462,7 +480,9 @@ function actionPaths(action: ActionDefinition<any>, source: OpenApiSource): Reco
     return resource
   }
   const pathParameters = Object.entries(action.pathParams ?? {}).map(([name, p]) =>
-    'resource' in p ? idParameter(resourceOf(p.resource).name, name, p.description) : { name, in: 'path', required: true, ...(p.description ? { description: p.description } : {}), schema: draft2020(p.schema) },
+    'resource' in p
+      ? idParameter(resourceOf(p.resource).name, name, p.description)
+      : { name, in: 'path', required: true, ...(p.description ? { description: p.description } : {}), schema: draft2020(p.schema) },
   )
   const statuses = [
     ...(action.input ? [400, 413, 415] : []),

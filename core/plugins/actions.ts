@@ -55,7 +55,12 @@ export function compileAction(action: ActionDefinition<any>, host: ActionHost): 
       type Result = Page | Record<string, unknown> | void
       const run = async (db: Knex | Knex.Transaction): Promise<Result> => {
         const full = { ...params, provider: params.provider ?? 'internal', identity: params.identity ?? ({} as Identity) }
-        const nested = { ...full, provider: 'internal', request: undefined, transaction: (db as Knex.Transaction).isTransaction ? (db as Knex.Transaction) : undefined }
+        const nested = {
+          ...full,
+          provider: 'internal',
+          request: undefined,
+          transaction: (db as Knex.Transaction).isTransaction ? (db as Knex.Transaction) : undefined,
+        }
         return action.handler({
           path,
           query,

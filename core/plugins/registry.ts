@@ -103,9 +103,15 @@ export function buildResources(defs: ResourceDefinition[], contributions: Plugin
     if (!names.has(resource)) throw new Error(`output fields are declared for resource '${resource}', which no schema file declares`)
   }
   // Bodies: every field's error, no coercion, unknown fields refused (not removed), no defaults filled.
-  const ajv = schemaAjv({ allErrors: true, coerceTypes: false, removeAdditional: false, useDefaults: false }, contributions.keywords.map((k) => k.name))
+  const ajv = schemaAjv(
+    { allErrors: true, coerceTypes: false, removeAdditional: false, useDefaults: false },
+    contributions.keywords.map((k) => k.name),
+  )
   // `where` values: the first error is enough.
-  const queryAjv = schemaAjv({}, contributions.keywords.map((k) => k.name))
+  const queryAjv = schemaAjv(
+    {},
+    contributions.keywords.map((k) => k.name),
+  )
 
   const registry = new Map<string, Resource>()
   const host: ServiceHost = {

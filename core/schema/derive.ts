@@ -20,13 +20,28 @@ export interface EngineField {
 /** The engine's fields, in the order answers show them around the schema's own (`id` first). */
 export const ENGINE_FIELDS: readonly EngineField[] = [
   { name: 'id', kind: 'uuid', filterable: true, schema: { type: 'string', format: 'uuid', readOnly: true, description: 'Set by the server at creation.' } },
-  { name: 'created_at', kind: 'datetime', filterable: true, schema: { type: 'string', format: 'date-time', readOnly: true, description: 'When the row was created.' } },
-  { name: 'updated_at', kind: 'datetime', filterable: true, schema: { type: 'string', format: 'date-time', readOnly: true, description: 'When the row last changed.' } },
+  {
+    name: 'created_at',
+    kind: 'datetime',
+    filterable: true,
+    schema: { type: 'string', format: 'date-time', readOnly: true, description: 'When the row was created.' },
+  },
+  {
+    name: 'updated_at',
+    kind: 'datetime',
+    filterable: true,
+    schema: { type: 'string', format: 'date-time', readOnly: true, description: 'When the row last changed.' },
+  },
   {
     name: 'etag',
     kind: 'string',
     filterable: false,
-    schema: { type: 'string', pattern: '^[0-9a-f]{32}$', readOnly: true, description: 'Current entity tag; changes on every write. Send it back in `If-Match`.' },
+    schema: {
+      type: 'string',
+      pattern: '^[0-9a-f]{32}$',
+      readOnly: true,
+      description: 'Current entity tag; changes on every write. Send it back in `If-Match`.',
+    },
   },
 ]
 
@@ -71,8 +86,17 @@ export function answeredFields(def: ResourceDefinition): FieldDefinition[] {
 
 /** The fields `where` and `sort` take, with their kind: engine fields, then scalar answered fields. */
 export function filterableFields(def: ResourceDefinition): Array<{ name: string; kind: FieldKind; schema: JsonSchema }> {
-  const engine = ENGINE_FIELDS.filter((f) => f.filterable).map((f) => ({ name: f.name, kind: f.kind, schema: { type: 'string', format: f.kind === 'uuid' ? 'uuid' : 'date-time' } }))
-  return [...engine, ...answeredFields(def).filter((f) => f.kind !== 'json').map((f) => ({ name: f.name, kind: f.kind, schema: f.schema }))]
+  const engine = ENGINE_FIELDS.filter((f) => f.filterable).map((f) => ({
+    name: f.name,
+    kind: f.kind,
+    schema: { type: 'string', format: f.kind === 'uuid' ? 'uuid' : 'date-time' },
+  }))
+  return [
+    ...engine,
+    ...answeredFields(def)
+      .filter((f) => f.kind !== 'json')
+      .map((f) => ({ name: f.name, kind: f.kind, schema: f.schema })),
+  ]
 }
 
 /** What a constraint name means, to word 409 and 422 answers. */
@@ -194,12 +218,14 @@ function engineColumn(field: EngineField): ExpectedColumn {
 export function expectedTable(def: ResourceDefinition, defs: readonly ResourceDefinition[]): ExpectedTable {
   const columns: ExpectedColumn[] = [
     engineColumn(ENGINE_FIELDS[0]),
-    ...def.fields.map((f): ExpectedColumn => ({
-      name: f.name,
-      kind: f.kind,
-      nullable: !f.required,
-      ...(f.schema.default !== undefined ? { default: { value: f.schema.default } } : {}),
-    })),
+    ...def.fields.map(
+      (f): ExpectedColumn => ({
+        name: f.name,
+        kind: f.kind,
+        nullable: !f.required,
+        ...(f.schema.default !== undefined ? { default: { value: f.schema.default } } : {}),
+      }),
+    ),
     ...ENGINE_FIELDS.slice(1).map(engineColumn),
   ]
   const foreign = def.fields

@@ -19,8 +19,17 @@ const SAFE_IDENTIFIER = /^[a-z][a-z0-9_]{0,62}$/
 const RESERVED_TABLES = ['knex_migrations', 'knex_migrations_lock']
 const ON_DELETE: OnDelete[] = ['restrict', 'cascade', 'set null']
 const ALLOWED_TOP_LEVEL = new Set([
-  '$schema', '$id', 'title', 'description', 'type', 'properties', 'required', 'additionalProperties',
-  'examples', '$comment', ...SCHEMA_KEYWORDS,
+  '$schema',
+  '$id',
+  'title',
+  'description',
+  'type',
+  'properties',
+  'required',
+  'additionalProperties',
+  'examples',
+  '$comment',
+  ...SCHEMA_KEYWORDS,
 ])
 
 function kindOf(file: string, name: string, prop: JsonSchema): FieldKind {
@@ -38,8 +47,11 @@ function kindOf(file: string, name: string, prop: JsonSchema): FieldKind {
     case 'array':
       return 'json'
     default:
-      throw new SchemaError(file, `field '${name}' has unsupported type ${JSON.stringify(type)}` +
-        ' (use string, integer, number, boolean, object or array; optional fields are the ones not in "required")')
+      throw new SchemaError(
+        file,
+        `field '${name}' has unsupported type ${JSON.stringify(type)}` +
+          ' (use string, integer, number, boolean, object or array; optional fields are the ones not in "required")',
+      )
   }
 }
 
@@ -167,7 +179,10 @@ function readSchemaFile(file: string, ajv: Ajv, keywords: ExtraKeywords = []): R
 
 /** An ajv that accepts the engine's keywords and the given plugin keywords in schema files. */
 function loaderAjv(keywords: ExtraKeywords = []): Ajv {
-  return schemaAjv({}, keywords.map((k) => k.name))
+  return schemaAjv(
+    {},
+    keywords.map((k) => k.name),
+  )
 }
 
 /**
@@ -176,9 +191,15 @@ function loaderAjv(keywords: ExtraKeywords = []): Ajv {
  */
 export function loadSchemas(dir: string, keywords: ExtraKeywords = [], more: readonly string[] = []): ResourceDefinition[] {
   const ajv = loaderAjv(keywords)
-  const files = [...fs.readdirSync(dir).filter((f) => f.endsWith('.json')).sort().map((f) => path.join(dir, f)), ...more]
+  const files = [
+    ...fs
+      .readdirSync(dir)
+      .filter((f) => f.endsWith('.json'))
+      .sort()
+      .map((f) => path.join(dir, f)),
+    ...more,
+  ]
   const defs = files.map((file) => readSchemaFile(file, ajv, keywords))
   checkDefinitions(defs)
   return defs
 }
-

@@ -32,4 +32,3 @@ export interface ResourceDefinition {
 export type ExtraKeywords = readonly SchemaKeyword[]
 
 export type JsonSchema = { [key: string]: unknown }
-

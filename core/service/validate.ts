@@ -45,4 +45,3 @@ export function validator(check: ValidateFunction): (body: unknown) => Record<st
     throw errors.validation(fieldErrors, unlisted)
   }
 }
-

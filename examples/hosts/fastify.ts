@@ -35,7 +35,11 @@ if (require.main === module) {
   buildFastifyApp().then(async ({ app, db }) => {
     const address = await app.listen({ port: Number(process.env.PORT ?? 5050), host: '127.0.0.1' })
     console.log(`fastify on ${address}/dci/api/v1`)
-    const stop = () => app.close().then(() => db.destroy()).finally(() => process.exit(0))
+    const stop = () =>
+      app
+        .close()
+        .then(() => db.destroy())
+        .finally(() => process.exit(0))
     process.once('SIGTERM', stop)
     process.once('SIGINT', stop) // Ctrl-C
   })

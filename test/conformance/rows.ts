@@ -121,7 +121,7 @@ export function valueFromSchema(schema: JsonSchema, seed: number, depth = 0): un
     case 'array': {
       const items = (schema.items as JsonSchema | undefined) ?? { type: 'string' }
       const count = Math.min((schema.maxItems as number | undefined) ?? 3, Math.max((schema.minItems as number | undefined) ?? 1, 1))
-      return Array.from({ length: depth > 4 ? (schema.minItems as number | undefined) ?? 0 : count }, (_, i) => valueFromSchema(items, seed + i, depth + 1))
+      return Array.from({ length: depth > 4 ? ((schema.minItems as number | undefined) ?? 0) : count }, (_, i) => valueFromSchema(items, seed + i, depth + 1))
     }
     case 'object': {
       const properties = (schema.properties as Record<string, JsonSchema> | undefined) ?? {}

@@ -212,7 +212,7 @@ export function conformanceSuite(def: ResourceDefinition, getApp: () => TestApp,
         expect(await detail(row.id)).to.deep.equal(res.body[name])
       })
 
-      it("PUT without If-Match answers 412 \"'If-match' header must be provided\" and changes nothing", async () => {
+      it('PUT without If-Match answers 412 "\'If-match\' header must be provided" and changes nothing', async () => {
         const row = await rows.create(name)
         const res = await app.http.put(`${base}/${row.id}`).send(rows.updateBody(name)).expect(412)
         expect(res.body).to.deep.equal({ message: "'If-match' header must be provided", payload: {}, status_code: 412, code: 'precondition_required' })
@@ -235,7 +235,7 @@ export function conformanceSuite(def: ResourceDefinition, getApp: () => TestApp,
         expect(await detail(row.id)).to.deep.include(patch)
       })
 
-      it('10 concurrent PUTs with the same ETag: exactly one 204, nine 412, and the winner\'s ETag is current', async () => {
+      it("10 concurrent PUTs with the same ETag: exactly one 204, nine 412, and the winner's ETag is current", async () => {
         const row = await rows.create(name)
         const results = await Promise.all(
           Array.from({ length: 10 }, () => app.http.put(`${base}/${row.id}`).set('If-Match', row.etag).send(rows.updateBody(name))),
@@ -256,7 +256,7 @@ export function conformanceSuite(def: ResourceDefinition, getApp: () => TestApp,
         await app.http.get(`${base}/${row.id}`).expect(404)
       })
 
-      it("DELETE without If-Match answers 412 \"'If-match' header must be provided\" and keeps the row", async () => {
+      it('DELETE without If-Match answers 412 "\'If-match\' header must be provided" and keeps the row', async () => {
         const row = await rows.create(name)
         const res = await app.http.delete(`${base}/${row.id}`).expect(412)
         expect(res.body).to.deep.equal({ message: "'If-match' header must be provided", payload: {}, status_code: 412, code: 'precondition_required' })
@@ -296,10 +296,16 @@ export function conformanceSuite(def: ResourceDefinition, getApp: () => TestApp,
           if (!uniqueAlone(def, field) && kind !== 'datetime') expect(expected.length).to.be.at.least(2)
         })
 
-        const bad = badWhereValue(kind, def.fields.find((f) => f.name === field))
+        const bad = badWhereValue(
+          kind,
+          def.fields.find((f) => f.name === field),
+        )
         if (bad !== undefined) {
           it(`where=${field}:<a value of the wrong type> answers 400 naming the field`, async () => {
-            const res = await app.http.get(base).query({ where: `${field}:${bad}` }).expect(400)
+            const res = await app.http
+              .get(base)
+              .query({ where: `${field}:${bad}` })
+              .expect(400)
             expectError(res.body, 400, /'where'/)
             expect(res.body.payload.field).to.equal(field)
           })
@@ -332,7 +338,11 @@ export function conformanceSuite(def: ResourceDefinition, getApp: () => TestApp,
               await rows.create(name, isSchemaField ? { [field]: await rows.value(name, field, seed) } : {})
             }
             const all = await allRows()
-            const rank = await ranker(app, kind, all.map((r) => r[field]))
+            const rank = await ranker(
+              app,
+              kind,
+              all.map((r) => r[field]),
+            )
             const expected = [...all]
               .sort((a, b) => (descending ? -1 : 1) * (rank(a[field]) - rank(b[field])) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
               .map((r) => r.id)
@@ -365,7 +375,15 @@ export function conformanceSuite(def: ResourceDefinition, getApp: () => TestApp,
       })
 
       it('a negative, fractional, non-numeric or too large limit or offset answers 400', async () => {
-        for (const query of [{ limit: '-1' }, { limit: '1.5' }, { limit: 'ten' }, { limit: '100000' }, { offset: '-1' }, { offset: 'x' }, { offset: '99999999999' }]) {
+        for (const query of [
+          { limit: '-1' },
+          { limit: '1.5' },
+          { limit: 'ten' },
+          { limit: '100000' },
+          { offset: '-1' },
+          { offset: 'x' },
+          { offset: '99999999999' },
+        ]) {
           expectError((await app.http.get(base).query(query).expect(400)).body, 400)
         }
       })
@@ -421,10 +439,17 @@ export function conformanceSuite(def: ResourceDefinition, getApp: () => TestApp,
       it('POST and PUT of a field the engine owns (id, etag, created_at, updated_at) answer 400', async () => {
         const row = await rows.create(name)
         for (const field of ENGINE_FIELDS) {
-          const res = await app.http.put(`${base}/${row.id}`).set('If-Match', '*').send({ [field]: row[field] }).expect(400)
+          const res = await app.http
+            .put(`${base}/${row.id}`)
+            .set('If-Match', '*')
+            .send({ [field]: row[field] })
+            .expect(400)
           expect(res.body.payload.errors[field]).to.match(/read-only/)
         }
-        const res = await app.http.post(base).send({ ...(await rows.body(name)), id: MISSING }).expect(400)
+        const res = await app.http
+          .post(base)
+          .send({ ...(await rows.body(name)), id: MISSING })
+          .expect(400)
         expect(res.body.payload.errors.id).to.match(/read-only/)
         expect(await detail(row.id)).to.deep.equal(row)
       })
@@ -446,7 +471,11 @@ export function conformanceSuite(def: ResourceDefinition, getApp: () => TestApp,
           const body = { ...(await rows.body(name)), [field.name]: wrongTypeFor(field) }
           const post = await app.http.post(base).send(body).expect(400)
           expect(post.body.payload.errors).to.have.property(field.name)
-          const put = await app.http.put(`${base}/${row.id}`).set('If-Match', '*').send({ [field.name]: wrongTypeFor(field) }).expect(400)
+          const put = await app.http
+            .put(`${base}/${row.id}`)
+            .set('If-Match', '*')
+            .send({ [field.name]: wrongTypeFor(field) })
+            .expect(400)
           expect(put.body.payload.errors).to.have.property(field.name)
           expect(await detail(row.id)).to.deep.equal(row)
         })
@@ -486,7 +515,11 @@ export function conformanceSuite(def: ResourceDefinition, getApp: () => TestApp,
           const before = await tableChecksums(app.db, tables)
           const post = await app.http.post(base).send(body).expect(422)
           expectError(post.body, 422, new RegExp(`related ${target} does not exist`))
-          const put = await app.http.put(`${base}/${row.id}`).set('If-Match', row.etag).send({ [relation.name]: MISSING }).expect(422)
+          const put = await app.http
+            .put(`${base}/${row.id}`)
+            .set('If-Match', row.etag)
+            .send({ [relation.name]: MISSING })
+            .expect(422)
           expectError(put.body, 422)
           expect(await tableChecksums(app.db, tables)).to.deep.equal(before)
         })

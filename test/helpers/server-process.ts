@@ -64,7 +64,16 @@ export function spawnServer(port: number, env: Record<string, string>): ServerPr
     started.delete(child)
     releasePort(port)
   })
-  return { child, port, origin: `http://127.0.0.1:${port}`, logs, otherOutput, logLevel, alive: () => child.exitCode === null && child.signalCode === null, exited }
+  return {
+    child,
+    port,
+    origin: `http://127.0.0.1:${port}`,
+    logs,
+    otherOutput,
+    logLevel,
+    alive: () => child.exitCode === null && child.signalCode === null,
+    exited,
+  }
 }
 
 /**

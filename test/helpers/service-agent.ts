@@ -53,7 +53,11 @@ class ServiceRequest implements PromiseLike<ServiceResponse> {
     return this
   }
 
-  then<A = ServiceResponse, B = never>(onFulfilled?: ((value: ServiceResponse) => A | PromiseLike<A>) | null, onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null): PromiseLike<A | B> {
+  // biome-ignore lint/suspicious/noThenProperty: awaited like a supertest request, on purpose
+  then<A = ServiceResponse, B = never>(
+    onFulfilled?: ((value: ServiceResponse) => A | PromiseLike<A>) | null,
+    onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null,
+  ): PromiseLike<A | B> {
     return this.run().then(onFulfilled, onRejected)
   }
 
