@@ -6,18 +6,23 @@
 import path from 'node:path'
 import { openDatabase } from '../core/data/db'
 import { generateMigration } from '../tooling/migration-generator'
+import { projectContributions } from '../tooling/project'
 
 const root = path.resolve(__dirname, '..')
 
 async function main(): Promise<void> {
   const url = process.env.DATABASE_URL || undefined
   const db = openDatabase({ url, dataDir: url ? undefined : path.resolve(process.env.DATA_DIR ?? 'data') })
+  const { keywords, schemaFiles } = projectContributions()
   try {
     const result = await generateMigration({
       db,
       schemasDir: path.join(root, 'schemas'),
       migrationsDir: path.join(root, 'migrations'),
       resources: process.argv.slice(2),
+      // Schema files and keywords the server's plugins bring.
+      keywords,
+      schemaFiles,
     })
     if (result.applied.length) console.log(`applied pending migrations first: ${result.applied.join(', ')}`)
     if (!result.file) {

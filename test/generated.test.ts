@@ -2,7 +2,8 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { expect } from 'chai'
-import { projectTypeSources, writeTypes } from '../tooling/type-generator'
+import { projectContributions } from '../tooling/project'
+import { writeTypes } from '../tooling/type-generator'
 import { ROOT, SCHEMAS } from './support'
 
 const COMMITTED = path.join(ROOT, 'resources', 'types')
@@ -11,7 +12,7 @@ describe('generated types (npm run types:generate)', () => {
   it('regenerating resources/types/ from schemas/ changes nothing: the committed files are current', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dci-types-'))
     try {
-      const written = await writeTypes(SCHEMAS, dir, projectTypeSources())
+      const written = await writeTypes(SCHEMAS, dir, projectContributions())
       const committed = fs.readdirSync(COMMITTED).sort()
       expect(committed, 'files in resources/types/ (run npm run types:generate)').to.deep.equal([...written].sort())
       for (const name of written) {

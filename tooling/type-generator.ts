@@ -158,17 +158,10 @@ export async function writeTypes(schemasDir: string, outDir: string, sources: Ty
   return [...files.keys()]
 }
 
-/** What the server's plugins (`resources/index.ts`) add, for the CLI and the staleness test. */
-export function projectTypeSources(): TypeSources {
-  // Loaded here, not at the top: the generator itself depends on no project plugin.
-  const { plugins } = require('../resources') as typeof import('../resources')
-  const { collectPlugins } = require('../core/plugins/registry') as typeof import('../core/plugins/registry')
-  const { keywords, schemaFiles, actions } = collectPlugins(plugins)
-  return { keywords, schemaFiles, actions }
-}
-
 if (require.main === module) {
-  writeTypes(path.join(root, 'schemas'), path.join(root, 'resources', 'types'), projectTypeSources())
+  // Loaded here, not at the top: the generator itself depends on no project plugin.
+  const { projectContributions } = require('./project') as typeof import('./project')
+  writeTypes(path.join(root, 'schemas'), path.join(root, 'resources', 'types'), projectContributions())
     .then((names) => console.log(`wrote resources/types/: ${names.join(', ')}`))
     .catch((err) => {
       console.error(`types:generate failed: ${err?.message ?? err}`)

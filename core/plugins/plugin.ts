@@ -98,10 +98,10 @@ export function definePlugin(plugin: Plugin): Plugin {
  * The per-resource form: the rules of one resource that its schema cannot say. Sugar for a plugin
  * named after the schema that hooks that resource and adds its actions.
  */
-export interface ResourcePlugin {
+export interface ResourcePlugin<T extends object = Record<string, unknown>> {
   /** The schema file this plugin belongs to (its name without `.json`). */
   schema: string
-  hooks?: HookSet
+  hooks?: HookSet<T>
   actions?: ActionDefinition<any>[]
   /** Fields its after hooks add to answers (see {@link PluginApi.outputFields}). */
   outputFields?: Record<string, JsonSchema>
@@ -109,12 +109,12 @@ export interface ResourcePlugin {
 }
 
 /** Declares a per-resource plugin; it becomes a {@link Plugin} named `<schema>`. */
-export function defineResource(plugin: ResourcePlugin): Plugin {
+export function defineResource<T extends object = Record<string, unknown>>(plugin: ResourcePlugin<T>): Plugin {
   return {
     name: plugin.schema,
     dependencies: plugin.dependencies,
     setup(api) {
-      if (plugin.hooks) api.hooks(plugin.schema, plugin.hooks)
+      if (plugin.hooks) api.hooks(plugin.schema, plugin.hooks as HookSet)
       for (const action of plugin.actions ?? []) api.action(action)
       if (plugin.outputFields) api.outputFields(plugin.schema, plugin.outputFields)
     },

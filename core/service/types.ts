@@ -49,8 +49,11 @@ export interface Params {
   [key: string]: unknown
 }
 
-/** What a hook is given, and may change. */
-export interface HookContext {
+/**
+ * What a hook is given, and may change. `T` types `data`: the resource's generated input type in a
+ * per-resource plugin (`defineResource<ComponenttypeInput>`), any object otherwise.
+ */
+export interface HookContext<T extends object = Record<string, unknown>> {
   /** The resource (singular name). */
   readonly resource: string
   readonly method: ServiceMethod
@@ -61,7 +64,7 @@ export interface HookContext {
   /** get, update, remove: the row id. */
   readonly id?: string
   /** create and update: the validated body; before hooks may change it. */
-  data?: Record<string, unknown>
+  data?: Partial<T> & Record<string, unknown>
   /** find: the parsed, checked list query (before hooks may add `where` clauses); get: `{ embed }`. */
   query?: ListQuery
   /** get: the relations to embed. */
@@ -81,16 +84,16 @@ export interface HookContext {
   service(name: string): ResourceService
 }
 
-export type Hook = (ctx: HookContext) => void | Promise<void>
+export type Hook<T extends object = Record<string, unknown>> = (ctx: HookContext<T>) => void | Promise<void>
 
 /** Hooks by method; `all` runs for every method, before the method's own. */
-export type HookMap = Partial<Record<ServiceMethod | 'all', Hook | Hook[]>>
+export type HookMap<T extends object = Record<string, unknown>> = Partial<Record<ServiceMethod | 'all', Hook<T> | Hook<T>[]>>
 
 /** Hooks by when they run. */
-export interface HookSet {
-  before?: HookMap
-  after?: HookMap
-  error?: HookMap
+export interface HookSet<T extends object = Record<string, unknown>> {
+  before?: HookMap<T>
+  after?: HookMap<T>
+  error?: HookMap<T>
 }
 
 /** One page of a list: the rows and `_meta` (the count of all matching rows). */
