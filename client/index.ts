@@ -1,4 +1,4 @@
-import type { ErrorBody, ErrorCode } from './protocol'
+import type { EngineFieldName, ErrorBody, ErrorCode } from './protocol'
 
 export { BUILTIN_ERROR_CODES, type BuiltinErrorCode, type ErrorBody, type ErrorCode } from './protocol'
 
@@ -22,10 +22,7 @@ export type ResourceTypes<R = Record<string, ResourceType>> = { [P in keyof R]: 
 export type ScalarField<T> = Exclude<{ [K in keyof T]-?: NonNullable<T[K]> extends string | number | boolean ? K : never }[keyof T] & string, 'etag'>
 
 /** Fields that may name a related row, so `embed` may name them: string fields the server does not own. */
-export type EmbeddableField<T> = Exclude<
-  { [K in keyof T]-?: NonNullable<T[K]> extends string ? K : never }[keyof T] & string,
-  'id' | 'etag' | 'created_at' | 'updated_at'
->
+export type EmbeddableField<T> = Exclude<{ [K in keyof T]-?: NonNullable<T[K]> extends string ? K : never }[keyof T] & string, EngineFieldName>
 
 /** A related row put in place of its id by `embed`. */
 export type EmbeddedRow = { id: string; etag: string; created_at: string; updated_at: string; [field: string]: unknown }

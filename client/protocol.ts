@@ -13,6 +13,12 @@ export interface ErrorBody {
   code: string
 }
 
+/** The fields the server adds to every row and owns: clients read them, never write them. */
+export const ENGINE_FIELD_NAMES = ['id', 'created_at', 'updated_at', 'etag'] as const
+
+/** The name of one of them. */
+export type EngineFieldName = (typeof ENGINE_FIELD_NAMES)[number]
+
 /** Every code the engine answers with, its HTTP status and when. */
 export const BUILTIN_ERROR_CODES = {
   invalid_json: { status: 400, description: 'The body is not valid JSON.' },

@@ -1,3 +1,4 @@
+import { ENGINE_FIELD_NAMES as PROTOCOL_ENGINE_FIELDS, type EngineFieldName } from '../../client/protocol'
 import type { FieldDefinition, FieldKind, JsonSchema, OnDelete, ResourceDefinition } from './types'
 
 /**
@@ -9,7 +10,7 @@ import type { FieldDefinition, FieldKind, JsonSchema, OnDelete, ResourceDefiniti
 
 /** A field the engine adds to every resource and owns: clients read it, never write it. */
 export interface EngineField {
-  name: 'id' | 'created_at' | 'updated_at' | 'etag'
+  name: EngineFieldName
   kind: FieldKind
   /** As answers show it (JSON Schema 2020-12, read-only). */
   schema: JsonSchema
@@ -45,8 +46,10 @@ export const ENGINE_FIELDS: readonly EngineField[] = [
   },
 ]
 
-/** Their names: a schema may not declare them, a body may not send them. */
-export const ENGINE_FIELD_NAMES: readonly string[] = ENGINE_FIELDS.map((f) => f.name)
+/** Their names, in the wire contract's order: a schema may not declare them, a body may not send them. */
+export const ENGINE_FIELD_NAMES: readonly string[] = PROTOCOL_ENGINE_FIELDS
+if (ENGINE_FIELDS.map((f) => f.name).join() !== PROTOCOL_ENGINE_FIELDS.join())
+  throw new Error('ENGINE_FIELDS must follow ENGINE_FIELD_NAMES of client/protocol.ts')
 
 /**
  * The nullable rule: a field that is not required may be omitted or null (stored as NULL, answered as
