@@ -1,9 +1,9 @@
 // A/B of two engine builds on dci_bench, interleaved (order alternates each round), CPU us/request from /proc.
 // Usage (as run for RESULTS.md "Service layer (issue 8): before/after"): node ab.js /tmp/ab-before,/tmp/ab-after ROUNDS SECONDS [scenarios]
 // each directory a `git archive` of one commit (b269ea6, HEAD), node_modules linked, `npx tsc -p tsconfig.build.json` run in it; ports 5182+.
-// Copied from bench/results/perf-pass/ab.js; changes: ports, all five scenarios by default, load average printed per round.
+// Copied from bench/results/perf-pass/ab.js; changes: autocannon/pg from the first build's node_modules, ports, all five scenarios by default, load average printed per round.
 const { spawn } = require('child_process'); const fs = require('fs'); const http = require('http')
-const autocannon = require('/work/main/node_modules/autocannon'); const { Client } = require('/work/main/node_modules/pg')
+const autocannon = require(`${process.argv[2].split(',')[0]}/node_modules/autocannon`); const { Client } = require(`${process.argv[2].split(',')[0]}/node_modules/pg`)
 const URL = 'postgres://postgres@127.0.0.1:5432/dci_bench'
 const builds = process.argv[2].split(',') // dirs with dist/server.js
 const ROUNDS = Number(process.argv[3] || 4), DUR = Number(process.argv[4] || 4)
