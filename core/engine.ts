@@ -10,7 +10,7 @@ import { nodeHandler, type HandlerOptions, type NodeHandler } from './http/handl
 import { buildRouter } from './http/routes'
 import { buildOpenApiDocument, type OpenApiDocument, type OpenApiInfo } from './openapi/document'
 import { compileAction, type CompiledAction } from './plugins/actions'
-import type { Plugin } from './plugins/plugin'
+import type { Authenticator, Plugin } from './plugins/plugin'
 import { buildResources, collectPlugins, type Resource } from './plugins/registry'
 import { loadSchemas } from './schema/loader'
 import { withParams } from './service/service'
@@ -55,6 +55,11 @@ export interface EngineOptions {
   openapiInfo?: OpenApiInfo
   /** The `message` of `GET <prefix>` (default: the OpenAPI title and a full stop). */
   indexMessage?: string
+  /**
+   * How HTTP requests are authenticated (a host's own function from a request to an identity); a
+   * plugin may install one instead. Without one, callers are anonymous.
+   */
+  authenticator?: Authenticator
 }
 
 /** A transaction opened by {@link Engine.transaction}: services in it, and its knex transaction. */
@@ -112,6 +117,10 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     maxOffset: options.maxOffset ?? 1_000_000,
   }
   const resources = buildResources(defs, contributions, options.db, limits)
+  if (options.authenticator && contributions.authenticator) {
+    throw new Error(`an authenticator is given in the options and plugin '${contributions.authenticator.by}' installs another`)
+  }
+  const authenticator = options.authenticator ?? contributions.authenticator?.authenticator
   const resource = (name: string) => {
     const found = resources.get(name)
     if (!found) throw new Error(`no resource named '${name}'`)
@@ -126,7 +135,17 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   }
   const actions = new Map(contributions.actions.map((a) => [a.name, compileAction(a, actionHost)]))
   // Built now, not on first request: an action's faulty description stops start-up.
-  const document = buildOpenApiDocument({ prefix, resources, actions: contributions.actions, errors: contributions.errors, limits }, options.openapiInfo)
+  const document = buildOpenApiDocument(
+    {
+      prefix,
+      resources,
+      actions: contributions.actions,
+      errors: contributions.errors,
+      limits,
+      securitySchemes: authenticator ? (authenticator.securitySchemes ?? {}) : undefined,
+    },
+    options.openapiInfo,
+  )
   const openapiText = JSON.stringify(document)
   const indexMessage = options.indexMessage ?? `${document.info.title}.`
 
@@ -182,6 +201,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
         resources,
         actions: [...actions.values()],
         openapiJson: (base) => (base ? JSON.stringify({ ...document, servers: [{ url: `${base}${prefix}` }] }) : openapiText),
+        authenticator,
         index: (base) => ({
           _status: 'OK',
           message: indexMessage,

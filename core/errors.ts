@@ -119,6 +119,8 @@ export const errors = {
   unknownParameter: (name: string, valid: string[]) =>
     new ApiError(400, `Unknown query parameter '${name}'`, { valid_parameters: valid }, {}, 'unknown_parameter'),
   invalidValue: (detail: string) => new ApiError(400, `Invalid value: ${detail}`, {}, {}, 'invalid_body'),
+  unauthorized: (challenges: readonly string[]) =>
+    new ApiError(401, 'Credentials are missing or wrong', {}, challenges.length ? { 'WWW-Authenticate': challenges.join(', ') } : {}, 'unauthorized'),
   notFound: (what = 'Resource') => new ApiError(404, `${what} not found`, {}, {}, 'not_found'),
   routeNotFound: (method: string, path: string) => new ApiError(404, `No route for ${method} ${path}`, {}, {}, 'route_not_found'),
   methodNotAllowed: (method: string, allow: string) =>

@@ -4,7 +4,9 @@ import type { Context, Middleware } from 'koa'
 import { formatEtag, parseEtagHeader, etagMatches } from '../data/etag'
 import type { Row } from '../data/repository'
 import type { RawQuery } from '../query/list-query'
+import { errors } from '../errors'
 import type { CompiledAction } from '../plugins/actions'
+import type { Authenticator } from '../plugins/plugin'
 import type { Resource } from '../plugins/registry'
 import type { Page, Params } from '../service/types'
 
@@ -17,6 +19,23 @@ export interface RouteSource {
   openapiJson(basePath: string): string
   /** The body of `GET <prefix>`. */
   index(basePath: string): object
+  /** Who calls; without one, every caller is anonymous (an empty identity). */
+  authenticator?: Authenticator
+}
+
+/**
+ * Authenticates each request a route matched, before its body is read: the index and openapi.json
+ * are public; otherwise no identity is a 401 with the authenticator's challenges.
+ */
+function authenticate(authenticator: Authenticator, prefix: string): Middleware {
+  const open = new Set([prefix, `${prefix}/`, `${prefix}/openapi.json`])
+  return async (ctx, next) => {
+    if ((ctx.method === 'GET' || ctx.method === 'HEAD') && open.has(ctx.path)) return next()
+    const identity = await authenticator.identify({ method: ctx.method, path: ctx.path, headers: ctx.headers, id: ctx.state.requestId })
+    if (!identity) throw errors.unauthorized(authenticator.challenges)
+    ctx.state.identity = identity
+    return next()
+  }
 }
 
 /**
@@ -129,6 +148,7 @@ function mountAction(router: Router, action: CompiledAction): void {
  */
 export function buildRouter(source: RouteSource, parseBody?: Middleware): Router {
   const router = new Router({ prefix: source.prefix })
+  if (source.authenticator) router.use(authenticate(source.authenticator, source.prefix))
   if (parseBody) router.use(parseBody)
   router.get('/openapi.json', (ctx) => {
     ctx.type = 'application/json'

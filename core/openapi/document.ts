@@ -44,6 +44,8 @@ export interface OpenApiSource {
   actions: readonly ActionDefinition<any>[]
   errors: ErrorRegistry
   limits: ListLimits
+  /** Set when requests are authenticated: the schemes, required on every operation but the public ones. */
+  securitySchemes?: Record<string, Record<string, unknown>>
 }
 
 /** Keywords whose value is one subschema, and those whose value is a list or a map of subschemas. */
@@ -158,6 +160,7 @@ function errorComponents(errors: ErrorRegistry): { responses: Record<string, Ope
   schemas[SERVER_ERROR[0]] = errorSchema(server)
   responses[SERVER_ERROR[0]] = { description: SERVER_ERROR[1], content: { 'application/json': { schema: ref('schemas', SERVER_ERROR[0]) } } }
   responses.MethodNotAllowed.headers = { Allow: ref('headers', 'Allow') }
+  if (responses.Unauthorized) responses.Unauthorized.headers = { 'WWW-Authenticate': ref('headers', 'WWWAuthenticate') }
   return { responses, schemas }
 }
 
@@ -241,6 +244,7 @@ function sharedComponents(limits: ListLimits, errors: ErrorRegistry): OpenApiDoc
       Location: { description: 'Path of the created row.', required: true, schema: { type: 'string' } },
       PreferenceApplied: { description: 'Echoes `return=representation` when it was honoured.', schema: { type: 'string' } },
       Allow: { description: 'Methods the path has.', required: true, schema: { type: 'string' } },
+      WWWAuthenticate: { description: 'The authentication schemes the server takes.', schema: { type: 'string' } },
     },
     responses,
   }
@@ -519,6 +523,20 @@ function actionPaths(action: ActionDefinition<any>, source: OpenApiSource): Reco
 
 const METHODS = ['get', 'put', 'post', 'delete', 'patch'] as const
 
+/** Declares the security schemes, requires one of them everywhere, and documents the 401 of every operation but the index and openapi.json. */
+function secure(document: OpenApiDocument, schemes: Record<string, Record<string, unknown>>): void {
+  ;(document.components as Record<string, unknown>).securitySchemes = schemes
+  ;(document as unknown as Record<string, unknown>).security = Object.keys(schemes).map((name) => ({ [name]: [] }))
+  for (const [path, item] of Object.entries(document.paths)) {
+    for (const method of METHODS) {
+      const operation = item[method] as OpenApiObject | undefined
+      if (!operation) continue
+      if (path === '/') operation.security = []
+      else operation.responses = { ...(operation.responses as object), 401: errorResponse(401) }
+    }
+  }
+}
+
 /**
  * Builds the OpenAPI 3.1 document from the registered resources and actions: paths relative to the
  * engine's prefix (the `servers` entry), component schemas from the schema files, error responses
@@ -576,5 +594,6 @@ export function buildOpenApiDocument(source: OpenApiSource, info?: OpenApiInfo):
   document.tags.push({ name: 'index', description: 'The API root.' })
   if (source.actions.some((a) => !a.list)) document.tags.push({ name: 'actions', description: 'Custom operations added by plugins.' })
   for (const action of source.actions) addPaths(actionPaths(action, source), `action '${action.name}'`)
+  if (source.securitySchemes) secure(document, source.securitySchemes)
   return document
 }

@@ -3,7 +3,7 @@ import type { ErrorRegistry } from '../errors'
 import type { RawQuery } from '../query/list-query'
 import type { JsonSchema } from '../schema/types'
 import type { SchemaKeyword } from '../schema/vocabulary'
-import type { HookSet, Identity, Page, Params, ResourceService } from '../service/types'
+import type { HookSet, Identity, Page, Params, ResourceService, TransportRequest } from '../service/types'
 
 /** What an action's handler is given. */
 export interface ActionContext<I = Record<string, unknown>> {
@@ -60,6 +60,19 @@ export function defineAction<I = Record<string, unknown>>(action: ActionDefiniti
   return action
 }
 
+/**
+ * Tells who calls from an HTTP request: an identity (which every service call of the request then
+ * carries in `params.identity`), or undefined when credentials are missing or wrong (401). It may
+ * throw an `ApiError` (a 403, say). Every route needs it except the index and `openapi.json`.
+ */
+export interface Authenticator {
+  identify(request: TransportRequest): Identity | undefined | Promise<Identity | undefined>
+  /** The `WWW-Authenticate` challenges of a 401: `['Basic realm="dci"', 'Bearer']`. */
+  challenges: string[]
+  /** OpenAPI security schemes by name (`{ basic: { type: 'http', scheme: 'basic' } }`), required on every operation but the public ones. */
+  securitySchemes?: Record<string, Record<string, unknown>>
+}
+
 /** What a plugin's `setup` may add to the engine it is installed in. */
 export interface PluginApi {
   /** Hooks on one resource (singular name), or on every resource with `'*'`. */
@@ -70,6 +83,8 @@ export interface PluginApi {
   action(action: ActionDefinition<any>): void
   /** A keyword schema files may then use (`x-...`). */
   keyword(keyword: SchemaKeyword): void
+  /** How HTTP requests are authenticated (one plugin at most; see {@link Authenticator}). */
+  authenticator(authenticator: Authenticator): void
   /** An error code and its status (401, 403, 429...), documented in openapi.json. */
   errorCode(code: string, status: number, description: string): void
   /** The engine's error codes: `api.errors.create('code', message)` makes an error hooks may throw. */

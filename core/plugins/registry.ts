@@ -11,7 +11,7 @@ import { HookRegistry, type MethodHooks } from '../service/hooks'
 import { Service, type ServiceHost } from '../service/service'
 import { SERVICE_METHODS, type ResourceService, type ServiceMethod } from '../service/types'
 import { validator } from '../service/validate'
-import { orderPlugins, type ActionDefinition, type Plugin } from './plugin'
+import { orderPlugins, type ActionDefinition, type Authenticator, type Plugin } from './plugin'
 
 /** A registered resource: its definition and everything built from it once, at start-up. */
 export interface Resource {
@@ -43,6 +43,8 @@ export interface PluginContributions {
   keywords: SchemaKeyword[]
   errors: ErrorRegistry
   outputFields: Map<string, Record<string, JsonSchema>>
+  /** The authenticator a plugin installed, and which plugin. */
+  authenticator?: { by: string; authenticator: Authenticator }
 }
 
 /** Runs every plugin's setup in dependency order and gathers what they add. */
@@ -80,6 +82,10 @@ export function collectPlugins(plugins: readonly Plugin[]): PluginContributions 
         if (!/^x-[a-z][a-z0-9-]*$/.test(keyword.name)) throw new Error(`${where}: schema keyword '${keyword.name}' must look like x-name`)
         if (out.keywords.some((k) => k.name === keyword.name)) throw new Error(`${where}: schema keyword '${keyword.name}' is already added`)
         out.keywords.push(keyword)
+      },
+      authenticator: (authenticator) => {
+        if (out.authenticator) throw new Error(`${where}: plugin '${out.authenticator.by}' already installed an authenticator`)
+        out.authenticator = { by: plugin.name, authenticator }
       },
       errorCode: (code, status, description) => out.errors.define(code, status, description),
       errors: out.errors,
