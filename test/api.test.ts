@@ -82,10 +82,58 @@ describe('componenttypes and components over HTTP', () => {
   })
 
   describe('update with ETags', () => {
-    it('If-Match is accepted quoted, unquoted, weak, in a list, and as *; the header name is case-insensitive', async () => {
+    it('If-Match compares strongly (RFC 9110): a weak tag of the current ETag answers 412 and changes nothing', async () => {
+      const ct = await createType(app, 'a')
+      for (const header of [`W/"${ct.etag}"`, `w/"${ct.etag}"`, `W/"nope", W/"${ct.etag}"`]) {
+        expectError(await app.http.put(`/api/v1/componenttypes/${ct.id}`).set('If-Match', header).send({ name: 'b' }), 412, undefined, 'precondition_failed')
+        expectError(await app.http.delete(`/api/v1/componenttypes/${ct.id}`).set('If-Match', header), 412, undefined, 'precondition_failed')
+      }
+      expect((await app.http.get(`/api/v1/componenttypes/${ct.id}`).expect(200)).body.componenttype).to.deep.equal(ct)
+    })
+
+    it('HEAD answers as GET: 304 when If-None-Match matches (a weak tag too), 200 with the ETag otherwise', async () => {
+      const ct = await createType(app, 'a')
+      await app.http.head(`/api/v1/componenttypes/${ct.id}`).set('If-None-Match', `"${ct.etag}"`).expect(304)
+      await app.http.head(`/api/v1/componenttypes/${ct.id}`).set('If-None-Match', `W/"${ct.etag}"`).expect(304)
+      await app.http.get(`/api/v1/componenttypes/${ct.id}`).set('If-None-Match', `W/"${ct.etag}"`).expect(304)
+      const res = await app.http.head(`/api/v1/componenttypes/${ct.id}`).set('If-None-Match', '"other"').expect(200)
+      expect(res.headers.etag).to.equal(`"${ct.etag}"`)
+      const list = await app.http.get('/api/v1/componenttypes').expect(200)
+      await app.http.head('/api/v1/componenttypes').set('If-None-Match', list.headers.etag).expect(304)
+    })
+
+    it('If-None-Match: * on a PUT or DELETE of an existing row answers 412 (a PUT never creates), of a missing one 404', async () => {
+      const ct = await createType(app, 'a')
+      const url = `/api/v1/componenttypes/${ct.id}`
+      expectError(await app.http.put(url).set('If-Match', '*').set('If-None-Match', '*').send({ name: 'b' }), 412, undefined, 'precondition_failed')
+      expectError(await app.http.delete(url).set('If-Match', '*').set('If-None-Match', '*'), 412, undefined, 'precondition_failed')
+      const missing = '/api/v1/componenttypes/00000000-0000-4000-8000-000000000000'
+      expectError(await app.http.put(missing).set('If-Match', '*').set('If-None-Match', '*').send({ name: 'b' }), 404, undefined, 'not_found')
+      expect((await app.http.get(url).expect(200)).body.componenttype).to.deep.equal(ct)
+    })
+
+    it('If-None-Match with ETags on a write: 412 when the current one is listed, applied otherwise', async () => {
+      const ct = await createType(app, 'a')
+      const url = `/api/v1/componenttypes/${ct.id}`
+      expectError(await app.http.put(url).set('If-Match', '*').set('If-None-Match', `"${ct.etag}"`).send({ name: 'b' }), 412, undefined, 'precondition_failed')
+      const res = await app.http.put(url).set('If-Match', '*').set('If-None-Match', '"0123456789abcdef0123456789abcdef"').send({ name: 'b' }).expect(204)
+      expect(res.headers.etag).to.not.equal(`"${ct.etag}"`)
+    })
+
+    it('PUT {} changes nothing: the ETag and updated_at stay; the If-Match check still applies', async () => {
+      const ct = await createType(app, 'a')
+      const url = `/api/v1/componenttypes/${ct.id}`
+      const res = await app.http.put(url).set('If-Match', ct.etag).set('Prefer', 'return=representation').send({}).expect(200)
+      expect(res.body.componenttype).to.deep.equal(ct)
+      expect(res.headers.etag).to.equal(`"${ct.etag}"`)
+      expectError(await app.http.put(url).set('If-Match', '"0123456789abcdef0123456789abcdef"').send({}), 412, undefined, 'precondition_failed')
+      expectError(await app.http.put('/api/v1/componenttypes/00000000-0000-4000-8000-000000000000').set('If-Match', '*').send({}), 404, undefined, 'not_found')
+    })
+
+    it('If-Match is accepted quoted, unquoted, in a list, and as *; the header name is case-insensitive', async () => {
       const ct = await createType(app, 'a')
       let etag: string = ct.etag
-      const forms = [(e: string) => `"${e}"`, (e: string) => e, (e: string) => `W/"${e}"`, (e: string) => `"nope", "${e}"`, () => '*']
+      const forms = [(e: string) => `"${e}"`, (e: string) => e, (e: string) => `"nope", "${e}"`, () => '*']
       for (const [i, form] of forms.entries()) {
         const res = await app.http
           .put(`/api/v1/componenttypes/${ct.id}`)

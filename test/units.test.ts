@@ -16,14 +16,25 @@ describe('pure parts, table by table', () => {
       [' * ', { any: true }],
       ['"abc"', { any: false, etags: ['abc'] }],
       ['abc', { any: false, etags: ['abc'] }],
-      ['W/"abc"', { any: false, etags: ['abc'] }],
-      ['w/"abc"', { any: false, etags: ['abc'] }],
-      ['"a", "b",W/"c"', { any: false, etags: ['a', 'b', 'c'] }],
+      // If-Match compares strongly: a weak tag never matches, so it is dropped.
+      ['W/"abc"', { any: false, etags: [] }],
+      ['w/"abc"', { any: false, etags: [] }],
+      ['"a", "b",W/"c"', { any: false, etags: ['a', 'b'] }],
       ['"a",,""', { any: false, etags: ['a'] }],
     ]
     for (const [header, parsed] of cases) {
       it(`${JSON.stringify(header)} parses as ${JSON.stringify(parsed)}`, () => {
         expect(parseEtagHeader(header)).to.deep.equal(parsed)
+      })
+    }
+    const weak: Array<[header: string, parsed: ReturnType<typeof parseEtagHeader>]> = [
+      ['W/"abc"', { any: false, etags: ['abc'] }],
+      ['"a", W/"b"', { any: false, etags: ['a', 'b'] }],
+      ['*', { any: true }],
+    ]
+    for (const [header, parsed] of weak) {
+      it(`If-None-Match (weak comparison): ${JSON.stringify(header)} parses as ${JSON.stringify(parsed)}`, () => {
+        expect(parseEtagHeader(header, 'weak')).to.deep.equal(parsed)
       })
     }
     it('matches: * any row, a list by membership; formats quoted', () => {

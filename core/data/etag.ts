@@ -17,22 +17,21 @@ export type EtagCondition = { any: true } | { any: false; etags: string[] }
 const MAX_LISTED_ETAGS = 16
 
 /**
- * Parses `If-Match` / `If-None-Match`: `*`, or a comma-separated list of entity tags, each quoted,
- * unquoted or weak (`W/"..."`). Returns undefined when the header is missing or blank.
+ * Parses `If-Match` / `If-None-Match`: `*`, or a comma-separated list of entity tags, each quoted or
+ * unquoted (as the original clients send them), strong or weak (`W/"..."`). The comparison is RFC
+ * 9110's: `strong` (If-Match) drops weak tags, which never match; `weak` (If-None-Match) compares
+ * them by their opaque value. Returns undefined when the header is missing or blank.
  */
-export function parseEtagHeader(header: string | undefined): EtagCondition | undefined {
+export function parseEtagHeader(header: string | undefined, comparison: 'strong' | 'weak' = 'strong'): EtagCondition | undefined {
   if (header === undefined) return undefined
   const trimmed = header.trim()
   if (trimmed === '') return undefined
   if (trimmed === '*') return { any: true }
   const etags = trimmed
     .split(',')
-    .map((part) =>
-      part
-        .trim()
-        .replace(/^W\//i, '')
-        .replace(/^"(.*)"$/, '$1'),
-    )
+    .map((part) => part.trim())
+    .filter((tag) => comparison === 'weak' || !/^W\//i.test(tag))
+    .map((tag) => tag.replace(/^W\//i, '').replace(/^"(.*)"$/, '$1'))
     .filter((tag) => tag !== '')
   return { any: false, etags: etags.slice(0, MAX_LISTED_ETAGS) }
 }

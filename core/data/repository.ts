@@ -220,33 +220,49 @@ export class Repository {
    * (`UPDATE ... WHERE id = ? AND etag IN (?) RETURNING *`). Throws 404 when the row is gone and 412
    * when it changed since the client read it.
    */
-  async update(id: string, patch: Record<string, unknown>, condition: EtagCondition, db: Db = this.knex): Promise<Row> {
+  async update(id: string, patch: Record<string, unknown>, condition: EtagCondition, db: Db = this.knex, none?: EtagCondition): Promise<Row> {
     if (!isUuid(id)) throw errors.notFound(this.def.name)
+    // `If-None-Match: *` never lets a write through an existing row.
+    if (none?.any) throw await this.missOrStale(id, db)
+    const etags = condition.any ? [] : condition.etags
+    const excluded = none?.any === false ? none.etags : []
+    const shape = `${condition.any ? '*' : etags.length}:${excluded.length}`
+    if (Object.keys(patch).length === 0) {
+      // Nothing to change: the row keeps its ETag and updated_at, if the conditions hold.
+      const [row] = await this.run('read', () =>
+        this.statement(db, `unchanged:${shape}`, [id, ...etags, ...excluded, 1], () =>
+          this.conditional(this.query(db).select('*'), id, condition, excluded).limit(1),
+        ),
+      )
+      if (!row) throw await this.missOrStale(id, db)
+      return this.fromDb([row])[0]
+    }
     const changes: Record<string, unknown> = { ...this.toDb(patch), etag: newEtag() }
     const set = Object.keys(changes)
-    const etags = condition.any ? [] : condition.etags
     const rows = await this.run('write', () =>
-      this.statement(db, `update:${set.join(',')}:${condition.any ? '*' : etags.length}`, [...set.map((c) => changes[c]), id, ...etags], () => {
-        const qb = this.query(db)
-          .update({ ...changes, updated_at: this.knex.fn.now() })
-          .where('id', id)
-        if (!condition.any) qb.whereIn('etag', condition.etags)
-        return qb.returning('*')
-      }),
+      this.statement(db, `update:${set.join(',')}:${shape}`, [...set.map((c) => changes[c]), id, ...etags, ...excluded], () =>
+        this.conditional(this.query(db).update({ ...changes, updated_at: this.knex.fn.now() }), id, condition, excluded).returning('*'),
+      ),
     )
     const updated = this.fromDb(rows)[0]
     if (!updated) throw await this.missOrStale(id, db)
     return updated
   }
 
+  /** `WHERE id = ? AND etag IN (If-Match) AND etag NOT IN (If-None-Match)`: the conditions of a write. */
+  private conditional(qb: Knex.QueryBuilder, id: string, condition: EtagCondition, excluded: string[]): Knex.QueryBuilder {
+    qb.where('id', id)
+    if (!condition.any) qb.whereIn('etag', condition.etags)
+    if (excluded.length) qb.whereNotIn('etag', excluded)
+    return qb
+  }
+
   /** Deletes the row if its ETag satisfies `condition`, in one statement; 404 or 412 as for update. Returns the deleted row. */
-  async remove(id: string, condition: EtagCondition, db: Db = this.knex): Promise<Row> {
+  async remove(id: string, condition: EtagCondition, db: Db = this.knex, none?: EtagCondition): Promise<Row> {
     if (!isUuid(id)) throw errors.notFound(this.def.name)
-    const deleted = await this.run('delete', () => {
-      const qb = this.query(db).delete().where('id', id)
-      if (!condition.any) qb.whereIn('etag', condition.etags)
-      return qb.returning('*')
-    })
+    if (none?.any) throw await this.missOrStale(id, db)
+    const excluded = none?.any === false ? none.etags : []
+    const deleted = await this.run('delete', () => this.conditional(this.query(db).delete(), id, condition, excluded).returning('*'))
     const row = this.fromDb(deleted as Row[])[0]
     if (!row) throw await this.missOrStale(id, db)
     return row

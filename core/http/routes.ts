@@ -63,7 +63,8 @@ function httpParams(ctx: Context, extra?: Params): Params {
 function sendRow(ctx: Context, name: string, row: Row, status = 200): void {
   const etag = String(row.etag)
   ctx.set('ETag', formatEtag(etag))
-  const cached = ctx.method === 'GET' ? parseEtagHeader(ctx.get('If-None-Match') || undefined) : undefined
+  // HEAD answers as GET does, 304 included.
+  const cached = ctx.method === 'GET' || ctx.method === 'HEAD' ? parseEtagHeader(ctx.get('If-None-Match') || undefined, 'weak') : undefined
   if (cached && etagMatches(cached, etag)) {
     ctx.status = 304
     return
@@ -82,7 +83,7 @@ function sendList(ctx: Context, plural: string, page: Page): void {
   const json = JSON.stringify({ [plural]: page.items, _meta: page.meta })
   const etag = sha1Hex(json).slice(0, 32)
   ctx.set('ETag', formatEtag(etag))
-  const cached = parseEtagHeader(ctx.get('If-None-Match') || undefined)
+  const cached = parseEtagHeader(ctx.get('If-None-Match') || undefined, 'weak')
   if (cached && etagMatches(cached, etag)) {
     ctx.status = 304
     return
@@ -90,6 +91,12 @@ function sendList(ctx: Context, plural: string, page: Page): void {
   ctx.status = 200
   ctx.type = 'application/json'
   ctx.body = json
+}
+
+/** The conditional headers of a write. */
+function conditions(ctx: Context): Params {
+  const none = ctx.get('If-None-Match')
+  return none ? { ifMatch: ctx.get('If-Match'), ifNoneMatch: none } : { ifMatch: ctx.get('If-Match') }
 }
 
 /** Mounts the five generated routes of one resource: each is a thin call of its service. */
@@ -113,7 +120,7 @@ function mountResource(router: Router, resource: Resource, prefix: string): void
   })
 
   router.put(item, async (ctx) => {
-    const row = await service.update(ctx.params.id, ctx.request.body as Record<string, unknown>, httpParams(ctx, { ifMatch: ctx.get('If-Match') }))
+    const row = await service.update(ctx.params.id, ctx.request.body as Record<string, unknown>, httpParams(ctx, conditions(ctx)))
     ctx.set('ETag', formatEtag(row.etag))
     if (/\breturn=representation\b/.test(ctx.get('Prefer'))) {
       ctx.set('Preference-Applied', 'return=representation')
@@ -124,7 +131,7 @@ function mountResource(router: Router, resource: Resource, prefix: string): void
   })
 
   router.delete(item, async (ctx) => {
-    await service.remove(ctx.params.id, httpParams(ctx, { ifMatch: ctx.get('If-Match') }))
+    await service.remove(ctx.params.id, httpParams(ctx, conditions(ctx)))
     ctx.status = 204
   })
 }

@@ -46,6 +46,12 @@ export function withParams(service: ResourceService, defaults: Params): Resource
   }
 }
 
+/** `If-None-Match` of a write (weak comparison, as RFC 9110 says), or undefined. */
+function ifNoneMatchOf(params: Params): EtagCondition | undefined {
+  const given = params.ifNoneMatch
+  return typeof given === 'string' ? parseEtagHeader(given, 'weak') : given
+}
+
 function ifMatchOf(params: Params): EtagCondition {
   const given = params.ifMatch
   const condition = typeof given === 'string' ? parseEtagHeader(given) : given
@@ -109,7 +115,7 @@ export class Service implements ResourceService {
 
   update(id: string, data: Record<string, unknown>, params: Params = {}): Promise<Row> {
     const db = dbOf(params.transaction, this.host.knex)
-    if (params.trusted) return this.parts.repository.update(id, data, ifMatchOf(params), db)
+    if (params.trusted) return this.parts.repository.update(id, data, ifMatchOf(params), db, ifNoneMatchOf(params))
     let condition: EtagCondition
     return this.call(
       'update',
@@ -122,16 +128,16 @@ export class Service implements ResourceService {
           ctx.data = { ...this.parts.validateUpdate(data) }
         },
       },
-      (ctx) => this.parts.repository.update(id, ctx.data!, condition, ctx.db),
+      (ctx) => this.parts.repository.update(id, ctx.data!, condition, ctx.db, ifNoneMatchOf(params)),
     )
   }
 
   remove(id: string, params: Params = {}): Promise<Row> {
     const db = dbOf(params.transaction, this.host.knex)
-    if (params.trusted) return this.parts.repository.remove(id, ifMatchOf(params), db)
+    if (params.trusted) return this.parts.repository.remove(id, ifMatchOf(params), db, ifNoneMatchOf(params))
     let condition: EtagCondition
     return this.call('remove', params, db, { id, validate: () => void (condition = ifMatchOf(params)) }, (ctx) =>
-      this.parts.repository.remove(id, condition, ctx.db),
+      this.parts.repository.remove(id, condition, ctx.db, ifNoneMatchOf(params)),
     )
   }
 

@@ -39,6 +39,11 @@ export interface Params {
   /** update and remove: the ETag(s) the change is based on, as `If-Match` takes them (`*` for any). */
   ifMatch?: string | EtagCondition
   /**
+   * update and remove: refuse (412) when the row's ETag is one of these; `*` refuses whenever the
+   * row exists (a PUT never creates, so `If-None-Match: *` on an existing row is a 412).
+   */
+  ifNoneMatch?: string | EtagCondition
+  /**
    * The one door around the rules: no validation, no hooks, answers as stored (write-only fields
    * included). For trusted server code only; never set it from anything a client sent.
    */

@@ -221,7 +221,7 @@ export function conformanceSuite(def: ResourceDefinition, getApp: () => TestApp,
 
       it('PUT with a stale ETag answers 412 and changes nothing', async () => {
         const row = await rows.create(name)
-        await app.http.put(`${base}/${row.id}`).set('If-Match', row.etag).send({}).expect(204)
+        await app.http.put(`${base}/${row.id}`).set('If-Match', row.etag).send(rows.updateBody(name)).expect(204)
         const current = await detail(row.id)
         const res = await app.http.put(`${base}/${row.id}`).set('If-Match', row.etag).send(rows.updateBody(name)).expect(412)
         expectError(res.body, 412)
