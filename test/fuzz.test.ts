@@ -552,7 +552,7 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
     )
   })
 
-  it('GET, PUT and DELETE of any id with any If-Match answer 2xx or 4xx, and a 4xx changes nothing', async () => {
+  it('GET, PUT and DELETE of any id with any If-Match and If-None-Match answer 2xx or 4xx, and a 4xx changes nothing', async () => {
     const method = fc.constantFrom('GET', 'PUT', 'DELETE', 'HEAD')
     await fc.assert(
       fc.asyncProperty(
@@ -561,11 +561,14 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
         idSegment(),
         fc.option(queryString(), { nil: '' }),
         fc.option(etagHeader(), { nil: undefined }),
+        fc.option(etagHeader(), { nil: undefined, freq: 3 }),
         fc.boolean(),
-        async (name, m, id, qs, ifMatch, prefer) => {
+        async (name, m, id, qs, ifMatch, ifNoneMatch, prefer) => {
           const resource = app.engine.resource(name)
           const headers: Record<string, string> = { 'Content-Type': 'application/json' }
           if (ifMatch !== undefined) headers[m === 'GET' || m === 'HEAD' ? 'If-None-Match' : 'If-Match'] = ifMatch
+          // On a write, If-None-Match is a precondition too.
+          if (ifNoneMatch !== undefined && (m === 'PUT' || m === 'DELETE')) headers['If-None-Match'] = ifNoneMatch
           if (prefer) headers.Prefer = 'return=representation'
           await exchange({ method: m, path: `${app.engine.prefix}/${resource.plural}/${id}${qs}`, headers, body: m === 'PUT' ? '{}' : undefined })
         },
