@@ -232,7 +232,7 @@ describe('services: one pipeline for every caller', function () {
       expectError(await http.post('/api/v1/teams').send({ name: 'ops' }), 403, 'Team names are frozen', 'frozen')
       expect(await engine.service('team').update('00000000-0000-4000-8000-000000000001', { name: 'x' }, { ifMatch: '*' })).to.deep.equal({ recovered: true })
       const doc = engine.openapi()
-      expect((doc.components.schemas.Forbidden as { properties: { code: { enum: string[] } } }).properties.code.enum).to.deep.equal(['frozen'])
+      expect((doc.components.schemas.Forbidden as { properties: { code: { enum: string[] } } }).properties.code.enum).to.deep.equal(['forbidden', 'frozen'])
     })
 
     it('computed fields: an after hook adds them, outputFields documents them in the OpenAPI output schema', async () => {
