@@ -118,7 +118,7 @@ export const errors = {
     new ApiError(400, `Invalid '${name}' parameter: ${message}`, payload, {}, 'invalid_parameter'),
   unknownParameter: (name: string, valid: string[]) =>
     new ApiError(400, `Unknown query parameter '${name}'`, { valid_parameters: valid }, {}, 'unknown_parameter'),
-  invalidValue: (detail: string) => new ApiError(400, `Invalid value: ${detail}`, {}, {}, 'invalid_body'),
+  invalidValue: (detail: string, payload: Record<string, unknown> = {}) => new ApiError(400, `Invalid value: ${detail}`, payload, {}, 'invalid_body'),
   unauthorized: (challenges: readonly string[]) =>
     new ApiError(401, 'Credentials are missing or wrong', {}, challenges.length ? { 'WWW-Authenticate': challenges.join(', ') } : {}, 'unauthorized'),
   notFound: (what = 'Resource') => new ApiError(404, `${what} not found`, {}, {}, 'not_found'),
@@ -131,8 +131,8 @@ export const errors = {
   preconditionFailed: (current?: string) =>
     new ApiError(412, "'If-match' header does not match the current ETag", current ? { etag: current } : {}, {}, 'precondition_failed'),
   bodyTooLarge: (limit: string) => new ApiError(413, `Request body is larger than ${limit}`, { limit }, {}, 'payload_too_large'),
-  unsupportedMediaType: (type: string | undefined) =>
-    new ApiError(415, 'Request body must be sent as application/json', { content_type: type ?? null }, {}, 'unsupported_media_type'),
+  unsupportedMediaType: (type: string | undefined, message = 'Request body must be sent as application/json') =>
+    new ApiError(415, message, { content_type: type ?? null }, {}, 'unsupported_media_type'),
   relatedNotFound: (message: string, payload: Record<string, unknown> = {}) => new ApiError(422, message, payload, {}, 'related_not_found'),
   internal: (requestId?: string) => new ApiError(500, 'Internal server error', requestId ? { request_id: requestId } : {}, {}, 'internal'),
   unavailable: (retryAfter: number) =>

@@ -233,6 +233,47 @@ describe('bad input: 4xx answers with a JSON error body, and nothing changes', (
       expectError(res, 400, /^Invalid value/)
     })
 
+    it('a key given twice answers 400 naming it, at the top or nested in an object field, and creates nothing', async () => {
+      const team = (await app.http.post('/api/v1/teams').send({ name: 'ci' }).expect(201)).body.team
+      const post = (text: string) => unchanged(app, () => app.http.post('/api/v1/remotecis').set('Content-Type', 'application/json').send(text))
+      const top = expectError(await post(`{"name":"a","name":"b","team":"${team.id}"}`), 400, "Invalid value: the key 'name' is given twice", 'invalid_body')
+      expect(top.payload).to.deep.equal({ field: 'name' })
+      const inner = expectError(await post(`{"name":"a","team":"${team.id}","data":{"x":[{"k":1,"k":2}]}}`), 400, undefined, 'invalid_body')
+      expect(inner.payload).to.deep.equal({ field: 'data.x[0].k' })
+      // The same key in two different objects is fine.
+      await app.http
+        .post('/api/v1/remotecis')
+        .set('Content-Type', 'application/json')
+        .send(`{"name":"a","team":"${team.id}","data":{"a":{"k":1},"b":{"k":2}}}`)
+        .expect(201)
+    })
+
+    for (const literal of ['12345678901234567890', '9007199254740993', '1e-400', '-0', '-0.0', '1.00000000000000000001']) {
+      it(`the number ${literal}, which would not read back as written, answers 400 naming its field and creates nothing`, async () => {
+        const team = (await app.http.post('/api/v1/teams').send({ name: 'ci' }).expect(201)).body.team
+        const text = `{"name":"lab","team":"${team.id}","data":{"n":${literal}}}`
+        const res = await unchanged(app, () => app.http.post('/api/v1/remotecis').set('Content-Type', 'application/json').send(text))
+        const body = expectError(res, 400, /cannot be stored exactly/, 'invalid_body')
+        expect(body.payload).to.deep.equal({ field: 'data.n' })
+      })
+    }
+
+    it('numbers that read back as written are stored: 1.0, 1.5e1, 0.1, 1e300, 9007199254740991, 0', async () => {
+      const team = (await app.http.post('/api/v1/teams').send({ name: 'ci' }).expect(201)).body.team
+      const text = `{"name":"lab","team":"${team.id}","data":{"a":1.0,"b":1.5e1,"c":0.1,"d":1e300,"e":9007199254740991,"f":0}}`
+      const res = await app.http.post('/api/v1/remotecis').set('Content-Type', 'application/json').send(text).expect(201)
+      expect(res.body.remoteci.data).to.deep.equal({ a: 1, b: 15, c: 0.1, d: 1e300, e: 9007199254740991, f: 0 })
+    })
+
+    it('a body in another charset than UTF-8 answers 415 and creates nothing; utf-8 and UTF8 are taken', async () => {
+      for (const charset of ['latin1', 'iso-8859-1', 'utf-16']) {
+        const res = await unchanged(app, () => app.http.post(TYPES).set('Content-Type', `application/json; charset=${charset}`).send('{"name":"caf\u00e9"}'))
+        expectError(res, 415, 'Request body must be JSON in UTF-8', 'unsupported_media_type')
+      }
+      await app.http.post(TYPES).set('Content-Type', 'application/json; charset=utf-8').send('{"name":"a"}').expect(201)
+      await app.http.post(TYPES).set('Content-Type', 'application/json; charset=UTF8').send('{"name":"b"}').expect(201)
+    })
+
     it('a "__proto__" key nested inside an object field answers 400 and creates nothing', async () => {
       const team = (await app.http.post('/api/v1/teams').send({ name: 'ci' }).expect(201)).body.team
       const text = `{"name":"lab","team":"${team.id}","data":{"__proto__":{"admin":true}}}`

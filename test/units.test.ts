@@ -1,6 +1,7 @@
 import { expect } from 'chai'
 import { etagMatches, formatEtag, parseEtagHeader } from '../core/data/etag'
 import { isConnectionError, translateDbError } from '../core/data/pg-errors'
+import { jsonTextProblem, keepsNumber } from '../core/http/json-text'
 import { bodySchema, constraintName, ENGINE_FIELD_NAMES, filterableFields, nullable } from '../core/schema/derive'
 import type { FieldDefinition, ResourceDefinition } from '../core/schema/types'
 import { schemaAjv } from '../core/schema/vocabulary'
@@ -143,5 +144,45 @@ describe('pure parts, table by table', () => {
       expect(constraintName('teams', ['name'], 'unique')).to.equal('teams_name_unique')
       expect(constraintName('t'.repeat(60), ['name'], 'foreign')).to.have.length(63)
     })
+  })
+
+  describe('what JSON.parse hides in a body text', () => {
+    const numbers: Array<[literal: string, kept: boolean]> = [
+      ['0', true],
+      ['-1', true],
+      ['1.0', true],
+      ['1.5e1', true],
+      ['1E2', true],
+      ['0.1', true],
+      ['1e300', true],
+      ['5e-324', true],
+      ['9007199254740991', true],
+      ['9007199254740993', false],
+      ['12345678901234567890', false],
+      ['1152921504606846976', false],
+      ['1e-400', false],
+      ['-0', false],
+      ['-0.0', false],
+      ['1.00000000000000000001', false],
+    ]
+    for (const [literal, kept] of numbers) {
+      it(`${literal} ${kept ? 'reads back as written' : 'would not read back as written'}`, () => {
+        expect(keepsNumber(literal)).to.equal(kept)
+      })
+    }
+    const texts: Array<[text: string, problem: ReturnType<typeof jsonTextProblem>]> = [
+      ['{"a":1,"b":[1,2]}', undefined],
+      ['{"a":1,"a":2}', { kind: 'duplicate-key', path: 'a' }],
+      ['{"a":{"k":1},"b":{"k":1}}', undefined],
+      ['{"a":[{"k":1},{"k":1,"k":2}]}', { kind: 'duplicate-key', path: 'a[1].k' }],
+      ['{"s":"\\"a\\":1, 12345678901234567890","a":1}', undefined],
+      ['{"a\\u0062":1,"ab":2}', { kind: 'duplicate-key', path: 'ab' }],
+      ['{"n":[0, 1, -0]}', { kind: 'inexact-number', path: 'n[2]', literal: '-0' }],
+    ]
+    for (const [text, problem] of texts) {
+      it(`${text} -> ${JSON.stringify(problem)}`, () => {
+        expect(jsonTextProblem(text)).to.deep.equal(problem)
+      })
+    }
   })
 })

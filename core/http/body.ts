@@ -1,6 +1,7 @@
 import bodyParser from 'koa-bodyparser'
 import type { Context, Middleware, Next } from 'koa'
 import { type ApiError, errors } from '../errors'
+import { jsonTextProblem } from './json-text'
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
 
@@ -34,6 +35,14 @@ function bodyProblem(body: object, maxDepth: number): ApiError | undefined {
   return unstorable === undefined ? undefined : errors.invalidValue(unstorable)
 }
 
+/** What the parsed body hides: a key given twice, a number that would not be stored as written. */
+function textProblem(raw: string | undefined): ApiError | undefined {
+  const problem = raw === undefined ? undefined : jsonTextProblem(raw)
+  if (!problem) return undefined
+  if (problem.kind === 'duplicate-key') return errors.invalidValue(`the key '${problem.path}' is given twice`, { field: problem.path })
+  return errors.invalidValue(`the number ${problem.literal.slice(0, 40)} of '${problem.path}' cannot be stored exactly`, { field: problem.path })
+}
+
 /**
  * Parses JSON bodies of POST and PUT: 415 unless the body is `application/json`, 413 over the limit,
  * 400 for invalid JSON, a body that is not an object, or nesting deeper than `maxDepth`.
@@ -49,11 +58,14 @@ export function jsonBody(options: { limit: string; maxDepth: number }): Middlewa
       return next()
     }
     if (!ctx.is('application/json')) throw errors.unsupportedMediaType(ctx.get('Content-Type') || undefined)
+    // JSON is UTF-8 (RFC 8259): another charset would be decoded as UTF-8 and stored mangled.
+    const charset = ctx.request.charset
+    if (charset && !/^utf-?8$/i.test(charset)) throw errors.unsupportedMediaType(ctx.get('Content-Type'), 'Request body must be JSON in UTF-8')
     await parse(ctx, async () => {})
     const body = ctx.request.body
     if (!body || typeof body !== 'object' || Array.isArray(body)) throw errors.bodyNotObject()
     // Refused rather than silently stored as something else.
-    const problem = bodyProblem(body, options.maxDepth)
+    const problem = bodyProblem(body, options.maxDepth) ?? textProblem((ctx.request as { rawBody?: string }).rawBody)
     if (problem) throw problem
     return next()
   }
