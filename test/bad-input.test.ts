@@ -212,12 +212,44 @@ describe('bad input: 4xx answers with a JSON error body, and nothing changes', (
 
     it('a name with a NUL character answers 400 on POST and creates nothing', async () => {
       const res = await unchanged(app, () => app.http.post(TYPES).send({ name: 'a\u0000b' }))
-      expectError(res, 400, /^Invalid value/)
+      expect(expectError(res, 400, undefined, 'validation_failed').payload.errors).to.deep.equal({ name: 'must be one line without control characters' })
     })
 
     it('a name with a NUL character answers 400 on PUT and changes nothing', async () => {
       const res = await unchanged(app, () => app.http.put(typeUrl()).set('If-Match', type.etag).send({ name: 'a\u0000b' }))
-      expectError(res, 400, /^Invalid value/)
+      expect(expectError(res, 400, undefined, 'validation_failed').payload.errors).to.deep.equal({ name: 'must be one line without control characters' })
+    })
+
+    for (const [what, name, error] of [
+      ['a line break', 'a\nb', 'must be one line without control characters'],
+      ['an ESC', 'rhel\u001b[31m', 'must be one line without control characters'],
+      ['a zero width space', 'rhel\u200b', 'must not contain invisible format characters (U+200B, U+202E, U+FEFF...)'],
+      ['only a zero width space', '\u200b', 'must not contain invisible format characters (U+200B, U+202E, U+FEFF...)'],
+      ['a right-to-left override', 'lehr\u202e', 'must not contain invisible format characters (U+200B, U+202E, U+FEFF...)'],
+      ['only spaces (minLength 1)', '   ', 'must not be blank'],
+    ]) {
+      it(`a team name with ${what} answers 400 naming the field and creates nothing`, async () => {
+        const res = await unchanged(app, () => app.http.post('/api/v1/teams').send({ name }))
+        expect(expectError(res, 400, undefined, 'validation_failed').payload.errors).to.deep.equal({ name: error })
+      })
+    }
+
+    it('text is stored in NFC: "café" composed and decomposed are one name, and one unique key; where finds either', async () => {
+      const composed = 'caf\u00e9'
+      const decomposed = 'cafe\u0301'
+      const created = await app.http.post('/api/v1/teams').send({ name: decomposed }).expect(201)
+      expect(created.body.team.name).to.equal(composed)
+      expectError(await unchanged(app, () => app.http.post('/api/v1/teams').send({ name: composed })), 409, undefined, 'conflict')
+      const found = await app.http
+        .get('/api/v1/teams')
+        .query({ where: `name:${decomposed}` })
+        .expect(200)
+      expect(found.body.teams.map((t: { id: string }) => t.id)).to.deep.equal([created.body.team.id])
+    })
+
+    it('emoji sequences keep their zero width joiners', async () => {
+      const name = 'family 👩‍👩‍👧'
+      expect((await app.http.post('/api/v1/teams').send({ name }).expect(201)).body.team.name).to.equal(name)
     })
 
     it('a NUL character inside an object field (jsonb) answers 400 and creates nothing', async () => {

@@ -189,6 +189,8 @@ function storedAsSent(resource: Resource, sentText: string | Buffer | undefined,
     let stored = row[field.name]
     if (field.kind === 'string' && resource.hooked.length > 0) continue
     if (field.kind === 'uuid' && typeof given === 'string') given = given.toLowerCase()
+    // Text is stored in Unicode NFC.
+    if (field.kind === 'string' && typeof given === 'string') given = given.normalize('NFC')
     if (field.kind === 'datetime' && typeof given === 'string' && typeof stored === 'string') {
       given = new Date(given).getTime()
       stored = new Date(stored).getTime()

@@ -66,6 +66,9 @@ describe('services: one pipeline for every caller', function () {
       const err = await rejects(types.create({ name: 'rhel' }), 409, 'conflict')
       expect(err.payload).to.deep.equal({ fields: ['name'] })
       await rejects(types.create({ name: '   ' }), 400, 'validation_failed')
+      // The text rules too: no invisible characters, NFC.
+      await rejects(engine.service('team').create({ name: 'ops\u200b' }), 400, 'validation_failed')
+      expect((await engine.service('team').create({ name: 'cafe\u0301' })).name).to.equal('caf\u00e9')
     })
 
     it('a body that does not match the schema is refused in-process with the payload HTTP gives', async () => {

@@ -10,7 +10,7 @@ import { schemaAjv, type SchemaKeyword } from '../schema/vocabulary'
 import { HookRegistry, type MethodHooks } from '../service/hooks'
 import { Service, type ServiceHost } from '../service/service'
 import { SERVICE_METHODS, type ResourceService, type ServiceMethod } from '../service/types'
-import { validator } from '../service/validate'
+import { textRules, validator } from '../service/validate'
 import { orderPlugins, type ActionDefinition, type Authenticator, type Plugin } from './plugin'
 
 /** A registered resource: its definition and everything built from it once, at start-up. */
@@ -135,14 +135,15 @@ export function buildResources(defs: ResourceDefinition[], contributions: Plugin
     const repository = new Repository(def, knex, (name) => repositories.get(name)!, constraintMeanings(def, defs))
     repositories.set(def.name, repository)
     const query = compileListQuery(def, limits, queryAjv)
+    const text = textRules(def.fields)
     const hooks = Object.fromEntries(SERVICE_METHODS.map((m) => [m, contributions.hooks.compile(def.name, m)])) as Record<ServiceMethod, MethodHooks>
     const service = new Service(
       {
         def,
         repository,
         query,
-        validateCreate: validator(ajv.compile(bodySchema(def, 'create'))),
-        validateUpdate: validator(ajv.compile(bodySchema(def, 'update'))),
+        validateCreate: validator(ajv.compile(bodySchema(def, 'create')), text),
+        validateUpdate: validator(ajv.compile(bodySchema(def, 'update')), text),
         hooks,
       },
       host,

@@ -93,6 +93,9 @@ function convert(kind: FieldKind, raw: string): string | number | boolean | unde
       return NUMBER.test(raw) && Number.isFinite(Number(raw)) ? Number(raw) : undefined
     case 'boolean':
       return raw === 'true' ? true : raw === 'false' ? false : undefined
+    case 'string':
+      // Text is stored in NFC: a value written decomposed finds it too.
+      return raw.normalize('NFC')
     default:
       return raw
   }

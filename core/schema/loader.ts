@@ -111,6 +111,9 @@ function parseSchemaFile(file: string, text: string, ajv: Ajv, keywords: ExtraKe
     const relation = parseRelation(file, field, prop['x-relation'])
     if (relation && kind !== 'uuid') throw new SchemaError(file, `field '${field}' has x-relation, so it must be {"type": "string", "format": "uuid"}`)
     if (prop['x-index'] !== undefined && typeof prop['x-index'] !== 'boolean') throw new SchemaError(file, `field '${field}': x-index must be true or false`)
+    if (prop['x-multiline'] !== undefined && (prop['x-multiline'] !== true || kind !== 'string')) {
+      throw new SchemaError(file, `field '${field}': x-multiline must be true, on a string field`)
+    }
     if (prop.writeOnly !== undefined && typeof prop.writeOnly !== 'boolean') throw new SchemaError(file, `field '${field}': writeOnly must be true or false`)
     checkKeywords(file, prop, 'property', keywords, field)
     const hidden = prop.writeOnly === true

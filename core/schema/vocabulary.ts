@@ -7,11 +7,12 @@ import addFormats from 'ajv-formats'
  *   each a list of field names);
  * - on a property: `x-relation` (`"<resource>"` or `{"resource", "onDelete"}`: the field holds the id
  *   of a row of that resource; `onDelete` is `restrict` (default), `cascade` or `set null`), and
- *   `x-index: true` (index the column for `where`/`sort`).
+ *   `x-index: true` (index the column for `where`/`sort`), `x-multiline: true` (a text field that may
+ *   hold line breaks and tabs).
  * Standard keywords the engine gives a meaning: `writeOnly: true` on a property (accepted on writes,
  * never answered), `readOnly` is refused (the engine's own fields are the read-only ones).
  */
-export const SCHEMA_KEYWORDS = ['x-plural', 'x-unique', 'x-relation', 'x-index'] as const
+export const SCHEMA_KEYWORDS = ['x-plural', 'x-unique', 'x-relation', 'x-index', 'x-multiline'] as const
 
 /**
  * A keyword a plugin adds to the vocabulary: schema files may then use it at the top level or on a

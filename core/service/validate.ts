@@ -1,6 +1,7 @@
 import type { ErrorObject, ValidateFunction } from 'ajv'
 import { errors } from '../errors'
 import { ENGINE_FIELD_NAMES } from '../schema/derive'
+import type { FieldDefinition } from '../schema/types'
 
 function fieldOf(error: ErrorObject): string {
   if (error.keyword === 'additionalProperties') return (error.params as { additionalProperty: string }).additionalProperty
@@ -20,11 +21,69 @@ function messageOf(error: ErrorObject): string {
 /** Most fields one validation error lists; the payload counts the others in `more_errors`. */
 const MAX_LISTED_FIELD_ERRORS = 100
 
+/** How one text field's values are checked and stored (see {@link textRules}). */
+export interface TextRule {
+  field: string
+  /** `x-multiline`: line breaks and tabs are allowed. */
+  multiline: boolean
+  /** `minLength` of 1 or more: a value of white space only is blank, and refused. */
+  nonBlank: boolean
+}
+
+// Control characters (C0, DEL, C1), and invisible format characters (Unicode Cf) but the zero width
+// joiner, which emoji sequences need: they make look-alike values ("rhel" and "rhel\u200b") and
+// reorder text (U+202E).
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
+const CONTROL_BUT_LINES = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/
+const FORMAT = /(?!\u200d)\p{Cf}/u
+
+/**
+ * The text rules of a resource's string fields: stored in Unicode NFC (so "café" composed and
+ * decomposed are one value, and one unique key), no control or invisible format characters (line
+ * breaks and tabs with `x-multiline`), and not blank where `minLength` is 1 or more.
+ */
+export function textRules(fields: readonly FieldDefinition[]): TextRule[] {
+  return fields
+    .filter((f) => f.kind === 'string')
+    .map((f) => ({ field: f.name, multiline: f.schema['x-multiline'] === true, nonBlank: Number(f.schema.minLength ?? 0) >= 1 }))
+}
+
+/** Why a text value is refused, or undefined. */
+function textProblem(value: string, rule: TextRule): string | undefined {
+  if ((rule.multiline ? CONTROL_BUT_LINES : CONTROL).test(value))
+    return rule.multiline ? 'must not contain control characters' : 'must be one line without control characters'
+  if (FORMAT.test(value)) return 'must not contain invisible format characters (U+200B, U+202E, U+FEFF...)'
+  if (rule.nonBlank && value.trim() === '') return 'must not be blank'
+  return undefined
+}
+
+/**
+ * Applies the text rules to a body that matched its schema: answers the body with its strings in NFC
+ * (a new object only when one changes), or throws the 400 naming each refused field.
+ */
+function applyTextRules(body: Record<string, unknown>, rules: readonly TextRule[]): Record<string, unknown> {
+  let out = body
+  let refused: Record<string, string> | undefined
+  for (const rule of rules) {
+    const value = body[rule.field]
+    if (typeof value !== 'string') continue
+    const problem = textProblem(value, rule)
+    if (problem) (refused ??= Object.create(null) as Record<string, string>)[rule.field] = problem
+    const normal = value.normalize('NFC')
+    if (normal !== value) {
+      if (out === body) out = { ...body }
+      out[rule.field] = normal
+    }
+  }
+  if (refused) throw errors.validation(refused)
+  return out
+}
+
 /** Builds a validator that answers with every field's first error (up to {@link MAX_LISTED_FIELD_ERRORS}). */
-export function validator(check: ValidateFunction): (body: unknown) => Record<string, unknown> {
+export function validator(check: ValidateFunction, rules: readonly TextRule[] = []): (body: unknown) => Record<string, unknown> {
   return (body: unknown): Record<string, unknown> => {
     if (!body || typeof body !== 'object' || Array.isArray(body)) throw errors.bodyNotObject()
-    if (check(body)) return body as Record<string, unknown>
+    if (check(body)) return rules.length ? applyTextRules(body as Record<string, unknown>, rules) : (body as Record<string, unknown>)
     // No prototype: an unknown field named "constructor" or "toString" must still be listed.
     const fieldErrors: Record<string, string> = Object.create(null)
     let listed = 0
