@@ -33,8 +33,8 @@ export interface TextRule {
 // Control characters (C0, DEL, C1), and invisible format characters (Unicode Cf) but the zero width
 // joiner, which emoji sequences need: they make look-alike values ("rhel" and "rhel\u200b") and
 // reorder text (U+202E).
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
-const CONTROL_BUT_LINES = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/
+const CONTROL = /\p{Cc}/u
+const CONTROL_BUT_LINES = /(?![\t\n\r])\p{Cc}/u
 const FORMAT = /(?!\u200d)\p{Cf}/u
 
 /**
