@@ -60,9 +60,9 @@ function httpParams(ctx: Context, extra?: Params): Params {
 }
 
 /** A detail answer: `{"<name>": {...}}` with the row's ETag, or 304 when `If-None-Match` matches it. */
-function sendRow(ctx: Context, name: string, row: Row, status = 200): void {
-  const etag = String(row.etag)
-  ctx.set('ETag', formatEtag(etag))
+function sendRow(ctx: Context, name: string, row: Row, status = 200, validator?: string): void {
+  const etag = validator ?? String(row.etag)
+  ctx.set('ETag', validator ? `W/${formatEtag(etag)}` : formatEtag(etag))
   // HEAD answers as GET does, 304 included.
   const cached = ctx.method === 'GET' || ctx.method === 'HEAD' ? parseEtagHeader(ctx.get('If-None-Match') || undefined, 'weak') : undefined
   if (cached && etagMatches(cached, etag)) {
@@ -81,8 +81,11 @@ const sha1Hex: (text: string) => string =
 /** A list answer carries an ETag too: a digest of the body, so `If-None-Match` can answer 304. */
 function sendList(ctx: Context, plural: string, page: Page): void {
   const json = JSON.stringify({ [plural]: page.items, _meta: page.meta })
-  const etag = sha1Hex(json).slice(0, 32)
-  ctx.set('ETag', formatEtag(etag))
+  // An estimated count moves with the planner's statistics (ANALYZE), not with the rows: such a list
+  // gets a weak ETag of its rows alone, which If-None-Match still compares (If-Match never does).
+  const estimated = 'count_exact' in page.meta
+  const etag = sha1Hex(estimated ? `${JSON.stringify(page.items)}|estimated` : json).slice(0, 32)
+  ctx.set('ETag', estimated ? `W/${formatEtag(etag)}` : formatEtag(etag))
   const cached = parseEtagHeader(ctx.get('If-None-Match') || undefined, 'weak')
   if (cached && etagMatches(cached, etag)) {
     ctx.status = 304
@@ -116,7 +119,12 @@ function mountResource(router: Router, resource: Resource, prefix: string): void
   })
 
   router.get(item, async (ctx) => {
-    sendRow(ctx, name, await service.get(ctx.params.id, httpParams(ctx, { query: ctx.query as RawQuery })))
+    const row = await service.get(ctx.params.id, httpParams(ctx, { query: ctx.query as RawQuery }))
+    // With embed, the answer changes when an embedded row does: its ETag is a weak one that digests
+    // the row's ETag and each embedded row's (If-Match, which compares strongly, needs the row's own).
+    const embed = typeof ctx.query.embed === 'string' && ctx.query.embed !== '' ? ctx.query.embed.split(',') : undefined
+    const validator = embed && sha1Hex([row.etag, ...embed.map((f) => (row[f] as Row | null)?.etag ?? '-')].join(':')).slice(0, 32)
+    sendRow(ctx, name, row, 200, validator || undefined)
   })
 
   router.put(item, async (ctx) => {

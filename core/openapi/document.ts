@@ -240,7 +240,12 @@ function sharedComponents(limits: ListLimits, errors: ErrorRegistry): OpenApiDoc
       },
     },
     headers: {
-      ETag: { description: 'Entity tag of the answer, a quoted strong validator.', required: true, schema: { type: 'string', pattern: '^"[0-9a-f]{32}"$' } },
+      ETag: {
+        description:
+          'Entity tag of the answer: the row\'s own, a quoted strong validator to send back in `If-Match`; weak (`W/"..."`, for `If-None-Match` only) on a detail with `embed` (it digests the embedded rows\' too) and on a list whose count is an estimate (it digests the rows only).',
+        required: true,
+        schema: { type: 'string', pattern: '^(W/)?"[0-9a-f]{32}"$' },
+      },
       Location: { description: 'Path of the created row.', required: true, schema: { type: 'string' } },
       PreferenceApplied: { description: 'Echoes `return=representation` when it was honoured.', schema: { type: 'string' } },
       Allow: { description: 'Methods the path has.', required: true, schema: { type: 'string' } },

@@ -410,9 +410,25 @@ export function conformanceSuite(def: ResourceDefinition, getApp: () => TestApp,
           }
           const one = await app.http.get(`${base}/${a.id}`).query({ embed: relation.name }).expect(200)
           expect(one.body[name][relation.name]).to.deep.equal(await parentOf(a))
-          expect(one.headers.etag).to.equal(`"${a.etag}"`)
           const plain = await list({ sort: 'id' })
           expect(plain[plural].map((r: ApiRow) => r[relation.name])).to.have.members([a[relation.name], b[relation.name]])
+        })
+
+        httpOnly(`a detail with embed=${relation.name} has a weak ETag that changes when the embedded ${relation.relation!.resource} changes`, async () => {
+          const a = await rows.create(name)
+          const target = app.engine.resource(relation.relation!.resource)
+          const url = `${base}/${a.id}?embed=${relation.name}`
+          const first = await app.http.get(url).expect(200)
+          expect(first.headers.etag).to.match(/^W\/"[0-9a-f]{32}"$/)
+          expect(first.headers.etag).to.not.equal(`W/"${a.etag}"`)
+          await app.http.get(url).set('If-None-Match', first.headers.etag).expect(304)
+          // Without embed, the row's own strong ETag.
+          expect((await app.http.get(`${base}/${a.id}`).expect(200)).headers.etag).to.equal(`"${a.etag}"`)
+          await app.http.put(`${app.engine.prefix}/${target.plural}/${a[relation.name]}`).set('If-Match', '*').send(rows.updateBody(target.name)).expect(204)
+          const after = await app.http.get(url).set('If-None-Match', first.headers.etag).expect(200)
+          expect(after.headers.etag).to.not.equal(first.headers.etag)
+          // A weak ETag never passes If-Match: writes need the row's own.
+          await app.http.put(`${base}/${a.id}`).set('If-Match', after.headers.etag).send(rows.updateBody(name)).expect(412)
         })
       }
 
