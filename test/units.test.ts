@@ -178,6 +178,9 @@ describe('pure parts, table by table', () => {
       ['{"s":"\\"a\\":1, 12345678901234567890","a":1}', undefined],
       ['{"a\\u0062":1,"ab":2}', { kind: 'duplicate-key', path: 'ab' }],
       ['{"n":[0, 1, -0]}', { kind: 'inexact-number', path: 'n[2]', literal: '-0' }],
+      // Found by the fuzzer: a string after an empty object inside an array is a value, not a key.
+      ['{"":[{},""]}', undefined],
+      ['{"a":[{}, "x", {}],"a":1}', { kind: 'duplicate-key', path: 'a' }],
     ]
     for (const [text, problem] of texts) {
       it(`${text} -> ${JSON.stringify(problem)}`, () => {

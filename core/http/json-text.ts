@@ -50,7 +50,9 @@ export function jsonTextProblem(text: string): JsonTextProblem | undefined {
       expectKey = c === '{'
       i++
     } else if (c === '}' || c === ']') {
+      // `{}` opens no key: what follows the closed container is a value or a separator.
       frames.pop()
+      expectKey = false
       i++
     } else if (c === ',') {
       const frame = frames.at(-1)
