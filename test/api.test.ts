@@ -180,6 +180,8 @@ describe('componenttypes and components over HTTP', () => {
       const res = await app.http.get('/api/v1/componenttypes').expect(200)
       expect(res.body.componenttypes.map((x: any) => x.id)).to.deep.equal([a.id, b.id])
       expect(res.body._meta).to.deep.equal({ count: 2 })
+      // The body is built around the rows serialised once: byte for byte what JSON.stringify writes.
+      expect(res.text).to.equal(JSON.stringify(res.body))
     })
 
     it('limit defaults to 20 while _meta.count counts every matching row', async () => {
