@@ -1,6 +1,6 @@
 import { expect } from 'chai'
 import { etagMatches, formatEtag, parseEtagHeader } from '../core/data/etag'
-import { isConnectionError, translateDbError } from '../core/data/pg-errors'
+import { isConnectionError, isTransientStartupError, translateDbError } from '../core/data/pg-errors'
 import { jsonTextProblem, keepsNumber } from '../core/http/json-text'
 import { bodySchema, constraintName, ENGINE_FIELD_NAMES, filterableFields, nullable } from '../core/schema/derive'
 import type { FieldDefinition, ResourceDefinition } from '../core/schema/types'
@@ -76,6 +76,22 @@ describe('pure parts, table by table', () => {
         if (message) expect(translated?.message).to.match(message)
       })
     }
+    const startup: Array<[error: object, transient: boolean]> = [
+      [{ code: '3D000' }, true],
+      [{ code: '42P07' }, true],
+      [{ code: '42710' }, true],
+      [{ code: '23505', constraint: 'pg_type_typname_nsp_index' }, true],
+      [{ code: '23505', constraint: 'pg_class_relname_nsp_index' }, true],
+      [{ code: '23505', constraint: 'teams_name_unique' }, false],
+      [{ message: 'Migration table is already locked' }, true],
+      [{ code: '42601' }, false],
+    ]
+    for (const [error, transient] of startup) {
+      it(`at start-up, ${JSON.stringify(error)} is ${transient ? 'waited out' : 'fatal'}`, () => {
+        expect(isTransientStartupError(error)).to.equal(transient)
+      })
+    }
+
     it('finds a connection error through the wrappers of knex and objection', () => {
       expect(isConnectionError({ cause: { errors: [{ code: 'ECONNREFUSED' }] } })).to.equal(true)
       expect(isConnectionError({ name: 'KnexTimeoutError' })).to.equal(true)

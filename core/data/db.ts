@@ -82,7 +82,30 @@ export class FolderMigrationSource implements Knex.MigrationSource<string> {
   }
 }
 
+/**
+ * Makes knex's migration lock table hold exactly one row. knex creates it and inserts its row when it
+ * finds the table empty: processes that start together on an empty database can each insert one, and
+ * with two rows knex's lock (`UPDATE ... WHERE is_locked = 0` must touch one row) fails for good
+ * ("Migration table is already locked"). The row is inserted here once, whoever comes first.
+ */
+export async function ensureMigrationLock(knex: Knex): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await knex.raw('CREATE TABLE IF NOT EXISTS knex_migrations_lock ("index" serial PRIMARY KEY, is_locked integer)')
+      break
+    } catch (err) {
+      // Two sessions creating the same table at once: one loses on the catalog's unique index; the table exists then.
+      const code = (err as { code?: string }).code
+      if (attempt >= 3 || !['23505', '42P07', '42710'].includes(code ?? '')) throw err
+    }
+  }
+  await knex.raw(
+    'INSERT INTO knex_migrations_lock ("index", is_locked) SELECT 1, 0 WHERE NOT EXISTS (SELECT 1 FROM knex_migrations_lock) ON CONFLICT ("index") DO NOTHING',
+  )
+}
+
 /** Applies every pending migration of `dir`. */
 export async function migrateLatest(knex: Knex, dir: string): Promise<void> {
+  await ensureMigrationLock(knex)
   await knex.migrate.latest({ migrationSource: new FolderMigrationSource(dir) })
 }

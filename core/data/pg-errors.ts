@@ -135,8 +135,10 @@ export function translateDbError(err: unknown, ctx: DbErrorContext): ApiError | 
 export function isTransientStartupError(err: unknown): boolean {
   if (isConnectionError(err)) return true
   const e = err as { code?: string; name?: string; message?: string; constraint?: string }
-  // 3D000: the database does not exist yet; 42P07: a table another process just created; 40P01: deadlock.
-  if (e?.code === '3D000' || e?.code === '42P07' || e?.code === '40P01') return true
-  if (e?.code === '23505' && e.constraint === 'pg_type_typname_nsp_index') return true
+  // 3D000: the database does not exist yet; 42P07 and 42710: a table (or its row type) another process
+  // just created; 40P01: deadlock.
+  if (e?.code === '3D000' || e?.code === '42P07' || e?.code === '42710' || e?.code === '40P01') return true
+  // The same race, lost on the catalog's unique indexes of type or relation names.
+  if (e?.code === '23505' && (e.constraint === 'pg_type_typname_nsp_index' || e.constraint === 'pg_class_relname_nsp_index')) return true
   return e?.name === 'MigrationLocked' || /Migration table is already locked/.test(e?.message ?? '')
 }
