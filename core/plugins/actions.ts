@@ -3,8 +3,8 @@ import type { ErrorRegistry } from '../errors'
 import { errors } from '../errors'
 import type { RawQuery } from '../query/list-query'
 import { isUuid, schemaAjv } from '../schema/vocabulary'
-import { dbOf, withParams } from '../service/service'
-import type { Identity, Page, Params, ResourceService } from '../service/types'
+import { callParams, dbOf, isTransaction, nestedParams, withParams } from '../service/service'
+import type { Page, Params, ResourceService } from '../service/types'
 import { validator } from '../service/validate'
 import type { ActionDefinition } from './plugin'
 
@@ -54,13 +54,8 @@ export function compileAction(action: ActionDefinition<any>, host: ActionHost): 
       const body = checkBody ? checkBody(input.body ?? {}) : {}
       type Result = Page | Record<string, unknown> | void
       const run = async (db: Knex | Knex.Transaction): Promise<Result> => {
-        const full = { ...params, provider: params.provider ?? 'internal', identity: params.identity ?? ({} as Identity) }
-        const nested = {
-          ...full,
-          provider: 'internal',
-          request: undefined,
-          transaction: (db as Knex.Transaction).isTransaction ? (db as Knex.Transaction) : undefined,
-        }
+        const full = callParams(params)
+        const nested = nestedParams(full, db)
         return action.handler({
           path,
           query,
@@ -72,7 +67,7 @@ export function compileAction(action: ActionDefinition<any>, host: ActionHost): 
         })
       }
       const db = dbOf(params.transaction, host.knex)
-      if (action.transaction === false || (db as Knex.Transaction).isTransaction) return run(db)
+      if (action.transaction === false || isTransaction(db)) return run(db)
       return host.knex.transaction<Result>((trx) => run(trx))
     },
   }

@@ -33,6 +33,33 @@ export function dbOf(transaction: TransactionLike | undefined, knex: Knex): Db {
   return typeof transaction === 'function' ? transaction : transaction.knex
 }
 
+/** True when `db` is a transaction (of `engine.transaction`, a hooked write or an action). */
+export function isTransaction(db: Db): db is Knex.Transaction {
+  return (db as Knex.Transaction).isTransaction === true
+}
+
+/** A call's params as hooks and action handlers see them: `provider` and `identity` always set. */
+export function callParams(params: Params): Params & { provider: string; identity: Identity } {
+  return { ...params, provider: params.provider ?? 'internal', identity: params.identity ?? NO_IDENTITY }
+}
+
+/**
+ * The params of the calls a hook or an action makes through `ctx.service`: the server's own
+ * (`internal`), with the caller's identity, in `db`'s transaction; nothing of the outer call's
+ * request, query or preconditions.
+ */
+export function nestedParams(params: Params, db: Db): Params {
+  return {
+    ...params,
+    provider: 'internal',
+    request: undefined,
+    query: undefined,
+    ifMatch: undefined,
+    ifNoneMatch: undefined,
+    transaction: isTransaction(db) ? db : params.transaction,
+  }
+}
+
 /** A service whose calls carry `defaults` (a transaction, an identity...) unless they give their own. */
 export function withParams(service: ResourceService, defaults: Params): ResourceService {
   const merge = (params: Params | undefined): Params => (params ? { ...defaults, ...params } : defaults)
@@ -158,7 +185,7 @@ export class Service implements ResourceService {
     const hooks = this.parts.hooks[method]
     const hooked = hooks.before.length + hooks.after.length + hooks.error.length > 0
     // Hooks of a write see the row before it: read and lock it in the write's transaction.
-    if (hooked && (method === 'update' || method === 'remove') && !(db as Knex.Transaction).isTransaction) {
+    if (hooked && (method === 'update' || method === 'remove') && !isTransaction(db)) {
       return this.host.knex.transaction((trx) => this.call(method, { ...params, transaction: trx }, trx, input, execute))
     }
     const ctx = this.context(method, params, db, input.id)
@@ -188,7 +215,7 @@ export class Service implements ResourceService {
   }
 
   private context(method: ServiceMethod, params: Params, db: Db, id: string | undefined): HookContext {
-    const full = { ...params, provider: params.provider ?? 'internal', identity: params.identity ?? NO_IDENTITY }
+    const full = callParams(params)
     const host = this.host
     return {
       resource: this.name,
@@ -197,11 +224,7 @@ export class Service implements ResourceService {
       params: full,
       id,
       db,
-      service(name) {
-        // Nested calls are the server's own, in this call's transaction, with this call's identity.
-        const transaction = (db as Knex.Transaction).isTransaction ? (db as Knex.Transaction) : full.transaction
-        return withParams(host.service(name), { ...full, provider: 'internal', request: undefined, query: undefined, ifMatch: undefined, transaction })
-      },
+      service: (name) => withParams(host.service(name), nestedParams(full, db)),
     }
   }
 
