@@ -1,14 +1,16 @@
-// A/B of two engine builds on dci_bench, interleaved (order alternates each round), CPU us/request from /proc.
-// Usage (as run for RESULTS.md "Body checks and conditional writes: before/after"): node ab.js /tmp/bc-before,/tmp/bc-after ROUNDS SECONDS [scenarios]
-// each directory a `git archive` of one commit (a69cbd1, c25aa47), `npm ci --no-audit --no-fund` and `npx tsc -p tsconfig.build.json` run in it; ports 5192+.
-// Copied from bench/results/service-layer/ab.js; changes: ports 5192+, scenarios create,update,detail by default,
-// and the paired per-round ratios (second build / first build, as service-layer/pairs.js computed them) printed at the end.
+// A/B of two engine builds, interleaved (bench/RESULTS.md: the per-request overhead pass, the service
+// layer, the body checks, the text rules, the ETag changes were measured with it).
+// Usage: node bench/results/ab-builds.js BEFORE_DIR,AFTER_DIR ROUNDS SECONDS [scenarios]
+// Each directory is a `git archive` of one commit with its node_modules (`npm ci`) and `npx tsc -p tsconfig.build.json`
+// run in it; autocannon and pg come from the first one's node_modules. The servers listen on AB_PORT (default 5192) and
+// the next port, on the `dci_bench` database of `npm run bench`. Per round (order alternating):
+// req/s and CPU us/req of each build, the load average; at the end, medians and the paired per-round ratios.
 const { spawn } = require('child_process'); const fs = require('fs'); const http = require('http')
 const autocannon = require(`${process.argv[2].split(',')[0]}/node_modules/autocannon`); const { Client } = require(`${process.argv[2].split(',')[0]}/node_modules/pg`)
 const URL = 'postgres://postgres@127.0.0.1:5432/dci_bench'
 const builds = process.argv[2].split(',') // dirs with dist/server.js
 const ROUNDS = Number(process.argv[3] || 4), DUR = Number(process.argv[4] || 4)
-const only = (process.argv[5] || 'create,update,detail').split(',')
+const only = (process.argv[5] || 'detail,list-sorted,list-where,create,update').split(',')
 const cpu = (pid) => { const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' '); return (Number(f[11]) + Number(f[12])) * 1e4 }
 const pick = (l) => l[Math.floor(Math.random() * l.length)]
 async function start(dir, port) {
@@ -29,7 +31,7 @@ async function main() {
     create: () => ({ method: 'POST', path: '/api/v1/components', headers: json, body: JSON.stringify({ name: `ab-${process.pid}-${n++}`, componenttype: pick(types) }) }),
     update: () => ({ method: 'PUT', path: `/api/v1/components/${pick(ids)}`, headers: { ...json, 'if-match': '*' }, body: JSON.stringify({ name: `ab-renamed-${n++}` }) }),
   }
-  const servers = []; for (let i = 0; i < builds.length; i++) servers.push(await start(builds[i], 5192 + i))
+  const servers = []; for (let i = 0; i < builds.length; i++) servers.push(await start(builds[i], Number(process.env.AB_PORT || 5192) + i))
   const run = (s, name, d) => new Promise((resolve) => { const c0 = cpu(s.proc.pid); autocannon({ url: `http://127.0.0.1:${s.port}`, connections: 10, duration: d, requests: [{ setupRequest: (r) => ({ ...r, ...sc[name]() }) }] }, (e, res) => resolve({ rps: res.requests.average, cpu: (cpu(s.proc.pid) - c0) / (res.requests.total || 1), bad: res.non2xx + res.errors })) })
   for (const name of only) for (const s of servers) await run(s, name, 2)
   const res = {}
