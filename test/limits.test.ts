@@ -138,8 +138,11 @@ describe('limits and hygiene', function () {
       before(async function () {
         if (!PG_URL) return this.skip()
         scratch = await createScratchDatabase('limits')
+        // Migrated with the default timeout: DDL on a busy machine may take longer than the 300 ms under test.
+        const setup = openDatabase({ url: scratch.url, poolSize: 1 })
+        await migrateLatest(setup, MIGRATIONS)
+        await setup.destroy()
         const db = openDatabase({ url: scratch.url, statementTimeout: 300 })
-        await migrateLatest(db, MIGRATIONS)
         engine = await createEngine({ db, schemasDir: SCHEMAS, plugins: [componenttype, probeRoutes], logger, logRequests: true })
       })
 
