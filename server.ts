@@ -1,7 +1,9 @@
 /**
  * The Distributed CI control server: the engine, the resource plugins and an HTTP listener.
- * Configuration comes from the environment: PORT, HOST, DATABASE_URL, DATA_DIR, LOG_LEVEL, and the
- * limits REQUEST_TIMEOUT_MS (30000), HEADERS_TIMEOUT_MS (10000), SHUTDOWN_TIMEOUT_MS (10000).
+ * Configuration comes from the environment: PORT, HOST, DATABASE_URL, DATA_DIR, LOG_LEVEL, the
+ * limits REQUEST_TIMEOUT_MS (30000), HEADERS_TIMEOUT_MS (10000), SHUTDOWN_TIMEOUT_MS (10000), and
+ * identity: ADMIN_PASSWORD (the first start's admin; generated and logged once when unset),
+ * JWT_JWKS_URL, JWT_ISSUER, JWT_AUDIENCE, JWT_CLAIM (accept JWTs of that issuer).
  * Logs are JSON lines on stdout (pino), one per request.
  */
 import fs from 'node:fs'
@@ -11,7 +13,8 @@ import path from 'node:path'
 import type { Knex } from 'knex'
 import pino from 'pino'
 import { createEngine, isTransientStartupError, migrateLatest, openDatabase, type Engine } from './core'
-import { plugins } from './resources'
+import { ensureAdmin, type JwtOptions } from './core/identity'
+import { serverPlugins } from './resources'
 
 // Compiled, this file runs from dist/; the schemas stay at the project root.
 const root = fs.existsSync(path.join(__dirname, 'schemas')) ? __dirname : path.resolve(__dirname, '..')
@@ -27,20 +30,29 @@ function numberFromEnv(name: string, fallback: number): number {
   return value
 }
 
+/** The JWT issuer of the environment, if JWT_JWKS_URL names one. */
+function jwtFromEnv(): JwtOptions | undefined {
+  const jwksUrl = process.env.JWT_JWKS_URL
+  if (!jwksUrl) return undefined
+  return { jwksUrl, issuer: process.env.JWT_ISSUER || undefined, audience: process.env.JWT_AUDIENCE || undefined, claim: process.env.JWT_CLAIM || undefined }
+}
+
 /** Migrates and builds the engine, retrying transient failures with capped exponential backoff. */
 async function startEngine(db: Knex, stopped: () => boolean): Promise<Engine | undefined> {
   for (let attempt = 1; ; attempt++) {
     try {
       await migrateLatest(db, path.join(__dirname, 'migrations'))
-      return await createEngine({
+      const engine = await createEngine({
         db,
         schemasDir: path.join(root, 'schemas'),
-        plugins,
+        plugins: serverPlugins({ jwt: jwtFromEnv() }),
         logger,
         logRequests: true,
         openapiInfo,
         indexMessage: 'Distributed CI.',
       })
+      await ensureAdmin(engine, { password: process.env.ADMIN_PASSWORD || undefined, logger })
+      return engine
     } catch (err) {
       if (!isTransientStartupError(err) || stopped()) throw err
       const delay = Math.round(Math.min(5_000, 250 * 2 ** (attempt - 1)) * (0.8 + Math.random() * 0.4))

@@ -108,7 +108,7 @@ export interface Engine {
 export async function createEngine(options: EngineOptions): Promise<Engine> {
   const prefix = (options.prefix ?? '/api/v1').replace(/\/$/, '')
   const bodyLimit = options.bodyLimit ?? '1mb'
-  const contributions = collectPlugins(options.plugins ?? [])
+  const contributions = collectPlugins(options.plugins ?? [], options.logger)
   const defs = loadSchemas(options.schemasDir, contributions.keywords, contributions.schemaFiles)
   if (options.checkSchema ?? true) await checkSchemaDrift(options.db, defs)
   const limits = {
@@ -132,6 +132,8 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     service: (name: string) => resource(name).service,
     checkList: (name: string, query: Record<string, string | string[] | undefined>) => void resource(name).query.parseList(query),
     plural: (name: string) => resource(name).plural,
+    hooks: contributions.actionHooks,
+    definition: (name: string) => resource(name).def,
   }
   const actions = new Map(contributions.actions.map((a) => [a.name, compileAction(a, actionHost)]))
   // Built now, not on first request: an action's faulty description stops start-up.
@@ -202,6 +204,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
         actions: [...actions.values()],
         openapiJson: (base) => (base ? JSON.stringify({ ...document, servers: [{ url: `${base}${prefix}` }] }) : openapiText),
         authenticator,
+        authenticatorHost: { db: options.db, definition: (name) => resource(name).def },
         index: (base) => ({
           _status: 'OK',
           message: indexMessage,

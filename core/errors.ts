@@ -125,6 +125,15 @@ export const errors = {
   routeNotFound: (method: string, path: string) => new ApiError(404, `No route for ${method} ${path}`, {}, {}, 'route_not_found'),
   methodNotAllowed: (method: string, allow: string) =>
     new ApiError(405, `Method ${method} is not allowed here`, { allowed_methods: allow.split(', ') }, { Allow: allow }, 'method_not_allowed'),
+  readOnly: (plural: string) =>
+    new ApiError(
+      405,
+      `${plural} are read-only: only GET and HEAD are allowed`,
+      { allowed_methods: ['GET', 'HEAD'] },
+      { Allow: 'GET, HEAD' },
+      'method_not_allowed',
+    ),
+  forbidden: (message = 'The caller may not do this') => new ApiError(403, message, {}, {}, 'forbidden'),
   conflict: (message: string, payload: Record<string, unknown> = {}) => new ApiError(409, message, payload, {}, 'conflict'),
   stillReferenced: (message: string, payload: Record<string, unknown> = {}) => new ApiError(409, message, payload, {}, 'still_referenced'),
   ifMatchRequired: () => new ApiError(412, "'If-match' header must be provided", {}, {}, 'precondition_required'),

@@ -3,7 +3,7 @@ import path from 'node:path'
 import type { Knex } from 'knex'
 import supertest from 'supertest'
 import { createEngine, migrateLatest, openDatabase, type Engine, type EngineOptions } from '../core'
-import { plugins } from '../resources'
+import { resourcePlugins as plugins } from '../resources'
 
 export const ROOT = path.resolve(__dirname, '..')
 export const SCHEMAS = path.join(ROOT, 'schemas')

@@ -115,6 +115,8 @@ describe('pure parts, table by table', () => {
       file: 'widget.json',
       schema: {},
       unique: [['name']],
+      access: {},
+      readOnly: false,
       fields: [
         field('name', { type: 'string', minLength: 1 }, { required: true }),
         field('mode', { type: 'string', const: 'x' }),

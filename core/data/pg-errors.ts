@@ -1,4 +1,4 @@
-import { ApiError, errors } from '../errors'
+import { type ApiError, errors } from '../errors'
 
 /** What the database layer knows about the statement that failed, to word the error. */
 export interface DbErrorContext {

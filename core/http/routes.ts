@@ -6,7 +6,7 @@ import type { Row } from '../data/repository'
 import type { RawQuery } from '../query/list-query'
 import { errors } from '../errors'
 import type { CompiledAction } from '../plugins/actions'
-import type { Authenticator } from '../plugins/plugin'
+import type { Authenticator, AuthenticatorHost } from '../plugins/plugin'
 import type { Resource } from '../plugins/registry'
 import type { Page, Params } from '../service/types'
 
@@ -21,17 +21,19 @@ export interface RouteSource {
   index(basePath: string): object
   /** Who calls; without one, every caller is anonymous (an empty identity). */
   authenticator?: Authenticator
+  /** What the authenticator is given besides the request. */
+  authenticatorHost?: AuthenticatorHost
 }
 
 /**
  * Authenticates each request a route matched, before its body is read: the index and openapi.json
  * are public; otherwise no identity is a 401 with the authenticator's challenges.
  */
-function authenticate(authenticator: Authenticator, prefix: string): Middleware {
+function authenticate(authenticator: Authenticator, host: AuthenticatorHost, prefix: string): Middleware {
   const open = new Set([prefix, `${prefix}/`, `${prefix}/openapi.json`])
   return async (ctx, next) => {
     if ((ctx.method === 'GET' || ctx.method === 'HEAD') && open.has(ctx.path)) return next()
-    const identity = await authenticator.identify({ method: ctx.method, path: ctx.path, headers: ctx.headers, id: ctx.state.requestId })
+    const identity = await authenticator.identify({ method: ctx.method, path: ctx.path, headers: ctx.headers, id: ctx.state.requestId, ip: ctx.ip }, host)
     if (!identity) throw errors.unauthorized(authenticator.challenges)
     ctx.state.identity = identity
     return next()
@@ -54,7 +56,7 @@ function httpParams(ctx: Context, extra?: Params): Params {
   return {
     provider: 'http',
     identity: ctx.state.identity,
-    request: { method: ctx.method, path: ctx.path, headers: ctx.headers, id: ctx.state.requestId },
+    request: { method: ctx.method, path: ctx.path, headers: ctx.headers, id: ctx.state.requestId, ip: ctx.ip },
     ...extra,
   }
 }
@@ -114,6 +116,12 @@ function mountResource(router: Router, resource: Resource, prefix: string): void
     sendList(ctx, plural, await service.find(httpParams(ctx, { query: ctx.query as RawQuery })))
   })
 
+  // A read-only resource answers its writes 405 (allowedMethods), as any path without that method.
+  if (resource.def.readOnly) {
+    router.get(item, async (ctx) => sendRow(ctx, name, await service.get(ctx.params.id, httpParams(ctx, { query: ctx.query as RawQuery }))))
+    return
+  }
+
   router.post(collection, async (ctx) => {
     const row = await service.create(ctx.request.body as Record<string, unknown>, httpParams(ctx))
     ctx.set('Location', `${basePathOf(ctx)}${prefix}/${plural}/${row.id}`)
@@ -165,7 +173,7 @@ function mountAction(router: Router, action: CompiledAction): void {
  */
 export function buildRouter(source: RouteSource, parseBody?: Middleware): Router {
   const router = new Router({ prefix: source.prefix })
-  if (source.authenticator) router.use(authenticate(source.authenticator, source.prefix))
+  if (source.authenticator) router.use(authenticate(source.authenticator, source.authenticatorHost!, source.prefix))
   if (parseBody) router.use(parseBody)
   router.get('/openapi.json', (ctx) => {
     ctx.type = 'application/json'

@@ -2,11 +2,12 @@ import type { Knex } from 'knex'
 import type { ErrorRegistry } from '../errors'
 import { errors } from '../errors'
 import type { RawQuery } from '../query/list-query'
+import type { ResourceDefinition } from '../schema/types'
 import { isUuid, schemaAjv } from '../schema/vocabulary'
 import { callParams, dbOf, isTransaction, nestedParams, withParams } from '../service/service'
 import type { Page, Params, ResourceService } from '../service/types'
 import { validator } from '../service/validate'
-import type { ActionDefinition } from './plugin'
+import type { ActionContext, ActionDefinition, ActionHookContext, ActionHooks } from './plugin'
 
 /** What a caller gives an action: path parameters, query parameters and the body. */
 export interface ActionInput {
@@ -31,6 +32,16 @@ export interface ActionHost {
   /** The list-query check of a resource (throws the 400 of a bad parameter). */
   checkList(resource: string, query: RawQuery): void
   plural(resource: string): string
+  /** Hooks around every action, in plugin order. */
+  hooks: readonly ActionHooks[]
+  definition(resource: string): ResourceDefinition
+}
+
+/** The resource an action belongs to: named, or its first resource path parameter's, or its list's. */
+export function actionResource(action: ActionDefinition<any>): string | undefined {
+  if (action.resource) return action.resource
+  const param = Object.values(action.pathParams ?? {}).find((p) => 'resource' in p)
+  return param && 'resource' in param ? param.resource : action.list
 }
 
 /**
@@ -43,6 +54,9 @@ export function compileAction(action: ActionDefinition<any>, host: ActionHost): 
   const checkBody = action.input ? validator(ajv.compile(action.input)) : undefined
   const idParams = Object.entries(action.pathParams ?? {}).flatMap(([name, p]) => ('resource' in p ? [[name, p.resource] as const] : []))
   const listKey = action.list ? host.plural(action.list) : undefined
+  const resource = actionResource(action)
+  const before = host.hooks.flatMap((h) => (h.before ? [h.before] : []))
+  const after = host.hooks.flatMap((h) => (h.after ? [h.after] : []))
   return {
     definition: action,
     listKey,
@@ -56,7 +70,7 @@ export function compileAction(action: ActionDefinition<any>, host: ActionHost): 
       const run = async (db: Knex | Knex.Transaction): Promise<Result> => {
         const full = callParams(params)
         const nested = nestedParams(full, db)
-        return action.handler({
+        const ctx: ActionContext = {
           path,
           query,
           body,
@@ -64,7 +78,21 @@ export function compileAction(action: ActionDefinition<any>, host: ActionHost): 
           db,
           errors: host.errors,
           service: (name) => withParams(host.service(name), nested),
-        })
+        }
+        if (before.length + after.length === 0) return action.handler(ctx)
+        const hooked: ActionHookContext = {
+          ...ctx,
+          action,
+          resource,
+          definition: (name = resource) => {
+            if (!name) throw new Error(`action '${action.name}' belongs to no resource`)
+            return host.definition(name)
+          },
+        }
+        for (const hook of before) await hook(hooked)
+        hooked.result = await action.handler(ctx)
+        for (const hook of after) await hook(hooked)
+        return hooked.result
       }
       const db = dbOf(params.transaction, host.knex)
       if (action.transaction === false || isTransaction(db)) return run(db)

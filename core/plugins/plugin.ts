@@ -1,7 +1,9 @@
 import type { Db } from '../data/repository'
 import type { ErrorRegistry } from '../errors'
+import type { EngineLogger } from '../http/frame'
 import type { RawQuery } from '../query/list-query'
-import type { JsonSchema } from '../schema/types'
+import type { Knex } from 'knex'
+import type { JsonSchema, ResourceDefinition } from '../schema/types'
 import type { SchemaKeyword } from '../schema/vocabulary'
 import type { HookSet, Identity, Page, Params, ResourceService, TransportRequest } from '../service/types'
 
@@ -23,6 +25,26 @@ export interface ActionContext<I = Record<string, unknown>> {
   errors: ErrorRegistry
 }
 
+/** What an action hook is given: the action's context, which action, and (after) its result. */
+export interface ActionHookContext extends ActionContext {
+  readonly action: ActionDefinition<any>
+  /** The resource the action belongs to (see {@link ActionDefinition.resource}). */
+  readonly resource?: string
+  /** after hooks: what the handler returned. */
+  result?: Page | Record<string, unknown> | void
+  /** A resource's definition (default: the action's resource). */
+  definition(name?: string): ResourceDefinition
+}
+
+/**
+ * Hooks around every action: `before` runs after the input checks and before the handler, `after`
+ * once it returned, both in the action's transaction (a throw rolls the action back).
+ */
+export interface ActionHooks {
+  before?(ctx: ActionHookContext): void | Promise<void>
+  after?(ctx: ActionHookContext): void | Promise<void>
+}
+
 /** The HTTP methods an action may use. */
 export type ActionMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'
 
@@ -42,6 +64,11 @@ export interface ActionDefinition<I = Record<string, unknown>> {
   pathParams?: Record<string, { resource: string; description?: string } | { schema: JsonSchema; description?: string }>
   /** The action answers a page of this resource, and takes its list parameters. */
   list?: string
+  /**
+   * The resource the action belongs to, whose `x-access` may name it (default: the resource of the
+   * first `pathParams` entry with one, else `list`).
+   */
+  resource?: string
   /** The body's JSON Schema (POST, PUT, PATCH); a body that does not match it is a 400. */
   input?: JsonSchema
   /** The answer's JSON Schema (unless `list`); the handler returns that object. */
@@ -66,11 +93,18 @@ export function defineAction<I = Record<string, unknown>>(action: ActionDefiniti
  * throw an `ApiError` (a 403, say). Every route needs it except the index and `openapi.json`.
  */
 export interface Authenticator {
-  identify(request: TransportRequest): Identity | undefined | Promise<Identity | undefined>
+  identify(request: TransportRequest, engine: AuthenticatorHost): Identity | undefined | Promise<Identity | undefined>
   /** The `WWW-Authenticate` challenges of a 401: `['Basic realm="dci"', 'Bearer']`. */
   challenges: string[]
   /** OpenAPI security schemes by name (`{ basic: { type: 'http', scheme: 'basic' } }`), required on every operation but the public ones. */
   securitySchemes?: Record<string, Record<string, unknown>>
+}
+
+/** What an authenticator may use: the engine's database and resources. */
+export interface AuthenticatorHost {
+  readonly db: Knex
+  /** A resource's definition (table, fields, owner). */
+  definition(resource: string): ResourceDefinition
 }
 
 /** What a plugin's `setup` may add to the engine it is installed in. */
@@ -81,6 +115,8 @@ export interface PluginApi {
   resource(schemaFile: string): void
   /** A custom operation (see {@link ActionDefinition}). */
   action(action: ActionDefinition<any>): void
+  /** Hooks around every action (access checks, audit...). */
+  actionHooks(hooks: ActionHooks): void
   /** A keyword schema files may then use (`x-...`). */
   keyword(keyword: SchemaKeyword): void
   /** How HTTP requests are authenticated (one plugin at most; see {@link Authenticator}). */
@@ -91,6 +127,8 @@ export interface PluginApi {
   readonly errors: ErrorRegistry
   /** Fields an after hook adds to a resource's answers, documented in its OpenAPI output schema. */
   outputFields(resource: string, fields: Record<string, JsonSchema>): void
+  /** The engine's logger (its `logger` option), for what a plugin must report (failed logins...). */
+  readonly logger: EngineLogger
 }
 
 /**

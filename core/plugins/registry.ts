@@ -1,6 +1,7 @@
 import type { Knex } from 'knex'
 import type { Model, ModelClass } from 'objection'
 import { modelFor } from '../data/model'
+import { consoleLogger, type EngineLogger } from '../http/frame'
 import { Repository } from '../data/repository'
 import { ErrorRegistry } from '../errors'
 import { compileListQuery, type ListLimits, type ListQueryParser } from '../query/list-query'
@@ -11,7 +12,7 @@ import { HookRegistry, type MethodHooks } from '../service/hooks'
 import { Service, type ServiceHost } from '../service/service'
 import { SERVICE_METHODS, type ResourceService, type ServiceMethod } from '../service/types'
 import { textRules, validator } from '../service/validate'
-import { orderPlugins, type ActionDefinition, type Authenticator, type Plugin } from './plugin'
+import { orderPlugins, type ActionDefinition, type ActionHooks, type Authenticator, type Plugin } from './plugin'
 
 /** A registered resource: its definition and everything built from it once, at start-up. */
 export interface Resource {
@@ -40,6 +41,7 @@ export interface PluginContributions {
   hooks: HookRegistry
   schemaFiles: string[]
   actions: ActionDefinition<any>[]
+  actionHooks: ActionHooks[]
   keywords: SchemaKeyword[]
   errors: ErrorRegistry
   outputFields: Map<string, Record<string, JsonSchema>>
@@ -48,12 +50,13 @@ export interface PluginContributions {
 }
 
 /** Runs every plugin's setup in dependency order and gathers what they add. */
-export function collectPlugins(plugins: readonly Plugin[]): PluginContributions {
+export function collectPlugins(plugins: readonly Plugin[], logger: EngineLogger = consoleLogger): PluginContributions {
   const out: PluginContributions = {
     plugins: orderPlugins(plugins),
     hooks: new HookRegistry(),
     schemaFiles: [],
     actions: [],
+    actionHooks: [],
     keywords: [],
     errors: new ErrorRegistry(),
     outputFields: new Map(),
@@ -78,6 +81,7 @@ export function collectPlugins(plugins: readonly Plugin[]): PluginContributions 
         if (clash) throw new Error(`${where}: action '${action.name}' (${action.method} ${action.path}) clashes with action '${clash.name}'`)
         out.actions.push(action)
       },
+      actionHooks: (hooks) => void out.actionHooks.push(hooks),
       keyword: (keyword) => {
         if (!/^x-[a-z][a-z0-9-]*$/.test(keyword.name)) throw new Error(`${where}: schema keyword '${keyword.name}' must look like x-name`)
         if (out.keywords.some((k) => k.name === keyword.name)) throw new Error(`${where}: schema keyword '${keyword.name}' is already added`)
@@ -89,6 +93,7 @@ export function collectPlugins(plugins: readonly Plugin[]): PluginContributions 
       },
       errorCode: (code, status, description) => out.errors.define(code, status, description),
       errors: out.errors,
+      logger,
       outputFields: (resource, fields) => void out.outputFields.set(resource, { ...out.outputFields.get(resource), ...fields }),
     })
   }
@@ -128,6 +133,11 @@ export function buildResources(defs: ResourceDefinition[], contributions: Plugin
       return resource.service
     },
     hiddenFields: (name) => hidden.get(name) ?? [],
+    definition: (name) => {
+      const def = defs.find((d) => d.name === name)
+      if (!def) throw new Error(`no resource named '${name}'`)
+      return def
+    },
   }
   const hidden = new Map(defs.map((d) => [d.name, d.fields.filter((f) => f.hidden).map((f) => f.name)]))
   const repositories = new Map<string, Repository>()

@@ -77,9 +77,21 @@ export function bodySchema(def: ResourceDefinition, variant: 'create' | 'update'
   return {
     type: 'object',
     properties: Object.fromEntries(def.fields.map((f) => [f.name, fieldSchema(f)])),
-    required: variant === 'update' ? [] : def.fields.filter((f) => f.required).map((f) => f.name),
+    // The owner field may be omitted on create: the access rules fill in the caller's team (the
+    // service still refuses a row without it, see requiredAfterHooks).
+    required: variant === 'update' ? [] : def.fields.filter((f) => f.required && f.name !== def.owner && f.schema.default === undefined).map((f) => f.name),
     additionalProperties: false,
   }
+}
+
+/** Required fields a create body may omit for a before hook to fill: the owner field, if required. */
+export function requiredAfterHooks(def: ResourceDefinition): string[] {
+  return def.fields.filter((f) => f.required && f.name === def.owner).map((f) => f.name)
+}
+
+/** The `default` of each field that has one: what a create that omits the field stores. */
+export function fieldDefaults(def: ResourceDefinition): Array<[field: string, value: unknown]> {
+  return def.fields.filter((f) => f.schema.default !== undefined).map((f) => [f.name, f.schema.default])
 }
 
 /** The schema fields an answer shows: all but the write-only ones. */

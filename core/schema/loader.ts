@@ -16,6 +16,7 @@ export class SchemaError extends Error {
 }
 
 const SAFE_IDENTIFIER = /^[a-z][a-z0-9_]{0,62}$/
+const ROLE_NAME = /^[a-z][a-z0-9_]{0,62}$/
 const RESERVED_TABLES = ['knex_migrations', 'knex_migrations_lock']
 const ON_DELETE: OnDelete[] = ['restrict', 'cascade', 'set null']
 const ALLOWED_TOP_LEVEL = new Set([
@@ -135,12 +136,47 @@ function parseSchemaFile(file: string, text: string, ajv: Ajv, keywords: ExtraKe
     }
   }
 
+  const owner = schema['x-owner']
+  if (owner !== undefined) {
+    if (typeof owner !== 'string') throw new SchemaError(file, 'x-owner must be a field name, or "id" for a resource that owns itself')
+    const field = fields.find((f) => f.name === owner)
+    if (owner !== 'id' && !field?.relation) throw new SchemaError(file, `x-owner '${owner}' must be "id" or a field with x-relation`)
+  }
+  const access = schema['x-access'] ?? {}
+  if (!access || typeof access !== 'object' || Array.isArray(access)) {
+    throw new SchemaError(file, 'x-access must be an object: per operation (read, create, update, delete or an action name), a list of roles')
+  }
+  for (const [operation, roles] of Object.entries(access as Record<string, unknown>)) {
+    if (!ROLE_NAME.test(operation)) throw new SchemaError(file, `x-access operation '${operation}' is not an operation or action name`)
+    if (!Array.isArray(roles) || roles.some((r) => typeof r !== 'string' || !ROLE_NAME.test(r))) {
+      throw new SchemaError(file, `x-access '${operation}' must be a list of role names`)
+    }
+  }
+  const readOnly = schema['x-read-only'] ?? false
+  if (typeof readOnly !== 'boolean') throw new SchemaError(file, 'x-read-only must be true or false')
+
+  for (const field of fields) {
+    if (field.schema.default === undefined) continue
+    let check: ReturnType<Ajv['compile']>
+    try {
+      check = ajv.compile({ ...field.schema, default: undefined })
+    } catch {
+      continue // the whole schema's compile below names the problem
+    }
+    if (!check(field.schema.default)) {
+      throw new SchemaError(
+        file,
+        `field '${field.name}': default ${JSON.stringify(field.schema.default)} does not match the field (${ajv.errorsText(check.errors)})`,
+      )
+    }
+  }
+
   try {
     ajv.compile(schema)
   } catch (err) {
     throw new SchemaError(file, `not a valid JSON Schema: ${(err as Error).message}`)
   }
-  return { name, plural, file, schema, fields, unique: unique as string[][] }
+  return { name, plural, file, schema, fields, unique: unique as string[][], owner, access: access as Record<string, string[]>, readOnly }
 }
 
 /** Checks that relate several files: unique plurals and names, relations to known resources. */
@@ -158,6 +194,12 @@ function checkDefinitions(defs: ResourceDefinition[]): void {
     for (const field of def.fields) {
       if (field.relation && !names.has(field.relation.resource)) {
         throw new SchemaError(def.file, `field '${field.name}' relates to unknown resource '${field.relation.resource}'`)
+      }
+      if (field.relation && def.owner === field.name) {
+        const target = defs.find((d) => d.name === field.relation!.resource)!
+        if (target.owner !== 'id') {
+          throw new SchemaError(def.file, `x-owner '${field.name}' relates to '${target.name}', which must own itself ("x-owner": "id")`)
+        }
       }
       if (field.relation?.onDelete === 'set null' && field.required) {
         throw new SchemaError(def.file, `field '${field.name}' is required, so its relation cannot use onDelete "set null"`)

@@ -26,6 +26,12 @@ export interface ResourceDefinition {
   schema: JsonSchema
   fields: FieldDefinition[]
   unique: string[][]
+  /** `x-owner`: the field holding the owning team's id, or `id` for the team resource itself. */
+  owner?: string
+  /** `x-access`: the roles allowed per operation (`read`, `create`, `update`, `delete`, action names). */
+  access: Record<string, string[]>
+  /** `x-read-only`: clients may only read it (its rows are written by server code). */
+  readOnly: boolean
 }
 
 /** The keywords plugins add, by where a schema may use them (see {@link SchemaKeyword}). */

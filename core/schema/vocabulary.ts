@@ -9,10 +9,19 @@ import addFormats from 'ajv-formats'
  *   of a row of that resource; `onDelete` is `restrict` (default), `cascade` or `set null`), and
  *   `x-index: true` (index the column for `where`/`sort`), `x-multiline: true` (a text field that may
  *   hold line breaks and tabs).
+ * - access, at the top level: `x-owner` (the field holding the row's owning team, a relation to a
+ *   resource whose own `x-owner` is `"id"`: it owns itself), `x-access` (per operation, `read`,
+ *   `create`, `update`, `delete` or an action's name, the roles allowed) and `x-read-only: true`
+ *   (clients only read it; server code writes it). The engine checks them; an identity plugin
+ *   enforces them (see core/identity).
  * Standard keywords the engine gives a meaning: `writeOnly: true` on a property (accepted on writes,
  * never answered), `readOnly` is refused (the engine's own fields are the read-only ones).
  */
-export const SCHEMA_KEYWORDS = ['x-plural', 'x-unique', 'x-relation', 'x-index', 'x-multiline'] as const
+export const SCHEMA_KEYWORDS = ['x-plural', 'x-unique', 'x-relation', 'x-index', 'x-multiline', 'x-owner', 'x-access', 'x-read-only'] as const
+
+/** The operations `x-access` names besides actions. */
+export const ACCESS_OPERATIONS = ['read', 'create', 'update', 'delete'] as const
+export type AccessOperation = (typeof ACCESS_OPERATIONS)[number]
 
 /**
  * A keyword a plugin adds to the vocabulary: schema files may then use it at the top level or on a

@@ -3,6 +3,7 @@ import { parseEtagHeader, type EtagCondition } from '../data/etag'
 import type { Db, Repository, Row } from '../data/repository'
 import { errors } from '../errors'
 import { toRawQuery, type ListQueryParser, type RawQuery } from '../query/list-query'
+import { fieldDefaults, requiredAfterHooks } from '../schema/derive'
 import type { ResourceDefinition } from '../schema/types'
 import type { MethodHooks } from './hooks'
 import type { HookContext, Identity, Page, Params, ResourceService, ServiceMethod, TransactionLike } from './types'
@@ -23,6 +24,8 @@ export interface ServiceHost {
   service(name: string): ResourceService
   /** Write-only fields of a resource, never answered. */
   hiddenFields(resource: string): readonly string[]
+  /** The definition of a resource (its schema, fields, owner, access rules). */
+  definition(resource: string): ResourceDefinition
 }
 
 const NO_IDENTITY: Identity = Object.freeze({})
@@ -53,6 +56,8 @@ export function nestedParams(params: Params, db: Db): Params {
     ...params,
     provider: 'internal',
     request: undefined,
+    // The request's id stays, for logs and audit rows of the nested writes.
+    requestId: params.request?.id ?? params.requestId,
     query: undefined,
     ifMatch: undefined,
     ifNoneMatch: undefined,
@@ -106,6 +111,8 @@ function rawQueryOf(params: Params): RawQuery {
 export class Service implements ResourceService {
   readonly name: string
   private readonly hidden: readonly string[]
+  private readonly fillLater: readonly string[]
+  private readonly defaults: ReadonlyArray<[string, unknown]>
 
   constructor(
     private readonly parts: ServiceParts,
@@ -113,6 +120,8 @@ export class Service implements ResourceService {
   ) {
     this.name = parts.def.name
     this.hidden = parts.def.fields.filter((f) => f.hidden).map((f) => f.name)
+    this.fillLater = requiredAfterHooks(parts.def)
+    this.defaults = fieldDefaults(parts.def)
   }
 
   find(params: Params = {}): Promise<Page> {
@@ -135,9 +144,17 @@ export class Service implements ResourceService {
   create(data: Record<string, unknown>, params: Params = {}): Promise<Row> {
     const db = dbOf(params.transaction, this.host.knex)
     if (params.trusted) return this.parts.repository.create(data, db)
-    return this.call('create', params, db, { validate: (ctx) => (ctx.data = { ...this.parts.validateCreate(data) }) }, (ctx) =>
-      this.parts.repository.create(ctx.data!, ctx.db),
-    )
+    const validate = (ctx: HookContext) => {
+      ctx.data = { ...this.parts.validateCreate(data) }
+      // An omitted field with a `default` gets it (a copy: hooks may change it).
+      for (const [field, value] of this.defaults) if (ctx.data[field] === undefined) ctx.data[field] = structuredClone(value)
+    }
+    return this.call('create', params, db, { validate }, (ctx) => {
+      // Fields the body could omit for a before hook to fill (the owner) must be there by now.
+      const missing = this.fillLater.filter((f) => ctx.data![f] === undefined || ctx.data![f] === null)
+      if (missing.length) throw errors.validation(Object.fromEntries(missing.map((f) => [f, 'is required'])))
+      return this.parts.repository.create(ctx.data!, ctx.db)
+    })
   }
 
   update(id: string, data: Record<string, unknown>, params: Params = {}): Promise<Row> {
@@ -182,10 +199,12 @@ export class Service implements ResourceService {
     input: { id?: string; validate(ctx: HookContext): unknown },
     execute: (ctx: HookContext) => Promise<R>,
   ): Promise<R> {
+    if (this.parts.def.readOnly && method !== 'find' && method !== 'get') throw errors.readOnly(this.parts.def.plural)
     const hooks = this.parts.hooks[method]
     const hooked = hooks.before.length + hooks.after.length + hooks.error.length > 0
-    // Hooks of a write see the row before it: read and lock it in the write's transaction.
-    if (hooked && (method === 'update' || method === 'remove') && !isTransaction(db)) {
+    // A hooked write runs in one transaction with its hooks' own writes (an audit row...); hooks of an
+    // update or remove see the row before it: read and lock it in that transaction.
+    if (hooked && method !== 'find' && method !== 'get' && !isTransaction(db)) {
       return this.host.knex.transaction((trx) => this.call(method, { ...params, transaction: trx }, trx, input, execute))
     }
     const ctx = this.context(method, params, db, input.id)
@@ -225,6 +244,7 @@ export class Service implements ResourceService {
       id,
       db,
       service: (name) => withParams(host.service(name), nestedParams(full, db)),
+      definition: (name = this.name) => host.definition(name),
     }
   }
 

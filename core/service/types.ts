@@ -2,6 +2,7 @@ import type { Knex } from 'knex'
 import type { Db, ListMeta, Row } from '../data/repository'
 import type { EtagCondition } from '../data/etag'
 import type { FindQuery, ListQuery, RawQuery } from '../query/list-query'
+import type { ResourceDefinition } from '../schema/types'
 
 /** The five operations every resource's service has. */
 export const SERVICE_METHODS = ['find', 'get', 'create', 'update', 'remove'] as const
@@ -21,6 +22,8 @@ export interface TransportRequest {
   headers: Record<string, string | string[] | undefined>
   /** The request's id (`X-Request-Id`). */
   id?: string
+  /** The client's address (the socket's peer). */
+  ip?: string
 }
 
 /**
@@ -87,6 +90,8 @@ export interface HookContext<T extends object = Record<string, unknown>> {
   readonly db: Db
   /** The service of any resource, in this call's transaction and with this call's identity. */
   service(name: string): ResourceService
+  /** The definition of a resource (default: this one): its fields, owner and access rules. */
+  definition(name?: string): ResourceDefinition
 }
 
 export type Hook<T extends object = Record<string, unknown>> = (ctx: HookContext<T>) => void | Promise<void>

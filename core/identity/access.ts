@@ -1,0 +1,165 @@
+import type { Row } from '../data/repository'
+import { errors } from '../errors'
+import type { ActionHooks } from '../plugins/plugin'
+import type { AccessOperation } from '../schema/vocabulary'
+import type { ResourceDefinition } from '../schema/types'
+import type { HookContext, HookSet, Page } from '../service/types'
+import { callerOf, type Caller } from './caller'
+import { hashPassword } from './password'
+
+/**
+ * The roles allowed to do `operation` on a resource: its `x-access` entry, else the defaults: reads,
+ * any authenticated caller; writes to a team-owned resource (an `x-owner` field), the team's admins;
+ * writes to anything else, super_admin only. super_admin is always allowed.
+ */
+export function allowedRoles(def: ResourceDefinition, operation: string, fallback: AccessOperation): readonly string[] | 'anyone' {
+  const declared = def.access[operation] ?? def.access[fallback]
+  if (declared) return declared
+  if (fallback === 'read') return 'anyone'
+  return def.owner && def.owner !== 'id' ? ['admin'] : ['super_admin']
+}
+
+export function mayDo(caller: Caller, def: ResourceDefinition, operation: string, fallback: AccessOperation): boolean {
+  if (caller.role === 'super_admin') return true
+  const roles = allowedRoles(def, operation, fallback)
+  return roles === 'anyone' || roles.includes(caller.role)
+}
+
+const OPERATION_OF = { find: 'read', get: 'read', create: 'create', update: 'update', remove: 'delete' } as const
+
+/** The column that says which team owns a row (`id` for the team resource), when the caller is scoped to one. */
+function scopeOf(caller: Caller, def: ResourceDefinition): string | undefined {
+  return caller.role === 'super_admin' ? undefined : def.owner
+}
+
+/** True when the caller may see the row (super_admins see every row; others, their team's). */
+export function visible(caller: Caller, def: ResourceDefinition, row: Record<string, unknown>): boolean {
+  const column = scopeOf(caller, def)
+  return column === undefined || (caller.team !== null && row[column] === caller.team)
+}
+
+const NO_TEAM = '00000000-0000-0000-0000-000000000000'
+
+/** The fields a user may change on their own row. */
+const SELF_SERVICE = new Set(['password', 'email'])
+
+function forbidden(message: string) {
+  return errors.forbidden(message)
+}
+
+/**
+ * The rules of the users resource on top of the generic ones: anyone may change their own password
+ * and email; nobody changes their own role or team; only a super_admin makes or changes a super_admin.
+ */
+function userRules(ctx: HookContext, caller: Caller): 'self' | undefined {
+  const data = ctx.data ?? {}
+  const self = caller.kind === 'user' && ctx.id === caller.id
+  if (ctx.method === 'create' || ctx.method === 'update') {
+    if (data.role === 'super_admin' && caller.role !== 'super_admin' && !(self && ctx.before?.role === 'super_admin')) {
+      throw forbidden('Only a super_admin may make a super_admin')
+    }
+  }
+  if ((ctx.method === 'update' || ctx.method === 'remove') && ctx.before?.role === 'super_admin' && caller.role !== 'super_admin') {
+    throw forbidden('Only a super_admin may change a super_admin')
+  }
+  if (ctx.method === 'update' && self) {
+    const before = ctx.before!
+    const changed = Object.keys(data).filter((f) => f === 'password' || data[f] !== before[f])
+    if (changed.includes('role') || changed.includes('team')) throw forbidden('Nobody may change their own role or team')
+    if (changed.every((f) => SELF_SERVICE.has(f))) return 'self'
+  }
+  return undefined
+}
+
+/**
+ * Hooks on every resource that enforce `x-owner` and `x-access` for calls whose identity the
+ * identity plugin made (server code without one is not checked), hash users' passwords, and keep
+ * other teams' rows out of answers: 404 on a row, absent from lists, counts and embeds.
+ */
+export function accessHooks(): HookSet {
+  const check = (ctx: HookContext, caller: Caller, self: boolean) => {
+    if (self) return
+    const def = ctx.definition()
+    const operation = OPERATION_OF[ctx.method]
+    if (!mayDo(caller, def, operation, operation)) throw forbidden(`The role ${caller.role} may not ${operation} ${def.plural}`)
+  }
+  const before = async (ctx: HookContext) => {
+    const caller = callerOf(ctx.params)
+    const def = ctx.definition()
+    if (caller) {
+      const self = ctx.resource === 'user' ? userRules(ctx, caller) === 'self' : false
+      check(ctx, caller, self)
+      const column = scopeOf(caller, def)
+      if (column !== undefined) {
+        if (ctx.method === 'find') ctx.query!.where.push([column, caller.team ?? NO_TEAM])
+        if (ctx.before && !visible(caller, def, ctx.before)) throw errors.notFound(def.name)
+      }
+      const owner = def.owner !== 'id' ? def.owner : undefined
+      if (owner && ctx.data) {
+        // An omitted owner is the caller's team; another team is for super_admins only.
+        if (ctx.method === 'create' && ctx.data[owner] == null) ctx.data[owner] = caller.team
+        const target = ctx.data[owner]
+        if (caller.role !== 'super_admin' && target !== undefined) {
+          if (ctx.method === 'create' && target !== caller.team) throw forbidden(`The role ${caller.role} may not create rows of another team`)
+          if (ctx.method === 'update' && target !== ctx.before?.[owner]) throw forbidden('An update may not move a row to another team')
+        }
+      }
+    }
+    if (ctx.resource === 'user' && typeof ctx.data?.password === 'string') ctx.data.password = await hashPassword(ctx.data.password)
+  }
+  const after = (ctx: HookContext) => {
+    const caller = callerOf(ctx.params)
+    if (!caller || caller.role === 'super_admin') return
+    const def = ctx.definition()
+    if (ctx.method === 'get' && !visible(caller, def, ctx.result as Row)) throw errors.notFound(def.name)
+    // Embedded rows of another team are answered as null, as a missing one is.
+    const embedded = ctx.query?.embed ?? ctx.embed ?? []
+    for (const field of embedded) {
+      const target = ctx.definition(def.fields.find((f) => f.name === field)!.relation!.resource)
+      if (!target.owner) continue
+      const rows = ctx.method === 'find' ? (ctx.result as Page).items : [ctx.result as Row]
+      for (const row of rows) {
+        const related = row[field] as Row | null
+        if (related && typeof related === 'object' && !visible(caller, target, related)) row[field] = null
+      }
+    }
+  }
+  return { before: { all: before }, after: { find: after, get: after } }
+}
+
+/**
+ * Appends one `audits` row per successful write, in the write's transaction (hooked writes run in
+ * one): who, what, which row, its new ETag, the request id.
+ */
+export function auditHooks(): { hooks: HookSet; actions: ActionHooks } {
+  const append = async (ctx: Pick<HookContext, 'params' | 'service'>, action: string, resource: string, rowId: unknown, etag: unknown) => {
+    const caller = callerOf(ctx.params)
+    await ctx.service('audit').create(
+      {
+        identity_id: caller?.id ?? null,
+        identity_kind: caller?.kind ?? 'server',
+        identity_name: caller?.name ?? null,
+        action,
+        resource,
+        row_id: typeof rowId === 'string' ? rowId : null,
+        row_etag: typeof etag === 'string' ? etag : null,
+        request_id: ctx.params.request?.id ?? (ctx.params.requestId as string | undefined) ?? null,
+      },
+      { trusted: true },
+    )
+  }
+  const written = (action: string) => async (ctx: HookContext) => {
+    if (ctx.resource === 'audit') return
+    const row = ctx.result as Row
+    await append(ctx, action, ctx.resource, row.id, action === 'delete' ? null : row.etag)
+  }
+  return {
+    hooks: { after: { create: written('create'), update: written('update'), remove: written('delete') } },
+    actions: {
+      async after(ctx) {
+        if (ctx.action.method === 'GET') return
+        await append(ctx, ctx.action.name, ctx.resource ?? '', ctx.path.id, null)
+      },
+    },
+  }
+}

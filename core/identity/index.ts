@@ -1,0 +1,107 @@
+import path from 'node:path'
+import { errors } from '../errors'
+import { defineAction, definePlugin, type Plugin } from '../plugins/plugin'
+import { accessHooks, auditHooks, mayDo } from './access'
+import { APIKEYS_TABLE, apiKeyActions } from './apikeys'
+import { identityAuthenticator, type JwtOptions } from './authenticator'
+import { callerOf } from './caller'
+
+export { ensureAdmin, setPassword } from './bootstrap'
+export { callerOf, USER_ROLES, type Caller } from './caller'
+export { hashPassword, verifyPassword } from './password'
+export { APIKEYS_TABLE, tokenDigest } from './apikeys'
+export type { JwtOptions } from './authenticator'
+
+export interface IdentityOptions {
+  /**
+   * Resources besides users whose rows may hold API keys, by singular name with their plural
+   * (`{ remoteci: 'remotecis' }`): such a caller's role is its kind, its team the row's `x-owner`.
+   */
+  keyHolders?: Record<string, string>
+  /** Accept Bearer JWTs of this issuer (see {@link JwtOptions}). */
+  jwt?: JwtOptions
+  /** How long a verified Basic credential is remembered (default 5 minutes). */
+  basicCacheMs?: number
+}
+
+const SCHEMAS = path.join(__dirname, 'schemas')
+
+/**
+ * Identity and access: the `users` and `audits` resources, Basic, API key and JWT credentials on
+ * every request (the index and openapi.json stay public), `x-owner` and `x-access` enforced on every
+ * service call made with a caller's identity, an audit row per write, and `GET /identity`.
+ * Needs a `team` resource that owns itself (`"x-owner": "id"`) and the `apikeys` table (see the
+ * migrations). Server code calling services without an identity is not checked.
+ */
+export function identityPlugin(options: IdentityOptions = {}): Plugin {
+  const holders: Record<string, string> = { user: 'users', ...options.keyHolders }
+  const keyActions = Object.entries(holders).flatMap(([holder, plural]) => apiKeyActions(holder, plural))
+  const selfActions = new Set(keyActions.map((a) => a.name))
+  return definePlugin({
+    name: 'identity',
+    setup(api) {
+      api.resource(path.join(SCHEMAS, 'user.json'))
+      api.resource(path.join(SCHEMAS, 'audit.json'))
+      api.authenticator(identityAuthenticator({ keyHolders: Object.keys(holders), jwt: options.jwt, logger: api.logger, basicCacheMs: options.basicCacheMs }))
+      api.hooks('*', accessHooks())
+      const audit = auditHooks()
+      api.hooks('*', audit.hooks)
+      // Who may run an action: the x-access entry of its name, else its resource's read rule (GET)
+      // or update rule; a key holder manages its own keys.
+      api.actionHooks({
+        before(ctx) {
+          const caller = callerOf(ctx.params)
+          if (!caller || !ctx.resource) return
+          const self = selfActions.has(ctx.action.name) && caller.kind === ctx.resource && caller.id === ctx.path.id
+          const fallback = ctx.action.method === 'GET' && !selfActions.has(ctx.action.name) ? 'read' : 'update'
+          if (!self && !mayDo(caller, ctx.definition(), ctx.action.name, fallback)) {
+            throw errors.forbidden(`The role ${caller.role} may not run ${ctx.action.name}`)
+          }
+        },
+      })
+      api.actionHooks(audit.actions)
+      for (const action of keyActions) api.action(action)
+      // A removed holder's keys go with it, in the same transaction.
+      for (const holder of Object.keys(holders)) {
+        api.hooks(holder, {
+          after: {
+            remove: async (ctx) => {
+              await ctx.db(APIKEYS_TABLE).where({ holder_kind: holder, holder_id: ctx.id }).delete()
+            },
+          },
+        })
+      }
+      api.action(
+        defineAction({
+          name: 'get_identity',
+          method: 'GET',
+          path: '/identity',
+          summary: 'Who the caller is',
+          description: 'The user (or remoteci...) the request authenticated as: id, kind, name, role, team.',
+          output: {
+            type: 'object',
+            properties: {
+              identity: {
+                type: 'object',
+                properties: {
+                  id: { type: 'string', format: 'uuid' },
+                  kind: { type: 'string', description: 'user, or the kind of key holder (remoteci...).' },
+                  name: { type: 'string' },
+                  email: { type: ['string', 'null'] },
+                  role: { type: 'string', description: 'super_admin, admin, user, or the kind of key holder.' },
+                  team: { type: ['string', 'null'], format: 'uuid' },
+                },
+                required: ['id', 'kind', 'name', 'role', 'team'],
+                additionalProperties: false,
+              },
+            },
+            required: ['identity'],
+            additionalProperties: false,
+          },
+          transaction: false,
+          handler: (ctx) => ({ identity: ctx.params.identity }),
+        }),
+      )
+    },
+  })
+}
