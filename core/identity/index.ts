@@ -1,6 +1,6 @@
 import path from 'node:path'
 import { errors } from '../errors'
-import { defineAction, definePlugin, type Plugin } from '../plugins/plugin'
+import { type Authenticator, defineAction, definePlugin, type Plugin } from '../plugins/plugin'
 import { accessHooks, auditHooks, mayDo } from './access'
 import { APIKEYS_TABLE, apiKeyActions } from './apikeys'
 import { identityAuthenticator, type JwtOptions } from './authenticator'
@@ -22,6 +22,11 @@ export interface IdentityOptions {
   jwt?: JwtOptions
   /** How long a verified Basic credential is remembered (default 5 minutes). */
   basicCacheMs?: number
+  /**
+   * A host's own credentials, replacing Basic, API keys and JWTs: its identities (`{ kind, id, name,
+   * role, team }`, see {@link Caller}) get the same access rules, scoping and audit rows.
+   */
+  authenticator?: Authenticator
 }
 
 const SCHEMAS = path.join(__dirname, 'schemas')
@@ -42,7 +47,10 @@ export function identityPlugin(options: IdentityOptions = {}): Plugin {
     setup(api) {
       api.resource(path.join(SCHEMAS, 'user.json'))
       api.resource(path.join(SCHEMAS, 'audit.json'))
-      api.authenticator(identityAuthenticator({ keyHolders: Object.keys(holders), jwt: options.jwt, logger: api.logger, basicCacheMs: options.basicCacheMs }))
+      api.authenticator(
+        options.authenticator ??
+          identityAuthenticator({ keyHolders: Object.keys(holders), jwt: options.jwt, logger: api.logger, basicCacheMs: options.basicCacheMs }),
+      )
       api.hooks('*', accessHooks())
       const audit = auditHooks()
       api.hooks('*', audit.hooks)
