@@ -15,6 +15,11 @@ interface EngineLike {
 
 const conflict = (err: unknown) => err instanceof ApiError && err.status === 409
 
+/** A new random password: 18 random bytes, 24 URL-safe characters (given to a person once). */
+export function generatePassword(): string {
+  return crypto.randomBytes(18).toString('base64url')
+}
+
 /** The team of this name, created if missing (two processes may race: the loser reads the winner's). */
 export async function ensureTeam(engine: EngineLike, name: string): Promise<Row> {
   const find = async () => (await engine.service('team').find({ trusted: true, query: { where: { name }, limit: 1 } })).items[0]
@@ -37,7 +42,7 @@ export async function ensureAdmin(engine: EngineLike, options: { password?: stri
   const users = await engine.service('user').find({ trusted: true, query: { limit: 1 } })
   if (users.items.length > 0) return undefined
   const team = await ensureTeam(engine, 'admin')
-  const password = options.password || crypto.randomBytes(18).toString('base64url')
+  const password = options.password || generatePassword()
   try {
     // Through the service: the body is checked and the password hashed by the identity plugin's hooks.
     await engine.service('user').create({ name: 'admin', role: 'super_admin', team: team.id, password })

@@ -6,7 +6,7 @@ import { APIKEYS_TABLE, apiKeyActions } from './apikeys'
 import { identityAuthenticator, type JwtOptions } from './authenticator'
 import { callerOf } from './caller'
 
-export { ensureAdmin, setPassword } from './bootstrap'
+export { ensureAdmin, ensureTeam, generatePassword, setPassword } from './bootstrap'
 export { callerOf, USER_ROLES, type Caller } from './caller'
 export { hashPassword, verifyPassword } from './password'
 export { APIKEYS_TABLE, tokenDigest } from './apikeys'
