@@ -60,7 +60,8 @@ export function identityAuthenticator(options: AuthenticatorOptions): Authentica
     const decoded = Buffer.from(encoded, 'base64')
     const text = new TextDecoder('utf-8', { fatal: false }).decode(decoded)
     const colon = text.indexOf(':')
-    if (colon <= 0 || text.includes('\uFFFD')) return failed(request, 'basic', { reason: 'malformed' })
+    // A NUL cannot be in any stored name (PostgreSQL text refuses it, and the query would fail).
+    if (colon <= 0 || text.includes('\uFFFD') || text.slice(0, colon).includes('\u0000')) return failed(request, 'basic', { reason: 'malformed' })
     const login = text.slice(0, colon).normalize('NFC')
     const password = text.slice(colon + 1)
     if (login.length > 255 || password.length > 1024) return failed(request, 'basic', { reason: 'too long' })
@@ -120,7 +121,7 @@ export function identityAuthenticator(options: AuthenticatorOptions): Authentica
     } catch (err) {
       return failed(request, 'jwt', { reason: (err as { code?: string }).code ?? 'invalid' })
     }
-    if (typeof name !== 'string' || name === '') return failed(request, 'jwt', { reason: 'no user claim' })
+    if (typeof name !== 'string' || name === '' || name.includes('\u0000')) return failed(request, 'jwt', { reason: 'no user claim' })
     const def = host.definition('user')
     const row = await host.db(def.plural).first('id', 'name', 'email', 'role', 'team').where('name', name.normalize('NFC'))
     if (!row) return failed(request, 'jwt', { login: name })
@@ -135,7 +136,8 @@ export function identityAuthenticator(options: AuthenticatorOptions): Authentica
     },
     async identify(request, host) {
       const header = request.headers.authorization
-      if (typeof header !== 'string' || header.length > 4096) return undefined
+      if (typeof header !== 'string') return undefined
+      if (header.length > 4096) return failed(request, 'unknown', { reason: 'header too long' })
       const b = BASIC.exec(header)
       if (b) return (await basic(request, host, header, b[1])) as Caller | undefined as Record<string, unknown> | undefined
       const t = BEARER.exec(header)
