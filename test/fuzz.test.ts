@@ -112,7 +112,8 @@ function violation(app: TestApp, req: Request, res: Answer): string | undefined 
   const prefix = app.engine.prefix
   const path = req.path.split('?')[0]
   if (req.method === 'OPTIONS') return res.headers.allow ? undefined : 'OPTIONS answer without Allow'
-  if (!path.startsWith(`${prefix}/`)) return `${status} outside the API prefix`
+  // The index answers at the prefix itself too (`GET /api/v1`).
+  if (path !== prefix && !path.startsWith(`${prefix}/`)) return `${status} outside the API prefix`
   const segments = path.slice(prefix.length + 1).split('/')
   while (segments.length > 1 && segments.at(-1) === '') segments.pop()
   const [first, second, third] = segments
