@@ -2,8 +2,10 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { expect } from 'chai'
 import fc from 'fast-check'
+import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose'
 import type { Resource } from '../core'
 import { BUILTIN_ERROR_CODES } from '../client/protocol'
+import { serverPlugins } from '../resources'
 import { RowFactory, valueFromSchema, type ApiRow } from './conformance/rows'
 import { engineTables, resetTables, tableChecksums, testApp, type TestApp } from './support'
 
@@ -227,6 +229,10 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
   const logged: Array<Record<string, unknown>> = []
   const protoBefore = Object.getOwnPropertyNames(Object.prototype).sort()
 
+  /** The Authorization surface: an engine on the same database with the identity plugin, JWTs of a loopback JWKS. */
+  const auth = {} as { app: TestApp; server: http.Server; port: number; jwks: http.Server; key: CryptoKey; warnings: Array<Record<string, unknown>> }
+  const JWT_ISSUER = 'https://idp.fuzz.test'
+
   before(async function () {
     this.timeout(180_000)
     // 5xx causes are kept to be shown with the failing request, not printed thousands of times.
@@ -236,11 +242,33 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
     server = http.createServer(app.engine.app().callback())
     port = await listen(server)
     agent = new http.Agent({ keepAlive: true, maxSockets: 4 })
+
+    const pair = await generateKeyPair('ES256')
+    auth.key = pair.privateKey
+    const jwk = { ...(await exportJWK(pair.publicKey)), kid: 'fuzz', alg: 'ES256' }
+    auth.jwks = http.createServer((_req, res) => {
+      res.setHeader('content-type', 'application/json')
+      res.end(JSON.stringify({ keys: [jwk] }))
+    })
+    const jwksUrl = `http://127.0.0.1:${await listen(auth.jwks)}/jwks.json`
+    auth.warnings = []
+    auth.app = await testApp({
+      plugins: serverPlugins({ jwt: { jwksUrl, issuer: JWT_ISSUER, audience: 'dci' } }),
+      logger: {
+        error: (details: Record<string, unknown>) => void logged.push(details),
+        warn: (details: Record<string, unknown>) => void auth.warnings.push(details),
+        info: () => {},
+      } as never,
+    })
+    auth.server = http.createServer(auth.app.engine.app().callback())
+    auth.port = await listen(auth.server)
   })
   after(async () => {
     agent?.destroy()
-    server?.closeAllConnections()
-    await new Promise((resolve) => (server ? server.close(resolve) : resolve(undefined)))
+    for (const s of [server, auth.server, auth.jwks]) {
+      s?.closeAllConnections()
+      await new Promise((resolve) => (s ? s.close(resolve) : resolve(undefined)))
+    }
   })
   beforeEach(async () => {
     await resetTables(app.db, tables)
@@ -629,6 +657,222 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
       ),
       params(0.1, 4),
     )
+  })
+
+  it('any Authorization header, against an engine with the identity plugin, answers 401 JSON with both challenges or the success its credential earns; never a 5xx, and changes nothing', async () => {
+    const engine = auth.app.engine
+    const db = auth.app.db
+    const authTables = engineTables(engine)
+    const PASSWORD = { 'fuzz-root': 'fuzz root password', 'fuzz-user': 'fuzz user password' }
+    const team = await engine.service('team').create({ name: `fuzz-team-${SEED}` })
+    const root = await engine.service('user').create({ name: 'fuzz-root', role: 'super_admin', team: team.id, password: PASSWORD['fuzz-root'] })
+    await engine.service('user').create({ name: 'fuzz-user', email: 'fuzz@example.com', role: 'user', team: team.id, password: PASSWORD['fuzz-user'] })
+    const remoteci = await engine.service('remoteci').get(idsOf.get('remoteci')![0])
+    const basicOf = (login: string, password: string) => `Basic ${Buffer.from(`${login}:${password}`).toString('base64')}`
+    const newKey = async (path: string) => {
+      const res = await send(auth.port, agent, {
+        method: 'POST',
+        path: `/api/v1/${path}/apikeys`,
+        headers: { Authorization: basicOf('fuzz-root', PASSWORD['fuzz-root']) },
+      })
+      expect(res.status, res.text).to.equal(201)
+      return JSON.parse(res.text).apikey.token as string
+    }
+    const keys = [await newKey(`users/${root.id}`), await newKey(`remotecis/${remoteci.id}`)]
+    const now = Math.floor(Date.now() / 1000)
+    const jwtOf = (claims: Record<string, unknown>, header: Record<string, unknown> = {}) =>
+      new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: 'fuzz', ...header }).sign(auth.key)
+    const userJwt = await jwtOf({ sub: 'fuzz-user', iss: JWT_ISSUER, aud: 'dci', exp: now + 3600 })
+
+    /** Credentials that must work, with whom they identify. */
+    const valid = [
+      { header: basicOf('fuzz-root', PASSWORD['fuzz-root']), name: 'fuzz-root', role: 'super_admin' },
+      { header: basicOf('fuzz@example.com', PASSWORD['fuzz-user']), name: 'fuzz-user', role: 'user' },
+      { header: `bearer ${keys[0]}`, name: 'fuzz-root', role: 'super_admin' },
+      { header: `Bearer ${keys[1]}`, name: String(remoteci.name), role: 'remoteci' },
+      { header: `Bearer ${userJwt}`, name: 'fuzz-user', role: 'user' },
+    ]
+    const b64 = (value: string | Uint8Array) => Buffer.from(value).toString('base64')
+    const b64url = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url')
+    /**
+     * One character of `token` at or after `from` changed; never the last of a dot-separated part,
+     * whose low bits base64url decoding drops (it could decode to the same bytes).
+     */
+    const mutate = (token: string, at: number, from: number) => {
+      let i = from + (at % (token.length - from))
+      if (i === token.length - 1 || token[i + 1] === '.') i--
+      if (token[i] === '.') i--
+      return token.slice(0, i) + (token[i] === 'A' ? 'B' : 'A') + token.slice(i + 1)
+    }
+    const password = fc.oneof(fc.string({ maxLength: 40 }), text)
+    const segment = fc.stringMatching(/^[A-Za-z0-9_-]{1,80}$/)
+    interface Case {
+      header?: string
+      /** A Basic password sent: no log line may show it. */
+      password?: string
+      login?: string
+      /** The claims of a JWT the issuer signed: it must work when they are right. */
+      claims?: Record<string, unknown>
+      jwtHeader?: Record<string, unknown>
+    }
+    const credential: fc.Arbitrary<Case> = fc.oneof(
+      { weight: 3, arbitrary: fc.constantFrom(...valid).map((v): Case => ({ header: v.header })) },
+      {
+        weight: 2,
+        arbitrary: fc
+          .tuple(fc.constantFrom('fuzz-root', 'fuzz-user', 'fuzz@example.com'), password)
+          .map(([login, p]): Case => ({ header: `Basic ${b64(`${login}:${p}`)}`, login, password: p })),
+      },
+      {
+        weight: 1,
+        arbitrary: fc.tuple(password, password).map(([login, p]): Case => ({ header: `Basic ${b64(`${login}:${p}`)}`, login, password: p })),
+      },
+      {
+        weight: 1,
+        arbitrary: fc
+          .tuple(
+            fc.constantFrom('Basic', 'basic', 'BASIC', 'Basic  '),
+            fc.oneof(fc.base64String({ maxLength: 80 }), fc.uint8Array({ maxLength: 60 }).map(b64), text),
+          )
+          .map(([scheme, value]): Case => ({ header: `${scheme} ${value}` })),
+      },
+      {
+        weight: 2,
+        arbitrary: fc
+          .oneof(
+            fc.uint8Array({ maxLength: 48 }).map((bytes) => `dci_${Buffer.from(bytes).toString('base64url')}`),
+            fc.tuple(fc.constantFrom(...keys), fc.nat()).map(([key, at]) => mutate(key, at, 4)),
+            // Not only spaces: the header's trailing whitespace is no part of it.
+            fc
+              .tuple(
+                fc.constantFrom(...keys),
+                text.map(headerSafe).filter((extra) => extra.trim() !== ''),
+              )
+              .map(([key, extra]) => key + extra),
+            fc.constantFrom(...keys).map((key) => key.slice(0, -1)),
+          )
+          .map((token): Case => ({ header: `Bearer ${token}` })),
+      },
+      {
+        weight: 2,
+        arbitrary: fc
+          .oneof(
+            fc.tuple(segment, segment, segment).map(([a, b, c]) => `${a}.${b}.${c}`),
+            fc.tuple(fc.jsonValue({ maxDepth: 2 }), fc.jsonValue({ maxDepth: 2 }), segment).map(([h, p, sig]) => `${b64url(h)}.${b64url(p)}.${sig}`),
+            fc
+              .tuple(fc.constantFrom('none', 'HS256', 'RS256', 'ES256', 'ES384', 'EdDSA', ''), fc.constantFrom('fuzz', 'other', undefined))
+              .map(([alg, kid]) => `${b64url({ alg, kid })}.${userJwt.split('.')[1]}.${userJwt.split('.')[2]}`),
+            fc.nat().map((at) => mutate(userJwt, at, 0)),
+          )
+          .map((token): Case => ({ header: `Bearer ${token}` })),
+      },
+      {
+        // Signed by the issuer's key: right only when every claim is.
+        weight: 2,
+        arbitrary: fc
+          .record(
+            {
+              sub: fc.oneof(fc.constantFrom('fuzz-user', 'fuzz-root', 'nobody', ''), fc.string({ maxLength: 20 }), fc.integer()),
+              iss: fc.constantFrom(JWT_ISSUER, 'https://evil.test', `${JWT_ISSUER}/`),
+              aud: fc.constantFrom('dci', ['dci', 'other'], 'other', ['other']),
+              exp: fc.constantFrom(now + 3600, now - 3600),
+              nbf: fc.constantFrom(now - 60, now + 3600),
+            },
+            { requiredKeys: [] },
+          )
+          .chain((claims) => fc.constantFrom<Record<string, unknown>>({}, { typ: 'JWT' }, { kid: 'other' }).map((jwtHeader): Case => ({ claims, jwtHeader }))),
+      },
+      {
+        weight: 2,
+        arbitrary: fc
+          .tuple(fc.constantFrom('Bearer', 'Digest', 'Negotiate', 'Token', 'bearer', 'Basic', '', 'OAuth', 'dci_', 'Bearer  '), text)
+          .map(([scheme, rest]): Case => ({ header: headerSafe(`${scheme} ${rest}`) })),
+      },
+      { weight: 1, arbitrary: text.map((value): Case => ({ header: headerSafe(value) })) },
+      {
+        weight: 1,
+        arbitrary: fc
+          .constantFrom(
+            undefined,
+            '',
+            ' ',
+            'Basic',
+            'Bearer',
+            'Bearer ',
+            `Basic ${'QUFB'.repeat(2000)}`,
+            `Bearer dci_${'a'.repeat(12_000)}`,
+            'x'.repeat(15_000),
+          )
+          .map((header): Case => ({ header })),
+      },
+    )
+    const target = fc.constantFrom(
+      { method: 'GET', path: '/api/v1/identity' },
+      { method: 'GET', path: '/api/v1/teams?limit=1' },
+      { method: 'POST', path: '/api/v1/componenttypes', body: '{"name": 3}' },
+    )
+    const keysDigest = async () =>
+      JSON.stringify(await db('apikeys').select('id', 'holder_kind', 'holder_id', 'token_hash', 'name', 'created_at').orderBy('id'))
+
+    const seen = { accepted: 0, refused: 0 }
+    const keysBefore = await keysDigest()
+    let before = await tableChecksums(db, authTables)
+    await fc.assert(
+      fc.asyncProperty(credential, target, async (c, t) => {
+        // Node refuses control characters in a header value before sending anything.
+        let header = c.header === undefined ? undefined : headerSafe(c.header)
+        let expected = header !== undefined ? valid.find((v) => v.header === header) : undefined
+        if (c.claims) {
+          header = `Bearer ${await jwtOf(c.claims, c.jwtHeader)}`
+          const { sub, iss, aud, exp, nbf } = c.claims
+          const right =
+            c.jwtHeader!.kid === undefined &&
+            iss === JWT_ISSUER &&
+            (aud === 'dci' || (Array.isArray(aud) && aud.includes('dci'))) &&
+            exp !== now - 3600 &&
+            nbf !== now + 3600 &&
+            (sub === 'fuzz-user' || sub === 'fuzz-root')
+          if (right) expected = { header, name: String(sub), role: sub === 'fuzz-root' ? 'super_admin' : 'user' }
+        }
+        const warned = auth.warnings.length
+        const req: Request = { method: t.method, path: t.path, headers: header === undefined ? {} : { Authorization: header } }
+        if (t.body) {
+          req.body = t.body
+          req.headers!['Content-Type'] = 'application/json'
+        }
+        const res = await send(auth.port, agent, req)
+        const where = `\n  header: ${JSON.stringify(header)?.slice(0, 300)}\n  request: ${t.method} ${t.path}\n  answer: ${res.status} ${res.text.slice(0, 300)}`
+        if (res.status >= 500) throw new Error(`${res.status} answered${where}\n  logged: ${String(logged.at(-1)?.err ?? '').slice(0, 1500)}`)
+        const problem = violation(auth.app, req, res)
+        if (problem) throw new Error(`${problem}${where}`)
+        // Node's parser refuses a header block over 16 KB itself (431): no credential was looked at.
+        if (res.status !== 431) {
+          seen[expected ? 'accepted' : 'refused']++
+          if (expected) {
+            const ok = t.method === 'POST' ? [400, 403] : [200]
+            expect(ok, `the credential of ${expected.name} was refused${where}`).to.include(res.status)
+            if (t.path === '/api/v1/identity') expect(JSON.parse(res.text).identity, where).to.include({ name: expected.name, role: expected.role })
+          } else {
+            expect(res.status, `not a 401${where}`).to.equal(401)
+            expect(JSON.parse(res.text).code, where).to.equal('unauthorized')
+            expect(res.headers['www-authenticate'], where).to.equal('Basic realm="dci", Bearer realm="dci"')
+          }
+        }
+        // Failed logins are logged without the password.
+        if (c.password && c.password.length >= 6 && !c.login?.includes(c.password)) {
+          const lines = JSON.stringify(auth.warnings.slice(warned))
+          expect(lines.includes(JSON.stringify(c.password).slice(1, -1)), `the password was logged${where}`).to.equal(false)
+        }
+        const after = await tableChecksums(db, authTables)
+        expect(after, `rows changed${where}`).to.deep.equal(before)
+        before = after
+      }),
+      params(0.05, 5),
+    )
+    expect(await keysDigest()).to.equal(keysBefore)
+    // Both sides of the property were exercised.
+    expect(seen.accepted, JSON.stringify(seen)).to.be.greaterThan(0)
+    expect(seen.refused, JSON.stringify(seen)).to.be.greaterThan(0)
   })
 
   describe('inputs the fuzzer found, kept as regressions', () => {
