@@ -1,7 +1,16 @@
 import { expect } from 'chai'
 import { createScratchDatabase, PG_URL, type ScratchDatabase } from './helpers/pg'
-import { etagOf, keepAliveAgent, request, sleep, type JsonResponse } from './helpers/http-client'
+import { etagOf, keepAliveAgent, request as send, sleep, type JsonResponse } from './helpers/http-client'
 import { killAllServers, startServer, type ServerProcess } from './helpers/server-process'
+
+/** The servers need credentials: the first start makes user `admin` (super_admin) with this password. */
+const ADMIN_PASSWORD = 'scale-out admin password'
+const basic = (login: string, password: string) => `Basic ${Buffer.from(`${login}:${password}`).toString('base64')}`
+const ADMIN = basic('admin', ADMIN_PASSWORD)
+
+/** A request as `admin`, unless `options.headers` has its own `authorization`. */
+const request: typeof send = (agent, method, url, options = {}) =>
+  send(agent, method, url, { ...options, headers: { authorization: ADMIN, ...options.headers } })
 
 const CLIENTS = 50
 const MAX_ATTEMPTS = 150 // per increment: bounded even under heavy contention
@@ -29,7 +38,7 @@ describe(title, function () {
     if (!PG_URL) return this.skip()
     scratch = await createScratchDatabase('out')
     // Started together on an empty database: their migrations race, and must still all come up.
-    servers = await Promise.all([1, 2, 3].map(() => startServer({ DATABASE_URL: scratch!.url })))
+    servers = await Promise.all([1, 2, 3].map(() => startServer({ DATABASE_URL: scratch!.url, ADMIN_PASSWORD })))
     const res = await request(agent, 'POST', url(0, '/componenttypes'), { body: { name: 'counters' } })
     expect(res.status).to.equal(201)
     componenttype = res.body.componenttype.id
@@ -174,6 +183,53 @@ describe(title, function () {
         expect(await scratch!.db('components').where({ id })).to.deep.equal([])
       }),
     )
+  })
+
+  describe('credentials across processes: each request looks its credential up', () => {
+    let user: { id: string; etag: string }
+
+    before(async () => {
+      const team = await request(agent, 'POST', url(0, '/teams'), { body: { name: 'agents' } })
+      expect(team.status, JSON.stringify(team.body)).to.equal(201)
+      const made = await request(agent, 'POST', url(1, '/users'), { body: { name: 'agent', password: 'agent password 1', team: team.body.team.id } })
+      expect(made.status, JSON.stringify(made.body)).to.equal(201)
+      user = made.body.user
+    })
+
+    const identityOn = (server: number, authorization: string) => request(agent, 'GET', url(server, '/identity'), { headers: { authorization } })
+
+    it('an API key revoked through one process fails at once on every process', async () => {
+      for (let round = 0; round < servers.length; round++) {
+        const created = await request(agent, 'POST', url(round + 1, `/users/${user.id}/apikeys`), { body: { name: `round ${round}` } })
+        expect(created.status, JSON.stringify(created.body)).to.equal(201)
+        const { id, token } = created.body.apikey
+        for (let s = 0; s < servers.length; s++) expect((await identityOn(s, `Bearer ${token}`)).status, `process ${s} before`).to.equal(200)
+        const revoked = await request(agent, 'DELETE', url(round, `/users/${user.id}/apikeys/${id}`))
+        expect(revoked.status, JSON.stringify(revoked.body)).to.equal(204)
+        // No pause: the very next request, on any process, is refused.
+        const after = await Promise.all(servers.map((_, s) => identityOn(s, `Bearer ${token}`)))
+        expect(
+          after.map((res) => [res.status, res.body?.code]),
+          `round ${round}`,
+        ).to.deep.equal(servers.map(() => [401, 'unauthorized']))
+      }
+      expect(await scratch!.db('apikeys').where({ holder_id: user.id })).to.deep.equal([])
+    })
+
+    it('a password changed through one process fails at once on every process, though each had it cached', async () => {
+      const old = basic('agent', 'agent password 1')
+      for (let s = 0; s < servers.length; s++) expect((await identityOn(s, old)).status, `process ${s} before`).to.equal(200)
+      const read = await request(agent, 'GET', url(0, `/users/${user.id}`))
+      const put = await request(agent, 'PUT', url(0, `/users/${user.id}`), {
+        body: { password: 'agent password 2' },
+        headers: { authorization: old, 'if-match': `"${etagOf(read)}"` },
+      })
+      expect(put.status, JSON.stringify(put.body)).to.equal(204)
+      const after = await Promise.all(servers.map((_, s) => identityOn(s, old)))
+      expect(after.map((res) => res.status)).to.deep.equal(servers.map(() => 401))
+      const now = await Promise.all(servers.map((_, s) => identityOn(s, basic('agent', 'agent password 2'))))
+      expect(now.map((res) => res.status)).to.deep.equal(servers.map(() => 200))
+    })
   })
 })
 

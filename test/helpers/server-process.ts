@@ -22,6 +22,8 @@ export interface ServerProcess {
   readonly otherOutput: string[]
   /** Its LOG_LEVEL: below info it writes no "listening" line. */
   readonly logLevel: string
+  /** `Authorization` of user `admin` when the environment gave ADMIN_PASSWORD (the server needs credentials). */
+  readonly adminAuth?: string
   /** True until the process exits. */
   alive(): boolean
   /** Resolves with the exit code (null when killed by a signal) once the process has exited. */
@@ -71,6 +73,7 @@ export function spawnServer(port: number, env: Record<string, string>): ServerPr
     logs,
     otherOutput,
     logLevel,
+    adminAuth: env.ADMIN_PASSWORD ? `Basic ${Buffer.from(`admin:${env.ADMIN_PASSWORD}`).toString('base64')}` : undefined,
     alive: () => child.exitCode === null && child.signalCode === null,
     exited,
   }
@@ -78,8 +81,8 @@ export function spawnServer(port: number, env: Record<string, string>): ServerPr
 
 /**
  * Waits for the process's own "listening" log line (another test run may have a server on the same
- * port), then polls `GET /api/v1/componenttypes?limit=0` until it answers 200. Fails after `timeoutMs`
- * or if the process exits.
+ * port), then polls `GET /api/v1/componenttypes?limit=0` (as `admin` when the server has ADMIN_PASSWORD)
+ * until it answers 200. Fails after `timeoutMs` or if the process exits.
  */
 export async function waitUntilServing(server: ServerProcess, timeoutMs = 90_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
@@ -96,7 +99,8 @@ export async function waitUntilServing(server: ServerProcess, timeoutMs = 90_000
       throw new Error(`server on ${server.port} exited with ${code}: ${JSON.stringify(server.logs.slice(-3))} ${server.otherOutput.join('').slice(-2000)}`)
     }
     try {
-      const res = await fetch(`${server.origin}/api/v1/componenttypes?limit=0`, { signal: AbortSignal.timeout(5_000) })
+      const headers: Record<string, string> = server.adminAuth ? { authorization: server.adminAuth } : {}
+      const res = await fetch(`${server.origin}/api/v1/componenttypes?limit=0`, { headers, signal: AbortSignal.timeout(5_000) })
       await res.arrayBuffer()
       if (res.status === 200) return
     } catch {
