@@ -99,7 +99,9 @@ async function main(): Promise<number> {
   const password = cmd.password ?? (process.env.USER_PASSWORD || generatePassword())
 
   const url = process.env.DATABASE_URL || undefined
-  const db = openDatabase({ url, dataDir: url ? undefined : path.resolve(process.env.DATA_DIR ?? 'data') })
+  // knex's warnings on one line each, without their stacks: the final error says what failed.
+  const logger = { warn: (_details: Record<string, unknown>, message: string) => console.error(message.split('\n')[0]) }
+  const db = openDatabase({ url, dataDir: url ? undefined : path.resolve(process.env.DATA_DIR ?? 'data'), logger })
   try {
     await migrateLatest(db, path.join(root, 'migrations'))
     const engine = await createEngine({ db, schemasDir: path.join(root, 'schemas'), plugins: serverPlugins() })

@@ -84,6 +84,14 @@ describe(`npm run user: creates users and resets passwords (${DATABASE})`, funct
     expect(fs.existsSync(nowhere), 'the embedded database was opened').to.equal(false)
   })
 
+  it('an unreachable database exits 1 with the reason, without stack traces', async () => {
+    const run = await runUser(['create', 'alice', '--team', 'ops', '--password', 'alice password 1'], { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none' })
+    expect(run.code, run.stderr).to.equal(1)
+    expect(run.stderr).to.include("user create 'alice' failed: connect ECONNREFUSED 127.0.0.1:1")
+    expect(run.stderr).to.not.match(/\n\s+at /)
+    expect(run.stdout).to.equal('')
+  })
+
   it('create makes the team when it is missing and the user with the given password, role user by default', async () => {
     const run = await user(['create', 'alice', '--team', 'ops', '--password', 'alice password 1'])
     expect(run.code, run.stderr).to.equal(0)
