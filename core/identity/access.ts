@@ -1,6 +1,6 @@
 import type { Row } from '../data/repository'
 import { errors } from '../errors'
-import type { ActionHooks } from '../plugins/plugin'
+import type { ActionHookContext, ActionHooks } from '../plugins/plugin'
 import type { AccessOperation } from '../schema/vocabulary'
 import type { ResourceDefinition } from '../schema/types'
 import type { HookContext, HookSet, Page } from '../service/types'
@@ -32,10 +32,33 @@ function scopeOf(caller: Caller, def: ResourceDefinition): string | undefined {
   return caller.role === 'super_admin' ? undefined : def.owner
 }
 
-/** True when the caller may see the row (super_admins see every row; others, their team's). */
+/**
+ * True when the caller may see the row (super_admins see every row; others, their team's). The owner
+ * field may hold the embedded team row (a detail with `embed=team`) instead of its id.
+ */
 export function visible(caller: Caller, def: ResourceDefinition, row: Record<string, unknown>): boolean {
   const column = scopeOf(caller, def)
-  return column === undefined || (caller.team !== null && row[column] === caller.team)
+  if (column === undefined) return true
+  const owner = row[column]
+  const team = owner !== null && typeof owner === 'object' ? (owner as Row).id : owner
+  return caller.team !== null && team === caller.team
+}
+
+/**
+ * For an action on one row of a team-owned resource (a path parameter naming a row of the action's
+ * resource): throws 404 when that row is missing or of another team, unless the caller is a
+ * super_admin.
+ */
+export async function rowOfActionVisible(ctx: ActionHookContext, caller: Caller): Promise<void> {
+  if (!ctx.resource) return
+  const def = ctx.definition()
+  const column = scopeOf(caller, def)
+  if (column === undefined) return
+  for (const [param, spec] of Object.entries(ctx.action.pathParams ?? {})) {
+    if (!('resource' in spec) || spec.resource !== ctx.resource) continue
+    const row = await ctx.db(def.plural).first(column).where({ id: ctx.path[param] })
+    if (!row || !visible(caller, def, row)) throw errors.notFound(def.name)
+  }
 }
 
 const NO_TEAM = '00000000-0000-0000-0000-000000000000'
@@ -87,13 +110,13 @@ export function accessHooks(): HookSet {
     const caller = callerOf(ctx.params)
     const def = ctx.definition()
     if (caller) {
-      const self = ctx.resource === 'user' ? userRules(ctx, caller) === 'self' : false
-      check(ctx, caller, self)
       const column = scopeOf(caller, def)
-      if (column !== undefined) {
-        if (ctx.method === 'find') ctx.query!.where.push([column, caller.team ?? NO_TEAM])
-        if (ctx.before && !visible(caller, def, ctx.before)) throw errors.notFound(def.name)
-      }
+      // Another team's row first answers 404, as a missing one: a 403 would tell that it exists.
+      if (column !== undefined && ctx.before && !visible(caller, def, ctx.before)) throw errors.notFound(def.name)
+      const self = ctx.resource === 'user' ? userRules(ctx, caller) === 'self' : false
+      // A scoped get checks the role once the row is read and known to be visible (after hook).
+      if (!(ctx.method === 'get' && column !== undefined)) check(ctx, caller, self)
+      if (column !== undefined && ctx.method === 'find') ctx.query!.where.push([column, caller.team ?? NO_TEAM])
       const owner = def.owner !== 'id' ? def.owner : undefined
       if (owner && ctx.data) {
         // An omitted owner is the caller's team; another team is for super_admins only.
@@ -111,7 +134,10 @@ export function accessHooks(): HookSet {
     const caller = callerOf(ctx.params)
     if (!caller || caller.role === 'super_admin') return
     const def = ctx.definition()
-    if (ctx.method === 'get' && !visible(caller, def, ctx.result as Row)) throw errors.notFound(def.name)
+    if (ctx.method === 'get' && scopeOf(caller, def) !== undefined) {
+      if (!visible(caller, def, ctx.result as Row)) throw errors.notFound(def.name)
+      check(ctx, caller, false)
+    }
     // Embedded rows of another team are answered as null, as a missing one is.
     const embedded = ctx.query?.embed ?? ctx.embed ?? []
     for (const field of embedded) {

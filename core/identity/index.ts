@@ -1,7 +1,7 @@
 import path from 'node:path'
 import { errors } from '../errors'
 import { type Authenticator, defineAction, definePlugin, type Plugin } from '../plugins/plugin'
-import { accessHooks, auditHooks, mayDo } from './access'
+import { accessHooks, auditHooks, mayDo, rowOfActionVisible } from './access'
 import { APIKEYS_TABLE, apiKeyActions } from './apikeys'
 import { identityAuthenticator, type JwtOptions } from './authenticator'
 import { callerOf } from './caller'
@@ -57,9 +57,12 @@ export function identityPlugin(options: IdentityOptions = {}): Plugin {
       // Who may run an action: the x-access entry of its name, else its resource's read rule (GET)
       // or update rule; a key holder manages its own keys.
       api.actionHooks({
-        before(ctx) {
+        async before(ctx) {
           const caller = callerOf(ctx.params)
           if (!caller || !ctx.resource) return
+          // An action on a row the caller cannot see (another team's) answers 404 as a missing row
+          // does, before any role check: a 403 would tell that it exists.
+          await rowOfActionVisible(ctx, caller)
           const self = selfActions.has(ctx.action.name) && caller.kind === ctx.resource && caller.id === ctx.path.id
           const fallback = ctx.action.method === 'GET' && !selfActions.has(ctx.action.name) ? 'read' : 'update'
           if (!self && !mayDo(caller, ctx.definition(), ctx.action.name, fallback)) {
