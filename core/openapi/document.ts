@@ -418,7 +418,7 @@ function resourcePaths(resource: Resource, source: OpenApiSource): Record<string
   const detail = ref('schemas', schemaName(name, 'detail'))
   const embed = embedParameter(resource)
   const tags = [plural]
-  return {
+  const paths: Record<string, OpenApiPathItem> = {
     [`/${plural}`]: {
       get: listOperation(resource, { operationId: `list_${plural}`, summary: `List ${plural}` }),
       post: {
@@ -473,6 +473,13 @@ function resourcePaths(resource: Resource, source: OpenApiSource): Record<string
       },
     },
   }
+  // A read-only resource (`x-read-only`) serves GET only: its writes answer 405, as any missing route.
+  if (def.readOnly) {
+    delete paths[`/${plural}`].post
+    delete paths[`/${plural}/{id}`].put
+    delete paths[`/${plural}/{id}`].delete
+  }
+  return paths
 }
 
 /** `/a/:id/b` -> `/a/{id}/b`. */
