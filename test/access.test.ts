@@ -1,5 +1,9 @@
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 import { expect } from 'chai'
-import { loadSchemas, type ResourceDefinition, type Row } from '../core'
+import { defineAction, definePlugin, loadSchemas, migrateLatest, type Page, type ResourceDefinition, type Row } from '../core'
+import { generateMigration } from '../tooling/migration-generator'
 import { hashPassword, verifyPassword } from '../core/identity'
 import { collectPlugins } from '../core/plugins/registry'
 import { plugins } from '../resources'
@@ -19,7 +23,7 @@ import {
 } from './helpers/callers'
 import { expectError } from './helpers/errors'
 import { serviceAgent } from './helpers/service-agent'
-import { SCHEMAS, type TestApp } from './support'
+import { freshDatabase, MIGRATIONS, ROOT, SCHEMAS, type TestApp } from './support'
 
 // Mocha declares tests synchronously: the resources and actions are read from the same schema folder
 // and plugins the engine is built from (the first test checks that both agree).
@@ -582,4 +586,108 @@ describe('access: role x operation x (own team, other team, global), generated f
     })
     expect(res.status, res.text).to.equal(204)
   })
+})
+
+/**
+ * A team-owned resource whose rows relate to another team-owned resource of any team (a job of team A
+ * run on a remoteci of team B), which the server's schemas do not have yet: its embeds and a nested
+ * route show what a caller may not see as null, or not at all. Its table comes from a migration
+ * generated from its schema, on a database of its own.
+ */
+describe('access: embeds and nested routes across teams (a test resource: jobs of a team, run on remotecis of any team)', function () {
+  this.timeout(180_000)
+  const JOB = path.join(ROOT, 'test', 'fixtures', 'identity-schemas', 'job.json')
+  const listRemoteciJobs = defineAction({
+    name: 'list_remoteci_jobs',
+    method: 'GET',
+    path: '/remotecis/:id/jobs',
+    summary: 'List the jobs run on one remoteci',
+    description: 'A test route.',
+    pathParams: { id: { resource: 'remoteci', description: 'Id of a remoteci.' } },
+    list: 'job',
+    async handler(ctx): Promise<Page> {
+      await ctx.service('remoteci').get(ctx.path.id)
+      const where = [ctx.query.where, `remoteci:${ctx.path.id}`].filter(Boolean).join(',')
+      return ctx.service('job').find({ query: { ...ctx.query, where } })
+    },
+  })
+  const jobs = definePlugin({
+    name: 'jobs',
+    dependencies: ['identity'],
+    setup(api) {
+      api.resource(JOB)
+      api.action(listRemoteciJobs)
+    },
+  })
+  let fresh: Awaited<ReturnType<typeof freshDatabase>>
+  let world: World
+  const dirs: string[] = []
+  /** Jobs by name: `<team><remoteci's team>`: AA, AB (team A's job on remoteci B), BA, BB. */
+  const made: Record<string, ApiRow> = {}
+
+  before(async () => {
+    fresh = await freshDatabase()
+    const migrations = fs.mkdtempSync(path.join(os.tmpdir(), 'dci-migrations-'))
+    dirs.push(migrations)
+    for (const f of fs.readdirSync(MIGRATIONS)) fs.copyFileSync(path.join(MIGRATIONS, f), path.join(migrations, f))
+    await generateMigration({ db: fresh.db, schemasDir: SCHEMAS, migrationsDir: migrations, resources: ['job'], schemaFiles: [JOB] })
+    await migrateLatest(fresh.db, migrations)
+    world = await makeWorld([jobs], fresh.db)
+    const { A, B } = world.remotecis
+    for (const [name, team, remoteci] of [
+      ['AA', world.teams.A, A],
+      ['AB', world.teams.A, B],
+      ['BA', world.teams.B, A],
+      ['BB', world.teams.B, B],
+    ] as const) {
+      made[name] = JSON.parse(JSON.stringify(await world.engine.service('job').create({ name, team: team.id, remoteci: remoteci.row.id })))
+    }
+  })
+  after(async () => {
+    await fresh?.drop()
+    for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true })
+  })
+
+  const remoteciRow = async (id: string) => JSON.parse(JSON.stringify(await world.db('remotecis').where({ id }).first()))
+
+  for (const transport of ['http', 'services'] as Transport[]) {
+    for (const role of ROLES) {
+      const everything = role === 'super_admin'
+      it(`${role} (${transport}): ${everything ? 'every job, each remoteci embedded' : "the team's jobs only; a remoteci of another team embeds as null, on the list and on a detail"}`, async () => {
+        const client = clientOf(world, memberOf(world, role), transport)
+        const page = await client('GET', `${world.engine.prefix}/jobs?embed=remoteci,team&sort=name`)
+        expect(page.status, page.text).to.equal(200)
+        const names = everything ? ['AA', 'AB', 'BA', 'BB'] : ['AA', 'AB']
+        expect(page.body.jobs.map((j: ApiRow) => j.name)).to.deep.equal(names)
+        expect(page.body._meta.count).to.equal(names.length)
+        for (const job of page.body.jobs) {
+          const remoteci = made[job.name].remoteci
+          const seen = everything || (await remoteciRow(remoteci)).team === world.teams.A.id
+          expect(job.remoteci, `${job.name}'s remoteci`).to.deep.equal(seen ? await remoteciRow(remoteci) : null)
+          expect(job.team.id).to.equal(made[job.name].team)
+        }
+        const detail = await client('GET', `${world.engine.prefix}/jobs/${made.AB.id}?embed=remoteci`)
+        expect(detail.status, detail.text).to.equal(200)
+        expect(detail.body.job.remoteci).to.deep.equal(everything ? await remoteciRow(made.AB.remoteci) : null)
+        // Without embed the id stays: the caller's own row says where it runs.
+        expect((await client('GET', `${world.engine.prefix}/jobs/${made.AB.id}`)).body.job.remoteci).to.equal(made.AB.remoteci)
+        expectAnswer(
+          await client('GET', `${world.engine.prefix}/jobs/${made.BA.id}?embed=remoteci`),
+          everything ? { status: 200 } : { status: 404, code: 'not_found' },
+        )
+      })
+
+      it(`${role} (${transport}): GET /remotecis/:id/jobs lists ${everything ? "every team's jobs of the remoteci" : "the team's jobs of its team's remoteci only, and answers 404 for a remoteci of another team"}`, async () => {
+        const client = clientOf(world, memberOf(world, role), transport)
+        const own = await client('GET', `${world.engine.prefix}/remotecis/${world.remotecis.A.row.id}/jobs?sort=name`)
+        expect(own.status, own.text).to.equal(200)
+        const names = everything ? ['AA', 'BA'] : ['AA']
+        expect(own.body.jobs.map((j: ApiRow) => j.name)).to.deep.equal(names)
+        expect(own.body._meta.count).to.equal(names.length)
+        const other = await client('GET', `${world.engine.prefix}/remotecis/${world.remotecis.B.row.id}/jobs?sort=name`)
+        if (everything) expect(other.body.jobs.map((j: ApiRow) => j.name)).to.deep.equal(['AB', 'BB'])
+        else expectAnswer(other, { status: 404, code: 'not_found' })
+      })
+    }
+  }
 })

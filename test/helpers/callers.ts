@@ -174,11 +174,12 @@ export async function resetIdentityTables(db: Knex): Promise<void> {
 /**
  * An engine with the server's plugins (identity on) on the test database, emptied, with teams A and
  * B; users `super` (super_admin of team A), `adminA`, `userA`, `adminB`, `userB` (each with a password
- * and an API key); remotecis A and B (each with an API key). Made by server code (no identity), so
+ * and an API key); remotecis A and B (each with an API key). `database` (default: the test database)
+ * must be migrated. Made by server code (no identity), so
  * the passwords are hashed by the identity plugin's hooks (about 50 ms each: make a world once per file).
  */
-export async function makeWorld(extraPlugins: Plugin[] = []): Promise<World> {
-  const db = await testDatabase()
+export async function makeWorld(extraPlugins: Plugin[] = [], database?: Knex): Promise<World> {
+  const db = database ?? (await testDatabase())
   await resetIdentityTables(db)
   const engine = await createEngine({ db, schemasDir: SCHEMAS, plugins: [...serverPlugins, ...extraPlugins] })
   const http = supertest(engine.app().callback())
