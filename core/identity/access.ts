@@ -61,6 +61,20 @@ export async function rowOfActionVisible(ctx: ActionHookContext, caller: Caller)
   }
 }
 
+/**
+ * The users' rule for actions on a user's row (its API keys...): only a super_admin (or the user) acts
+ * on a super_admin's row. A key made by a team admin for a super_admin would make that admin one.
+ */
+export async function userActionRules(ctx: ActionHookContext, caller: Caller, self: boolean): Promise<void> {
+  if (ctx.resource !== 'user' || self || caller.role === 'super_admin') return
+  const def = ctx.definition()
+  for (const [param, spec] of Object.entries(ctx.action.pathParams ?? {})) {
+    if (!('resource' in spec) || spec.resource !== 'user') continue
+    const row = await ctx.db(def.plural).first('role').where({ id: ctx.path[param] })
+    if (row?.role === 'super_admin') throw forbidden('Only a super_admin may act on a super_admin')
+  }
+}
+
 const NO_TEAM = '00000000-0000-0000-0000-000000000000'
 
 /** The fields a user may change on their own row. */

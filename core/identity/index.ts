@@ -1,7 +1,7 @@
 import path from 'node:path'
 import { errors } from '../errors'
 import { type Authenticator, defineAction, definePlugin, type Plugin } from '../plugins/plugin'
-import { accessHooks, auditHooks, mayDo, rowOfActionVisible } from './access'
+import { accessHooks, auditHooks, mayDo, rowOfActionVisible, userActionRules } from './access'
 import { APIKEYS_TABLE, apiKeyActions } from './apikeys'
 import { identityAuthenticator, type JwtOptions } from './authenticator'
 import { callerOf } from './caller'
@@ -68,6 +68,7 @@ export function identityPlugin(options: IdentityOptions = {}): Plugin {
           if (!self && !mayDo(caller, ctx.definition(), ctx.action.name, fallback)) {
             throw errors.forbidden(`The role ${caller.role} may not run ${ctx.action.name}`)
           }
+          await userActionRules(ctx, caller, self)
         },
       })
       api.actionHooks(audit.actions)
