@@ -186,6 +186,18 @@ describe('access: role x operation x (own team, other team, global), generated f
     describe(`through ${transport === 'http' ? 'HTTP (Basic for users, Bearer for the remoteci)' : 'the in-process services and actions (params.identity)'}`, () => {
       const as = (role: Role): Client => clientOf(world, memberOf(world, role), transport)
 
+      if (transport === 'http') {
+        it("each user's API key (Bearer) identifies the same caller as the user's Basic credential", async () => {
+          for (const member of Object.values(world.users)) {
+            const basic = await clientOf(world, member, 'http')('GET', `${world.engine.prefix}/identity`)
+            const bearer = await clientOf(world, member, 'http', { bearer: true })('GET', `${world.engine.prefix}/identity`)
+            expect(bearer.status, bearer.text).to.equal(200)
+            expect(bearer.body).to.deep.equal(basic.body)
+            expect(bearer.body.identity).to.deep.equal(member.identity)
+          }
+        })
+      }
+
       for (const role of ROLES) {
         it(`${role}: GET /identity answers the caller`, async () => {
           const member = memberOf(world, role)
@@ -563,6 +575,21 @@ describe('access: role x operation x (own team, other team, global), generated f
             headers: { 'If-Match': admin.row.etag },
           })
           expect(res.status, res.text).to.equal(204)
+        })
+
+        it('a team admin may not create, list or revoke the API keys of a super_admin of the team (403): a key would make them super_admin', async () => {
+          const boss = world.users.super
+          const admin = as('admin')
+          const keys = () => world.db('apikeys').where({ holder_kind: 'user', holder_id: boss.row.id }).orderBy('id')
+          const before = await keys()
+          expectAnswer(await admin('POST', `${users()}/${boss.row.id}/apikeys`, { body: { name: 'escalation' } }), { status: 403, code: 'forbidden' })
+          expectAnswer(await admin('GET', `${users()}/${boss.row.id}/apikeys`), { status: 403, code: 'forbidden' })
+          expectAnswer(await admin('DELETE', `${users()}/${boss.row.id}/apikeys/${boss.keyId}`), { status: 403, code: 'forbidden' })
+          expect(await keys()).to.deep.equal(before)
+          // The super_admin manages their own keys.
+          const own = await as('super_admin')('POST', `${users()}/${boss.row.id}/apikeys`, { body: { name: 'own' } })
+          expect(own.status, own.text).to.equal(201)
+          expect((await as('super_admin')('DELETE', `${users()}/${boss.row.id}/apikeys/${own.body.apikey.id}`)).status).to.equal(204)
         })
 
         it("a user may not change another user's password, even in the same team (403)", async () => {
