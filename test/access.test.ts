@@ -12,6 +12,7 @@ import {
   clientOf,
   makeWorld,
   memberOf,
+  resetIdentityTables,
   ROLES,
   serviceClient,
   type Answer,
@@ -174,6 +175,8 @@ describe('access: role x operation x (own team, other team, global), generated f
     const app: TestApp = { engine: world.engine, db: world.db, http: serviceAgent(world.engine, { trusted: true }) as unknown as TestApp['http'] }
     rows = new RowFactory(app)
   })
+  // Later test files share the database: leave them the identity tables empty, as found.
+  after(() => resetIdentityTables(world.db))
 
   it('covers exactly the resources the engine registered, users and audits included', () => {
     expect(definitions.map((d) => d.name)).to.have.members([...world.engine.resources.keys()])

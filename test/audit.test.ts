@@ -3,7 +3,7 @@ import { expect } from 'chai'
 import { definePlugin, type HookContext, type Params, type ResourceDefinition } from '../core'
 import type { Db } from '../core/data/repository'
 import { RowFactory, type ApiRow } from './conformance/rows'
-import { clientOf, makeWorld, type Client, type Member, type Transport, type World } from './helpers/callers'
+import { clientOf, makeWorld, resetIdentityTables, type Client, type Member, type Transport, type World } from './helpers/callers'
 import { expectError } from './helpers/errors'
 import { serviceAgent } from './helpers/service-agent'
 import type { TestApp } from './support'
@@ -66,6 +66,8 @@ describe('audit trail: one row per successful write, in the write transaction', 
     const app: TestApp = { engine: world.engine, db: world.db, http: serviceAgent(world.engine, { trusted: true }) as unknown as TestApp['http'] }
     rows = new RowFactory(app)
   })
+  // Later test files share the database: leave them the identity tables empty, as found.
+  after(() => resetIdentityTables(world.db))
 
   /** A body to create a row of `def` as the super_admin: generated from the schema, owned by team A. */
   const createBody = async (def: ResourceDefinition) => {
