@@ -1,7 +1,9 @@
 import { expect } from 'chai'
 import { createScratchDatabase, PG_URL, type ScratchDatabase } from './helpers/pg'
-import { etagOf, keepAliveAgent, request, sleep, type JsonResponse } from './helpers/http-client'
-import { killAllServers, startServer, type ServerProcess } from './helpers/server-process'
+import { authedRequest, etagOf, keepAliveAgent, sleep, type JsonResponse } from './helpers/http-client'
+import { ADMIN_AUTH, killAllServers, startServer, type ServerProcess } from './helpers/server-process'
+
+const request = authedRequest(ADMIN_AUTH)
 
 const CLIENTS = 50
 const MAX_ATTEMPTS = 150 // per increment: bounded even under heavy contention
