@@ -12,11 +12,17 @@ export interface ResourceType {
   input: object
 }
 
+/** The types of a read-only resource (`x-read-only`: the server writes it, clients only read it). */
+export interface ReadOnlyResourceType {
+  item: object
+  readOnly: true
+}
+
 /**
- * Resources by route name (the plural: `componenttypes`), each with its {@link ResourceType}. An
- * interface fits: `R extends ResourceTypes<R>` asks no index signature of it.
+ * Resources by route name (the plural: `componenttypes`), each with its {@link ResourceType} (or
+ * {@link ReadOnlyResourceType}). An interface fits: `R extends ResourceTypes<R>` asks no index signature of it.
  */
-export type ResourceTypes<R = Record<string, ResourceType>> = { [P in keyof R]: ResourceType }
+export type ResourceTypes<R = Record<string, ResourceType>> = { [P in keyof R]: ResourceType | ReadOnlyResourceType }
 
 /** Fields of `T` that hold a string, a number or a boolean: the ones `where` and `sort` accept. */
 export type ScalarField<T> = Exclude<{ [K in keyof T]-?: NonNullable<T[K]> extends string | number | boolean ? K : never }[keyof T] & string, 'etag'>
@@ -60,12 +66,16 @@ export interface Updated<T> {
   item?: T
 }
 
-/** The operations of one resource. `T` is its {@link ResourceType}. */
-export interface ResourceClient<T extends ResourceType> {
+/** The reads of one resource: all a read-only one offers. */
+export interface ReadResourceClient<T extends { item: object }> {
   /** `GET /<plural>`: one page of rows. */
   list<E extends EmbeddableField<T['item']> = never>(params?: ListParams<T['item'], E>): Promise<ListPage<WithEmbedded<T['item'], E>>>
   /** `GET /<plural>/<id>`: one row; a missing one throws an {@link ApiRequestError} with status 404. */
   get<E extends EmbeddableField<T['item']> = never>(id: string, options?: { embed?: E[] }): Promise<WithEmbedded<T['item'], E>>
+}
+
+/** The operations of one resource. `T` is its {@link ResourceType}. */
+export interface ResourceClient<T extends ResourceType> extends ReadResourceClient<T> {
   /** `POST /<plural>`: creates a row and answers it (its `etag` included). */
   create(data: T['input']): Promise<T['item']>
   /**
@@ -101,9 +111,12 @@ export type ActionArgs<A extends ActionType> = { path: A['path']; query?: A['que
   ? { body?: undefined }
   : { body: A['body'] })
 
-/** A client: one {@link ResourceClient} per resource, by plural (`client.componenttypes.list()`), and `action`. */
+/**
+ * A client: one {@link ResourceClient} per resource, by plural (`client.componenttypes.list()`), a
+ * {@link ReadResourceClient} for a read-only one, and `action`.
+ */
 export type Client<R extends ResourceTypes<R>, A extends { [K in keyof A]: ActionType } = Record<string, never>> = {
-  readonly [P in keyof R & string]: ResourceClient<R[P]>
+  readonly [P in keyof R & string]: R[P] extends ResourceType ? ResourceClient<R[P]> : ReadResourceClient<R[P]>
 } & {
   /** Calls an action by name: `client.action('list_componenttype_components', { path: { id } })`. */
   action<K extends keyof A & string>(name: K, args: ActionArgs<A[K]>): Promise<A[K]['output']>

@@ -6,7 +6,9 @@ import path from 'node:path'
 import Koa from 'koa'
 import Router from '@koa/router'
 import { createEngine, migrateLatest, openDatabase } from '../core'
-import { plugins } from '../resources'
+// The resources' own rules as a library, without the server's identity plugin (`serverPlugins()`:
+// users, credentials, roles): a host that wants them adds them, or brings its own authenticator.
+import { resourcePlugins as plugins } from '../resources'
 
 export async function buildHostApp(db = openDatabase({ url: process.env.DATABASE_URL || undefined })) {
   const root = path.resolve(__dirname, '..')

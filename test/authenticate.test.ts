@@ -3,7 +3,8 @@ import { expect } from 'chai'
 import fc from 'fast-check'
 import supertest from 'supertest'
 import { ApiError, type Authenticator, createEngine, definePlugin, type Engine, type Identity } from '../core'
-import { plugins } from '../resources'
+// The resources without the server's identity plugin: this file installs its own authenticator.
+import { resourcePlugins as plugins } from '../resources'
 import { expectError } from './helpers/errors'
 import { resetTables, SCHEMAS, tableChecksums, testDatabase } from './support'
 
@@ -92,7 +93,7 @@ describe('authentication: a host function from a request to an identity', functi
     expectError(await http.get('/api/v1/nothing'), 404, 'No route for GET /api/v1/nothing', 'route_not_found')
   })
 
-  it('openapi.json declares the scheme, requires it everywhere but the index, and documents each 401', () => {
+  it('openapi.json declares the scheme, requires it everywhere but the index, and documents each 401 and 403', () => {
     const doc = engine.openapi() as unknown as Record<string, any>
     expect(doc.components.securitySchemes).to.deep.equal({ bearer: { type: 'http', scheme: 'bearer' } })
     expect(doc.security).to.deep.equal([{ bearer: [] }])
@@ -101,10 +102,14 @@ describe('authentication: a host function from a request to an identity', functi
     for (const [path, item] of Object.entries(doc.paths as Record<string, Record<string, any>>)) {
       if (path === '/') continue
       for (const method of ['get', 'post', 'put', 'delete']) {
-        if (item[method]) expect(item[method].responses['401'], `${method} ${path}`).to.deep.equal({ $ref: '#/components/responses/Unauthorized' })
+        if (!item[method]) continue
+        expect(item[method].responses['401'], `${method} ${path}`).to.deep.equal({ $ref: '#/components/responses/Unauthorized' })
+        expect(item[method].responses['403'], `${method} ${path}`).to.deep.equal({ $ref: '#/components/responses/Forbidden' })
       }
     }
+    expect(doc.paths['/'].get.responses).to.not.have.property('403')
     expect(doc.components.responses.Unauthorized.headers).to.have.property('WWW-Authenticate')
+    expect(doc.components.schemas.Forbidden.properties.code.enum).to.include('forbidden')
   })
 
   it('the secured document is valid OpenAPI 3.1', async () => {

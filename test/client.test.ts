@@ -5,7 +5,7 @@ import { expect } from 'chai'
 import { ApiRequestError, PreconditionFailedError, createClient, type Client } from '../client'
 import type { Resources } from '../resources/types'
 import { ACTIONS, type Actions } from '../resources/types/actions'
-import { ROOT, resetTables, testApp, type TestApp } from './support'
+import { ADMIN_AUTH, ADMIN_PASSWORD, ROOT, resetTables, serverApp, testApp, type TestApp } from './support'
 
 const MISSING = '00000000-0000-4000-8000-000000000000'
 
@@ -226,29 +226,29 @@ function expectExampleRun(lines: string[]): void {
 describe('examples/client.ts run as a program', () => {
   it('starts its own server, runs every client call and exits 0', async function () {
     this.timeout(120_000)
-    const { code, lines, stderr } = await runExample({ DATABASE_URL: '', DCI_URL: '' })
+    const { code, lines, stderr } = await runExample({ DATABASE_URL: '', DCI_URL: '', DCI_PASSWORD: '', DCI_TOKEN: '' })
     expect(code, stderr).to.equal(0)
     expect(lines[0]).to.match(/^server: http:\/\/127\.0\.0\.1:\d+\/api\/v1$/)
     expectExampleRun(lines)
   })
 
-  it('with DCI_URL, runs against that server, exits 0 and leaves no row behind', async function () {
+  it('with DCI_URL and DCI_PASSWORD, runs against that server (identity on) as admin, exits 0 and leaves no row behind', async function () {
     this.timeout(120_000)
-    const app = await testApp()
-    await resetTables(app.db)
+    const app = await serverApp()
     const server = http.createServer(app.engine.app().callback())
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
     try {
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/v1`
-      const { code, lines, stderr } = await runExample({ DCI_URL: url })
+      const { code, lines, stderr } = await runExample({ DCI_URL: url, DCI_USER: 'admin', DCI_PASSWORD: ADMIN_PASSWORD, DCI_TOKEN: '' })
       expect(code, stderr).to.equal(0)
       expect(lines[0]).to.equal(`server: ${url}`)
       expectExampleRun(lines)
       for (const plural of ['componenttypes', 'components']) {
-        expect((await app.http.get(`/api/v1/${plural}`).expect(200)).body._meta.count, plural).to.equal(0)
+        expect((await app.http.get(`/api/v1/${plural}`).set('Authorization', ADMIN_AUTH).expect(200)).body._meta.count, plural).to.equal(0)
       }
     } finally {
       await new Promise((resolve) => server.close(resolve))
+      await resetTables(app.db)
     }
   })
 })

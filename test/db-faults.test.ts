@@ -5,14 +5,25 @@ import supertest from 'supertest'
 import { createEngine, isConnectionError, openDatabase, unavailableError } from '../core'
 import { plugins } from '../resources'
 import { createScratchDatabase, PG_URL, withPort, type ScratchDatabase } from './helpers/pg'
-import { keepAliveAgent, request, sleep, type JsonResponse } from './helpers/http-client'
+import { authedRequest, keepAliveAgent, sleep, type JsonResponse } from './helpers/http-client'
 import { claimPort, releasePort } from './helpers/ports'
-import { killAllServers, spawnServer, startServer, stopServer, waitForLog, waitUntilServing, type ServerProcess } from './helpers/server-process'
+import {
+  ADMIN_AUTH,
+  adminFetch,
+  killAllServers,
+  spawnServer,
+  startServer,
+  stopServer,
+  waitForLog,
+  waitUntilServing,
+  type ServerProcess,
+} from './helpers/server-process'
 import { TcpProxy } from './helpers/tcp-proxy'
 
 const POOL_MAX = 10 // openDatabase's default pool size
 // knex's warnings about the broken connections this file breaks on purpose
 const quiet = { warn() {} }
+const request = authedRequest(ADMIN_AUTH)
 
 const title = PG_URL
   ? 'database faults: a server process behind a TCP proxy to PostgreSQL that the tests cut and restore'
@@ -176,8 +187,9 @@ describe(title, function () {
       // Nothing listens: ECONNREFUSED, from knex and from objection.
       await capture('refused (knex)', () => db.raw('SELECT 1'))
       await capture('refused (objection)', () => Probe.query(db).limit(1))
-      const list = await http.get('/api/v1/componenttypes')
-      const create = await http.post('/api/v1/componenttypes').send({ name: 'during-outage' })
+      // With credentials: the server's authenticator reads the caller's row, through the cut connection too.
+      const list = await http.get('/api/v1/componenttypes').set('Authorization', ADMIN_AUTH)
+      const create = await http.post('/api/v1/componenttypes').set('Authorization', ADMIN_AUTH).send({ name: 'during-outage' })
       await proxy.restore()
       // PostgreSQL ends the session (57P01), seen through objection's DBError wrapper.
       const direct = openDatabase({ url: scratch.url, poolSize: 1, logger: quiet })
@@ -230,7 +242,7 @@ describe(title, function () {
       expect(first.err).to.match(/ECONNREFUSED/)
       expect(third.retry_in_ms, 'the delay grows').to.be.greaterThan(first.retry_in_ms)
       expect(starting.alive()).to.equal(true)
-      const early = await fetch(`${starting.origin}/api/v1/componenttypes`).then(
+      const early = await adminFetch(`${starting.origin}/api/v1/componenttypes`).then(
         (r) => r.status,
         (err) => String(err.cause?.code ?? err),
       )

@@ -1,3 +1,4 @@
+import crypto from 'node:crypto'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { expect } from 'chai'
@@ -135,6 +136,16 @@ function violation(app: TestApp, req: Request, res: Answer): string | undefined 
     const row = body?.[resource.name]
     if (Object.keys(body).join(',') !== resource.name || !row || typeof row.id !== 'string') return `detail keys ${Object.keys(body)}`
     if (expectedId !== undefined && row.id !== expectedId.toLowerCase()) return `asked ${expectedId}, got ${row.id}`
+    // A detail GET with embed answers a weak ETag digesting the row's ETag and each embedded row's.
+    const embed = req.method === 'GET' ? new URLSearchParams(req.path.split('?')[1] ?? '').get('embed') : null
+    if (embed) {
+      const digest = crypto
+        .createHash('sha1')
+        .update([row.etag, ...embed.split(',').map((f) => row[f]?.etag ?? '-')].join(':'))
+        .digest('hex')
+        .slice(0, 32)
+      return res.headers.etag === `W/"${digest}"` ? undefined : 'ETag header is not the weak digest of the row and its embedded rows'
+    }
     return res.headers.etag === `"${row.etag}"` ? undefined : 'ETag header is not the row etag'
   }
   const decodedId = second === undefined ? undefined : safeDecode(second)

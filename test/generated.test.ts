@@ -37,4 +37,22 @@ describe('generated types (npm run types:generate)', () => {
     expect(input).to.match(/\n {2}data\?: \{/)
     expect(text).not.to.match(/x-relation|x-unique|x-plural|x-index/)
   })
+
+  it('the write-only password is in the input type only; a read-only resource (audits) has no input type and is readOnly in Resources', () => {
+    const user = fs.readFileSync(path.join(COMMITTED, 'user.ts'), 'utf8')
+    const stored = /export interface User \{([\s\S]*?)\n\}/.exec(user)?.[1] ?? ''
+    const input = /export interface UserInput \{([\s\S]*?)\n\}/.exec(user)?.[1] ?? ''
+    expect(stored).to.match(/\n {2}name: string\n/)
+    expect(stored).not.to.match(/password/)
+    expect(input).to.match(/\n {2}password: string\n/)
+    // A field with a default (role) and the owner field (team, filled from the caller) may be omitted on create.
+    expect(input).to.match(/\n {2}role\?: 'super_admin' \| 'admin' \| 'user'\n/)
+    expect(input).to.match(/\n {2}team\?: string(\n|$)/)
+    const audit = fs.readFileSync(path.join(COMMITTED, 'audit.ts'), 'utf8')
+    expect(audit).to.match(/export interface Audit \{/)
+    expect(audit).not.to.match(/AuditInput/)
+    const index = fs.readFileSync(path.join(COMMITTED, 'index.ts'), 'utf8')
+    expect(index).to.include('  audits: { item: Audit; readOnly: true }')
+    expect(index).to.include('  users: { item: User; input: UserInput }')
+  })
 })

@@ -6,11 +6,12 @@ import Ajv2020, { type ValidateFunction } from 'ajv/dist/2020'
 import addFormats from 'ajv-formats'
 import { compileErrors, validate } from '@readme/openapi-parser'
 import type { Response } from 'supertest'
+import supertest from 'supertest'
 import { createEngine, openDatabase, type OpenApiDocument } from '../core'
 import { toDraft2020 } from '../core/openapi/document'
 import { DETAIL_PARAMETERS, LIST_PARAMETERS } from '../core/query/list-query'
-import { plugins } from '../resources'
-import { SCHEMAS, createComponent, createType, resetTables, testApp, testDatabase, type TestApp } from './support'
+import { resourcePlugins as plugins } from '../resources'
+import { ADMIN_AUTH, SCHEMAS, createComponent, createType, resetTables, serverApp, testApp, testDatabase, type ServerApp, type TestApp } from './support'
 
 const MISSING = '00000000-0000-4000-8000-000000000000'
 type Json = Record<string, any>
@@ -370,7 +371,6 @@ describe('OpenAPI document', () => {
       const db = openDatabase({ url: 'postgres://postgres@127.0.0.1:5129/nowhere', logger: { warn: (_details, message) => warnings.push(message) } })
       try {
         const down = await createEngine({ db, schemasDir: SCHEMAS, plugins, checkSchema: false, logger: { error() {}, info() {} } })
-        const { default: supertest } = await import('supertest')
         const res = await supertest(down.app().callback()).get('/api/v1/componenttypes').expect(503)
         check.expectDocumented(res, 'get', '/componenttypes')
         expect(
@@ -418,7 +418,9 @@ describe('OpenAPI document', () => {
         expect(doc.paths, file).to.include.keys(`/${plural}`, `/${plural}/{id}`)
         const stored = doc.components.schemas[name] as Json
         expect(Object.keys(stored.properties), file).to.have.members(['id', ...Object.keys(schema.properties), 'created_at', 'updated_at', 'etag'])
-        expect((doc.components.schemas[`${name}.create`] as Json).required, file).to.deep.equal(schema.required ?? [])
+        // The owner field (the access rules fill in the caller's team) and fields with a default may be omitted.
+        const omissible = (f: string) => f === schema['x-owner'] || schema.properties[f].default !== undefined
+        expect((doc.components.schemas[`${name}.create`] as Json).required, file).to.deep.equal((schema.required ?? []).filter((f: string) => !omissible(f)))
       }
     })
 
@@ -488,5 +490,117 @@ describe('OpenAPI document', () => {
         fs.rmSync(dir, { recursive: true, force: true })
       }
     })
+  })
+})
+
+/** Every name of a property reachable from `schema`, following `$ref`s into the document's components. */
+function propertyNames(doc: OpenApiDocument, schema: unknown, seen = new Set<string>()): Set<string> {
+  const names = new Set<string>()
+  const walk = (value: unknown) => {
+    if (!value || typeof value !== 'object') return
+    if (Array.isArray(value)) return value.forEach(walk)
+    const object = value as Json
+    if (typeof object.$ref === 'string') {
+      if (seen.has(object.$ref)) return
+      seen.add(object.$ref)
+      const [, section, name] = /^#\/components\/(\w+)\/(.+)$/.exec(object.$ref) ?? []
+      return walk((doc.components as Json)[section]?.[name])
+    }
+    if (object.properties && typeof object.properties === 'object') for (const name of Object.keys(object.properties)) names.add(name)
+    for (const child of Object.values(object)) walk(child)
+  }
+  walk(schema)
+  return names
+}
+
+describe("the server's OpenAPI document (identity and access on)", () => {
+  let app: ServerApp
+  let doc: OpenApiDocument
+  let check: ReturnType<typeof documentChecker>
+  const operations = () =>
+    Object.entries(doc.paths).flatMap(([path, item]) =>
+      (['get', 'put', 'post', 'delete', 'patch'] as const).filter((m) => item[m]).map((method) => ({ path, method, operation: item[method] as Json })),
+    )
+  before(async function () {
+    this.timeout(120_000)
+    app = await serverApp()
+    doc = (await app.http.get('/api/v1/openapi.json').expect(200)).body
+    check = documentChecker(doc)
+  })
+  after(async () => {
+    await resetTables(app.db)
+  })
+
+  it('is valid OpenAPI 3.1 and declares the Basic and Bearer schemes, required everywhere but the index', async () => {
+    const result = await validate(structuredClone(doc) as never)
+    expect(result.valid, result.valid ? '' : compileErrors(result)).to.equal(true)
+    const secured = doc as unknown as Json
+    expect(Object.keys(secured.components.securitySchemes)).to.have.members(['basic', 'bearer'])
+    expect(secured.components.securitySchemes.basic).to.include({ type: 'http', scheme: 'basic' })
+    expect(secured.components.securitySchemes.bearer).to.include({ type: 'http', scheme: 'bearer' })
+    expect(secured.security).to.deep.equal([{ basic: [] }, { bearer: [] }])
+    expect((doc.paths['/'].get as Json).security).to.deep.equal([])
+  })
+
+  it('documents 401 unauthorized and 403 forbidden on every operation but the index', () => {
+    const all = operations()
+    expect(all.map((o) => o.path)).to.include.members([
+      '/users',
+      '/users/{id}',
+      '/audits',
+      '/identity',
+      '/users/{id}/apikeys',
+      '/remotecis/{id}/apikeys/{keyid}',
+    ])
+    for (const { path, method, operation } of all) {
+      if (path === '/') {
+        expect(operation.responses, 'the index').to.not.have.any.keys('401', '403')
+        continue
+      }
+      expect(operation.responses['401'], `${method} ${path}`).to.deep.equal({ $ref: '#/components/responses/Unauthorized' })
+      expect(operation.responses['403'], `${method} ${path}`).to.deep.equal({ $ref: '#/components/responses/Forbidden' })
+    }
+    expect((doc.components.schemas.Forbidden as Json).properties.code.enum).to.include('forbidden')
+    expect((doc.components.schemas.Unauthorized as Json).properties.code.enum).to.include('unauthorized')
+  })
+
+  it('a read-only resource (audits) has GET operations only and no body schema; its writes answer the documented 405', async () => {
+    expect(Object.keys(doc.paths['/audits'])).to.deep.equal(['get'])
+    expect(Object.keys(doc.paths['/audits/{id}'])).to.have.members(['parameters', 'get'])
+    expect(doc.components.schemas).to.include.keys('audit', 'audit.detail', 'audit.list')
+    expect(doc.components.schemas).to.not.have.any.keys('audit.create', 'audit.update')
+    const auth = ADMIN_AUTH
+    const http = app.http
+    const list = await http.get('/api/v1/audits').set('Authorization', auth).expect(200)
+    check.expectDocumented(list, 'get', '/audits')
+    const refused = [
+      await http.post('/api/v1/audits').set('Authorization', auth).send({ identity_kind: 'user', action: 'create' }),
+      await http.put(`/api/v1/audits/${MISSING}`).set('Authorization', auth).set('If-Match', '*').send({ action: 'x' }),
+      await http.delete(`/api/v1/audits/${MISSING}`).set('Authorization', auth).set('If-Match', '*'),
+    ]
+    for (const res of refused) {
+      expect(res.status, res.text).to.equal(405)
+      check.expectResponse(res, doc.components.responses.MethodNotAllowed as Json, `${res.request.method} /audits`)
+      expect(res.headers.allow).to.not.match(/POST|PUT|DELETE/)
+    }
+  })
+
+  it('the write-only password is in the user create and update bodies, and in no response schema of any operation', () => {
+    const schemas = doc.components.schemas as Record<string, Json>
+    expect(schemas['user.create'].properties.password).to.include({ type: 'string', writeOnly: true })
+    expect(schemas['user.create'].required).to.include('password')
+    expect(schemas['user.update'].properties.password).to.include({ writeOnly: true })
+    expect(schemas.user.properties).to.not.have.property('password')
+    // The walk sees the answers' fields: the user's own, and the token of a new API key.
+    const answer = (path: string, method: 'get' | 'post', status: string) => [
+      ...propertyNames(doc, check.deref((doc.paths[path][method] as Json).responses[status])),
+    ]
+    expect(answer('/users/{id}', 'get', '200')).to.include.members(['name', 'email', 'role', 'team'])
+    expect(answer('/users/{id}/apikeys', 'post', '201')).to.include('token')
+    for (const { path, method, operation } of operations()) {
+      for (const [status, response] of Object.entries(operation.responses as Record<string, Json>)) {
+        expect([...propertyNames(doc, check.deref(response))], `${method} ${path} ${status}`).to.not.include('password')
+      }
+    }
   })
 })

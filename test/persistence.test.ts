@@ -1,5 +1,5 @@
 import { expect } from 'chai'
-import { ownDatabase, startServer, stopServer } from './helpers/server-process'
+import { adminFetch, ownDatabase, startServer, stopServer } from './helpers/server-process'
 
 describe('npm start on the embedded database', () => {
   it('keeps data under DATA_DIR across a restart', async function () {
@@ -7,7 +7,7 @@ describe('npm start on the embedded database', () => {
     const own = await ownDatabase('persistence', false)
     try {
       let server = await startServer({ ...own.env, LOG_LEVEL: 'warn' })
-      const created = await fetch(`${server.origin}/api/v1/componenttypes`, {
+      const created = await adminFetch(`${server.origin}/api/v1/componenttypes`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ name: 'survives-restart' }),
@@ -18,7 +18,7 @@ describe('npm start on the embedded database', () => {
 
       server = await startServer({ ...own.env, LOG_LEVEL: 'warn' })
       try {
-        const res = await fetch(`${server.origin}/api/v1/componenttypes/${componenttype.id}`)
+        const res = await adminFetch(`${server.origin}/api/v1/componenttypes/${componenttype.id}`)
         expect(res.status).to.equal(200)
         expect(((await res.json()) as { componenttype: { name: string } }).componenttype.name).to.equal('survives-restart')
       } finally {

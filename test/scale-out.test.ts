@@ -1,16 +1,11 @@
 import { expect } from 'chai'
 import { createScratchDatabase, PG_URL, type ScratchDatabase } from './helpers/pg'
-import { etagOf, keepAliveAgent, request as send, sleep, type JsonResponse } from './helpers/http-client'
-import { killAllServers, startServer, type ServerProcess } from './helpers/server-process'
+import { authedRequest, etagOf, keepAliveAgent, sleep, type JsonResponse } from './helpers/http-client'
+import { ADMIN_AUTH, ADMIN_PASSWORD, killAllServers, startServer, type ServerProcess } from './helpers/server-process'
 
-/** The servers need credentials: the first start makes user `admin` (super_admin) with this password. */
-const ADMIN_PASSWORD = 'scale-out admin password'
+/** Requests as `admin` (the servers' first start makes it), unless a request sets its own `authorization`. */
+const request = authedRequest(ADMIN_AUTH)
 const basic = (login: string, password: string) => `Basic ${Buffer.from(`${login}:${password}`).toString('base64')}`
-const ADMIN = basic('admin', ADMIN_PASSWORD)
-
-/** A request as `admin`, unless `options.headers` has its own `authorization`. */
-const request: typeof send = (agent, method, url, options = {}) =>
-  send(agent, method, url, { ...options, headers: { authorization: ADMIN, ...options.headers } })
 
 const CLIENTS = 50
 const MAX_ATTEMPTS = 150 // per increment: bounded even under heavy contention

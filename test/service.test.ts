@@ -5,7 +5,8 @@ import { expect } from 'chai'
 import type { Knex } from 'knex'
 import supertest from 'supertest'
 import { ApiError, createEngine, definePlugin, migrateLatest, type Engine, type HookContext, type Plugin } from '../core'
-import { plugins } from '../resources'
+// The resources without the server's identity plugin: these tests call anonymously, over HTTP too.
+import { resourcePlugins as plugins } from '../resources'
 import { renderTypes } from '../tooling/type-generator'
 import { generateMigration } from '../tooling/migration-generator'
 import { auditTrail, type AuditEntry } from '../examples/plugins/audit-trail'
@@ -410,7 +411,7 @@ describe('write-only fields and resources a plugin brings', function () {
   const owner = definePlugin({
     name: 'vaults',
     setup(api) {
-      api.keyword({ name: 'x-owner', on: 'resource', check: (value) => (typeof value === 'string' ? undefined : 'must name a field') })
+      api.keyword({ name: 'x-keeper', on: 'resource', check: (value) => (typeof value === 'string' ? undefined : 'must name a field') })
       api.resource(VAULT)
       api.resource(VAULT_ENTRY)
     },
@@ -430,7 +431,7 @@ describe('write-only fields and resources a plugin brings', function () {
       schemasDir: schemas,
       migrationsDir: migrations,
       resources: ['vault', 'vaultentry'],
-      keywords: [{ name: 'x-owner', on: 'resource' }],
+      keywords: [{ name: 'x-keeper', on: 'resource' }],
     })
     await migrateLatest(fresh.db, migrations)
     engine = await createEngine({ db: fresh.db, schemasDir: SCHEMAS, plugins: [owner] })
@@ -444,14 +445,19 @@ describe('write-only fields and resources a plugin brings', function () {
   it('a schema keyword is refused unless a plugin adds it, and its check runs', async () => {
     const bare = definePlugin({ name: 'bare', setup: (api) => api.resource(VAULT) })
     expect(String(await createEngine({ db: fresh.db, schemasDir: SCHEMAS, plugins: [bare], checkSchema: false }).catch((e: Error) => e))).to.include(
-      "vault.json: unsupported top-level keyword 'x-owner'",
+      "vault.json: unsupported top-level keyword 'x-keeper'",
     )
     const strict = definePlugin({
       name: 'strict',
-      setup: (api) => (api.keyword({ name: 'x-owner', on: 'resource', check: () => 'is never right' }), api.resource(VAULT)),
+      setup: (api) => (api.keyword({ name: 'x-keeper', on: 'resource', check: () => 'is never right' }), api.resource(VAULT)),
     })
     expect(String(await createEngine({ db: fresh.db, schemasDir: SCHEMAS, plugins: [strict], checkSchema: false }).catch((e: Error) => e))).to.include(
-      'vault.json: x-owner is never right',
+      'vault.json: x-keeper is never right',
+    )
+    // The engine's own keywords (x-owner...) are not a plugin's to add.
+    const clash = definePlugin({ name: 'clash', setup: (api) => api.keyword({ name: 'x-owner', on: 'resource' }) })
+    expect(String(await createEngine({ db: fresh.db, schemasDir: SCHEMAS, plugins: [clash], checkSchema: false }).catch((e: Error) => e))).to.include(
+      "plugin 'clash': schema keyword 'x-owner' is the engine's own",
     )
   })
 
@@ -484,7 +490,7 @@ describe('write-only fields and resources a plugin brings', function () {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dci-schemas-'))
     dirs.push(dir)
     for (const f of [...fs.readdirSync(SCHEMAS).map((f) => path.join(SCHEMAS, f)), VAULT]) fs.copyFileSync(f, path.join(dir, path.basename(f)))
-    const types = (await renderTypes(dir, { keywords: [{ name: 'x-owner', on: 'resource' }] })).get('vault.ts')!
+    const types = (await renderTypes(dir, { keywords: [{ name: 'x-keeper', on: 'resource' }] })).get('vault.ts')!
     const [output, input] = types.split('export interface VaultInput')
     expect(output).to.not.match(/secret\??:/)
     expect(input).to.match(/secret: string/)

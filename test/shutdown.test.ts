@@ -1,8 +1,10 @@
 import net from 'node:net'
 import { expect } from 'chai'
 import { PG_URL, type ScratchDatabase } from './helpers/pg'
-import { keepAliveAgent, request, sleep } from './helpers/http-client'
-import { killAllServers, ownDatabase, startServer, waitForLog, type OwnDatabase, type ServerProcess } from './helpers/server-process'
+import { authedRequest, keepAliveAgent, sleep } from './helpers/http-client'
+import { ADMIN_AUTH, killAllServers, ownDatabase, startServer, waitForLog, type OwnDatabase, type ServerProcess } from './helpers/server-process'
+
+const request = authedRequest(ADMIN_AUTH)
 
 /** Opens a connection; resolves 'connected' or the connect error's code. */
 function tryConnect(port: number): Promise<string> {
@@ -18,31 +20,41 @@ function tryConnect(port: number): Promise<string> {
 
 /**
  * A POST sent over a raw socket in two halves: the headers and half the body now, the rest on
- * `finish()`. Between the two, the request is in flight on the server.
+ * `finish()`. It resolves once the server has the request in hand (its `100 Continue` interim answer
+ * to `Expect: 100-continue` says so: a busy server may take a while to read new connections), so
+ * between the two the request is in flight on the server. `finish()` answers what came after the 100.
  */
 function halfSentPost(port: number, body: object): Promise<{ finish(): Promise<string> }> {
   const json = Buffer.from(JSON.stringify(body))
-  const head = `POST /api/v1/componenttypes HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: ${json.length}\r\n\r\n`
+  const head =
+    `POST /api/v1/componenttypes HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: ${ADMIN_AUTH}\r\n` +
+    `Content-Type: application/json\r\nContent-Length: ${json.length}\r\nExpect: 100-continue\r\n\r\n`
+  const interim = 'HTTP/1.1 100 Continue\r\n\r\n'
   return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1', () => {
-      socket.write(head)
-      socket.write(json.subarray(0, 5))
-      let received = ''
-      socket.setEncoding('utf8').on('data', (chunk: string) => (received += chunk))
-      // The socket is not half-closed from this side (an HTTP server aborts such a request): the
-      // server closes it after its response, as it answers with Connection: close.
-      const ended = new Promise<string>((res, rej) => {
-        socket.once('close', () => res(received))
-        socket.once('error', rej)
-      })
-      resolve({
-        finish() {
-          socket.write(json.subarray(5))
-          return ended
-        },
-      })
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(head))
+    let received = ''
+    // The socket is not half-closed from this side (an HTTP server aborts such a request): the
+    // server closes it after its response, as it answers with Connection: close.
+    const ended = new Promise<string>((res, rej) => {
+      socket.once('close', () => res(received.startsWith(interim) ? received.slice(interim.length) : received))
+      socket.once('error', rej)
     })
-    socket.once('error', reject)
+    // Closed or reset before the 100: the request never got in flight (after it, these change nothing).
+    ended.then((text) => reject(new Error(`the connection closed before a 100 Continue: ${JSON.stringify(text)}`)), reject)
+    socket.setEncoding('utf8').on('data', (chunk: string) => {
+      const before = received
+      received += chunk
+      if (before.length < interim.length && received.length >= interim.length) {
+        if (!received.startsWith(interim)) return reject(new Error(`expected a 100 Continue, got ${JSON.stringify(received)}`))
+        socket.write(json.subarray(0, 5))
+        resolve({
+          finish() {
+            socket.write(json.subarray(5))
+            return ended
+          },
+        })
+      }
+    })
   })
 }
 

@@ -3,7 +3,8 @@ import path from 'node:path'
 import type { Knex } from 'knex'
 import supertest from 'supertest'
 import { createEngine, migrateLatest, openDatabase, type Engine, type EngineOptions } from '../core'
-import { resourcePlugins as plugins } from '../resources'
+import { ensureAdmin } from '../core/identity'
+import { resourcePlugins as plugins, serverPlugins } from '../resources'
 
 export const ROOT = path.resolve(__dirname, '..')
 export const SCHEMAS = path.join(ROOT, 'schemas')
@@ -31,8 +32,12 @@ export async function closeTestDatabase(): Promise<void> {
   await db.destroy()
 }
 
-/** Empties the tables of the given resources' plurals (default: the project's resources). */
-export async function resetTables(db: Knex, tables = ['components', 'componenttypes', 'remotecis', 'teams']): Promise<void> {
+/**
+ * Empties the tables of the given resources' plurals (default: the project's resources, and the
+ * identity plugin's users, audits and API keys). Truncating teams empties users too (CASCADE): a test
+ * that needs users creates them after this, e.g. with {@link serverApp}'s `reset`.
+ */
+export async function resetTables(db: Knex, tables = ['components', 'componenttypes', 'remotecis', 'teams', 'users', 'audits', 'apikeys']): Promise<void> {
   await db.raw(`TRUNCATE ${tables.map((t) => `"${t}"`).join(', ')} CASCADE`)
 }
 
@@ -65,6 +70,33 @@ export async function testApp(options: Partial<EngineOptions> = {}): Promise<Tes
   const db = await testDatabase()
   const engine = await createEngine({ db, schemasDir: SCHEMAS, plugins, ...options })
   return { engine, db, http: supertest(engine.app().callback()) }
+}
+
+/** The password of user `admin` (super_admin) of {@link serverApp}. */
+export const ADMIN_PASSWORD = 'test-admin-password'
+
+/** `Authorization` of user `admin` of {@link serverApp}. */
+export const ADMIN_AUTH = `Basic ${Buffer.from(`admin:${ADMIN_PASSWORD}`).toString('base64')}`
+
+export interface ServerApp extends TestApp {
+  /** Empties the tables ({@link resetTables}), then creates team and user `admin` again, as a first start does. */
+  reset(): Promise<void>
+}
+
+/**
+ * An engine on the test database with the server's plugins (identity and access on), as server.ts
+ * builds it: every request but the index and openapi.json needs credentials, such as
+ * {@link ADMIN_AUTH}. Starts from empty tables and user `admin` with {@link ADMIN_PASSWORD}.
+ */
+export async function serverApp(options: Partial<EngineOptions> = {}): Promise<ServerApp> {
+  const db = await testDatabase()
+  const engine = await createEngine({ db, schemasDir: SCHEMAS, plugins: serverPlugins(), ...options })
+  const reset = async () => {
+    await resetTables(db)
+    await ensureAdmin(engine, { password: ADMIN_PASSWORD })
+  }
+  await reset()
+  return { engine, db, http: supertest(engine.app().callback()), reset }
 }
 
 /** Creates a componenttype and returns it. */

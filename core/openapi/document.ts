@@ -3,7 +3,7 @@ import type { ErrorRegistry } from '../errors'
 import type { ActionDefinition } from '../plugins/plugin'
 import type { Resource } from '../plugins/registry'
 import { COUNT_MODES, LIST_PARAMETERS, type ListLimits } from '../query/list-query'
-import { answeredFields, ENGINE_FIELDS, fieldSchema } from '../schema/derive'
+import { answeredFields, createRequired, ENGINE_FIELDS, fieldSchema } from '../schema/derive'
 import type { JsonSchema } from '../schema/types'
 
 /** A JSON object of the OpenAPI document (operation, parameter, response...). */
@@ -328,7 +328,7 @@ function resourceSchemas(resource: Resource): Record<string, JsonSchema> {
     ...(def.schema.title !== undefined ? { title: `${String(def.schema.title)}${what}` } : {}),
     ...(def.schema.description !== undefined ? { description: def.schema.description } : {}),
   })
-  return {
+  const schemas: Record<string, JsonSchema> = {
     [schemaName(def.name, 'object')]: {
       ...describe(''),
       type: 'object',
@@ -340,7 +340,7 @@ function resourceSchemas(resource: Resource): Record<string, JsonSchema> {
       ...describe(' (create)'),
       type: 'object',
       properties: body,
-      required: def.fields.filter((f) => f.required).map((f) => f.name),
+      required: createRequired(def),
       additionalProperties: false,
       // A schema file's examples are bodies a client sends, without the engine's fields.
       ...(def.schema.examples !== undefined ? { examples: def.schema.examples } : {}),
@@ -365,6 +365,12 @@ function resourceSchemas(resource: Resource): Record<string, JsonSchema> {
       additionalProperties: false,
     },
   }
+  // A read-only resource (x-read-only) takes no body.
+  if (def.readOnly) {
+    delete schemas[schemaName(def.name, 'create')]
+    delete schemas[schemaName(def.name, 'update')]
+  }
+  return schemas
 }
 
 const json = (schema: unknown) => ({ 'application/json': { schema } })
@@ -409,7 +415,10 @@ function listOperation(
   }
 }
 
-/** The five generated routes of one resource, with the error statuses its schema can lead to. */
+/**
+ * The five generated routes of one resource, with the error statuses its schema can lead to; the
+ * two reads only for a read-only resource (its writes answer 405, as any method a path lacks).
+ */
 function resourcePaths(resource: Resource, source: OpenApiSource): Record<string, OpenApiPathItem> {
   const { name, plural, def } = resource
   const writeErrors = [400, ...(def.unique.length ? [409] : []), 413, 415, ...(resource.query.relations.length ? [422] : [])]
@@ -535,7 +544,11 @@ function actionPaths(action: ActionDefinition<any>, source: OpenApiSource): Reco
 
 const METHODS = ['get', 'put', 'post', 'delete', 'patch'] as const
 
-/** Declares the security schemes, requires one of them everywhere, and documents the 401 of every operation but the index and openapi.json. */
+/**
+ * Declares the security schemes, requires one of them everywhere, and documents on every operation
+ * but the index (and openapi.json, which is no operation) the 401 of missing or wrong credentials and
+ * the 403 of a caller who may not do it.
+ */
 function secure(document: OpenApiDocument, schemes: Record<string, Record<string, unknown>>): void {
   ;(document.components as Record<string, unknown>).securitySchemes = schemes
   ;(document as unknown as Record<string, unknown>).security = Object.keys(schemes).map((name) => ({ [name]: [] }))
@@ -544,7 +557,7 @@ function secure(document: OpenApiDocument, schemes: Record<string, Record<string
       const operation = item[method] as OpenApiObject | undefined
       if (!operation) continue
       if (path === '/') operation.security = []
-      else operation.responses = { ...(operation.responses as object), 401: errorResponse(401) }
+      else operation.responses = { ...(operation.responses as object), 401: errorResponse(401), 403: errorResponse(403) }
     }
   }
 }

@@ -7,7 +7,7 @@ import { ErrorRegistry } from '../errors'
 import { compileListQuery, type ListLimits, type ListQueryParser } from '../query/list-query'
 import { bodySchema, constraintMeanings } from '../schema/derive'
 import type { JsonSchema, ResourceDefinition } from '../schema/types'
-import { schemaAjv, type SchemaKeyword } from '../schema/vocabulary'
+import { SCHEMA_KEYWORDS, schemaAjv, type SchemaKeyword } from '../schema/vocabulary'
 import { HookRegistry, type MethodHooks } from '../service/hooks'
 import { Service, type ServiceHost } from '../service/service'
 import { SERVICE_METHODS, type ResourceService, type ServiceMethod } from '../service/types'
@@ -84,6 +84,7 @@ export function collectPlugins(plugins: readonly Plugin[], logger: EngineLogger 
       actionHooks: (hooks) => void out.actionHooks.push(hooks),
       keyword: (keyword) => {
         if (!/^x-[a-z][a-z0-9-]*$/.test(keyword.name)) throw new Error(`${where}: schema keyword '${keyword.name}' must look like x-name`)
+        if ((SCHEMA_KEYWORDS as readonly string[]).includes(keyword.name)) throw new Error(`${where}: schema keyword '${keyword.name}' is the engine's own`)
         if (out.keywords.some((k) => k.name === keyword.name)) throw new Error(`${where}: schema keyword '${keyword.name}' is already added`)
         out.keywords.push(keyword)
       },

@@ -77,11 +77,19 @@ export function bodySchema(def: ResourceDefinition, variant: 'create' | 'update'
   return {
     type: 'object',
     properties: Object.fromEntries(def.fields.map((f) => [f.name, fieldSchema(f)])),
-    // The owner field may be omitted on create: the access rules fill in the caller's team (the
-    // service still refuses a row without it, see requiredAfterHooks).
-    required: variant === 'update' ? [] : def.fields.filter((f) => f.required && f.name !== def.owner && f.schema.default === undefined).map((f) => f.name),
+    required: variant === 'update' ? [] : createRequired(def),
     additionalProperties: false,
   }
+}
+
+/**
+ * The fields a create body must have: the required ones, less those with a `default` (the service
+ * fills them) and the owner field (the access rules fill in the caller's team; the service still
+ * refuses a row without it, see {@link requiredAfterHooks}). What validation, openapi.json and the
+ * generated input types say alike.
+ */
+export function createRequired(def: ResourceDefinition): string[] {
+  return def.fields.filter((f) => f.required && f.name !== def.owner && f.schema.default === undefined).map((f) => f.name)
 }
 
 /** Required fields a create body may omit for a before hook to fill: the owner field, if required. */

@@ -7,7 +7,8 @@ import path from 'node:path'
 import Koa from 'koa'
 import Router from '@koa/router'
 import { createEngine, migrateLatest, openDatabase } from '../../core'
-import { plugins } from '../../resources'
+// The resources' own rules, without the server's identity plugin: a host brings its own authentication.
+import { resourcePlugins as plugins } from '../../resources'
 
 const root = path.resolve(__dirname, '../..')
 

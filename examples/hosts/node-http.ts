@@ -7,7 +7,8 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import path from 'node:path'
 import { createEngine, migrateLatest, openDatabase } from '../../core'
-import { plugins } from '../../resources'
+// The resources' own rules, without the server's identity plugin: a host brings its own authentication.
+import { resourcePlugins as plugins } from '../../resources'
 
 const root = path.resolve(__dirname, '../..')
 

@@ -53,5 +53,5 @@ export interface RemoteciInput {
   /**
    * Id of the team that owns the remote CI.
    */
-  team: string
+  team?: string
 }

@@ -29,4 +29,18 @@ export function clientTypeChecks(client: Client<Resources, Actions>): void {
   void client.componenttypes.update(MISSING, { name: 'x' }, {})
   // @ts-expect-error no such resource
   void client.jobs
+  // @ts-expect-error audits are read-only (x-read-only): no create
+  void client.audits.create({ identity_kind: 'user', action: 'create' })
+  // @ts-expect-error no update of a read-only resource
+  void client.audits.update(MISSING, {}, { etag: '*' })
+  // @ts-expect-error no remove of a read-only resource
+  void client.audits.remove(MISSING, { etag: '*' })
+  void client.audits.list({ where: { resource: 'team' }, sort: ['-created_at'] })
+  // @ts-expect-error the password is write-only: never answered, so not in the output type
+  void client.users.get(MISSING).then((user) => user.password)
+  // The password is in the input type: a create needs it, an update may change it.
+  void client.users.create({ name: 'alice', password: 'long enough' })
+  // @ts-expect-error a user's create needs the password
+  void client.users.create({ name: 'alice' })
+  void client.users.update(MISSING, { password: 'changed password' }, { etag: '*' })
 }

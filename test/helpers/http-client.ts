@@ -47,6 +47,14 @@ export function request(
 }
 
 /**
+ * {@link request} with `authorization` on every request (a request's own `headers` may replace it):
+ * `const request = authedRequest(ADMIN_AUTH)` for a server that needs credentials.
+ */
+export function authedRequest(authorization: string): typeof request {
+  return (agent, method, url, options = {}) => request(agent, method, url, { ...options, headers: { authorization, ...options.headers } })
+}
+
+/**
  * A keep-alive agent that drops an idle socket before the server's announced `Keep-Alive: timeout`
  * runs out (Node applies the hint only when the agent has a timeout of its own), so a request is never
  * written on a socket the server is closing at that moment.

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { ADMIN_AUTH, ADMIN_PASSWORD } from '../support'
 import { createScratchDatabase, type ScratchDatabase } from './pg'
 import { claimPort, releasePort } from './ports'
 
@@ -22,8 +23,6 @@ export interface ServerProcess {
   readonly otherOutput: string[]
   /** Its LOG_LEVEL: below info it writes no "listening" line. */
   readonly logLevel: string
-  /** `Authorization` of user `admin` when the environment gave ADMIN_PASSWORD (the server needs credentials). */
-  readonly adminAuth?: string
   /** True until the process exits. */
   alive(): boolean
   /** Resolves with the exit code (null when killed by a signal) once the process has exited. */
@@ -32,15 +31,26 @@ export interface ServerProcess {
 
 const started = new Set<ChildProcess>()
 
+// The servers the tests start have user `admin` (super_admin) with ADMIN_PASSWORD: server.ts creates
+// it on its first start on an empty database. Every API request but the index and openapi.json needs
+// credentials, such as ADMIN_AUTH.
+export { ADMIN_AUTH, ADMIN_PASSWORD }
+
+/** `fetch` with the admin's credentials (headers given in `init` are kept, and win). */
+export function adminFetch(url: string, init: RequestInit = {}): Promise<Response> {
+  return fetch(url, { ...init, headers: { authorization: ADMIN_AUTH, ...(init.headers as Record<string, string> | undefined) } })
+}
+
 /**
  * Spawns `server.ts` the way `npx tsx server.ts` would (node with tsx's CommonJS loader), on
- * 127.0.0.1:`port`, with `env` added to this process's environment. Does not wait for it to serve.
+ * 127.0.0.1:`port`, with `env` added to this process's environment (ADMIN_PASSWORD is
+ * {@link ADMIN_PASSWORD} unless `env` sets it). Does not wait for it to serve.
  */
 export function spawnServer(port: number, env: Record<string, string>): ServerProcess {
   const logLevel = env.LOG_LEVEL ?? 'info'
   const child = spawn(process.execPath, ['--require', 'tsx/cjs', 'server.ts'], {
     cwd: ROOT,
-    env: { ...process.env, ...env, LOG_LEVEL: logLevel, PORT: String(port), HOST: '127.0.0.1' },
+    env: { ...process.env, ADMIN_PASSWORD, ...env, LOG_LEVEL: logLevel, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   started.add(child)
@@ -73,7 +83,6 @@ export function spawnServer(port: number, env: Record<string, string>): ServerPr
     logs,
     otherOutput,
     logLevel,
-    adminAuth: env.ADMIN_PASSWORD ? `Basic ${Buffer.from(`admin:${env.ADMIN_PASSWORD}`).toString('base64')}` : undefined,
     alive: () => child.exitCode === null && child.signalCode === null,
     exited,
   }
@@ -81,8 +90,8 @@ export function spawnServer(port: number, env: Record<string, string>): ServerPr
 
 /**
  * Waits for the process's own "listening" log line (another test run may have a server on the same
- * port), then polls `GET /api/v1/componenttypes?limit=0` (as `admin` when the server has ADMIN_PASSWORD)
- * until it answers 200. Fails after `timeoutMs` or if the process exits.
+ * port), then polls `GET /api/v1/componenttypes?limit=0` with the admin's credentials until it
+ * answers 200. Fails after `timeoutMs` or if the process exits.
  */
 export async function waitUntilServing(server: ServerProcess, timeoutMs = 90_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
@@ -99,8 +108,7 @@ export async function waitUntilServing(server: ServerProcess, timeoutMs = 90_000
       throw new Error(`server on ${server.port} exited with ${code}: ${JSON.stringify(server.logs.slice(-3))} ${server.otherOutput.join('').slice(-2000)}`)
     }
     try {
-      const headers: Record<string, string> = server.adminAuth ? { authorization: server.adminAuth } : {}
-      const res = await fetch(`${server.origin}/api/v1/componenttypes?limit=0`, { headers, signal: AbortSignal.timeout(5_000) })
+      const res = await adminFetch(`${server.origin}/api/v1/componenttypes?limit=0`, { signal: AbortSignal.timeout(5_000) })
       await res.arrayBuffer()
       if (res.status === 200) return
     } catch {
