@@ -4,10 +4,106 @@ import type { Component } from './component'
 
 /** How to call each action: pass it to `createClient({ ..., actions: ACTIONS })`. */
 export const ACTIONS = {
+  create_user_apikey: { method: 'POST', path: '/users/:id/apikeys' },
+  list_user_apikeys: { method: 'GET', path: '/users/:id/apikeys' },
+  delete_user_apikey: { method: 'DELETE', path: '/users/:id/apikeys/:keyid' },
+  create_remoteci_apikey: { method: 'POST', path: '/remotecis/:id/apikeys' },
+  list_remoteci_apikeys: { method: 'GET', path: '/remotecis/:id/apikeys' },
+  delete_remoteci_apikey: { method: 'DELETE', path: '/remotecis/:id/apikeys/:keyid' },
+  get_identity: { method: 'GET', path: '/identity' },
   list_componenttype_components: { method: 'GET', path: '/componenttypes/:id/components', list: 'components' },
 } as const
 
 /** Each action by name: its path parameters, query, body and answer. */
 export interface Actions {
+  create_user_apikey: { path: { id: string }; query: Record<string, string>; body: CreateUserApikeyBody; output: CreateUserApikeyOutput }
+  list_user_apikeys: { path: { id: string }; query: Record<string, string>; body: undefined; output: ListUserApikeysOutput }
+  delete_user_apikey: { path: { id: string; keyid: string }; query: Record<string, string>; body: undefined; output: undefined }
+  create_remoteci_apikey: { path: { id: string }; query: Record<string, string>; body: CreateRemoteciApikeyBody; output: CreateRemoteciApikeyOutput }
+  list_remoteci_apikeys: { path: { id: string }; query: Record<string, string>; body: undefined; output: ListRemoteciApikeysOutput }
+  delete_remoteci_apikey: { path: { id: string; keyid: string }; query: Record<string, string>; body: undefined; output: undefined }
+  get_identity: { path: Record<string, never>; query: Record<string, string>; body: undefined; output: GetIdentityOutput }
   list_componenttype_components: { path: { id: string }; query: ListParams<Component>; body: undefined; output: ListPage<Component> }
 }
+
+export interface CreateUserApikeyBody {
+  /**
+   * What the key is for.
+   */
+  name?: string | null
+}
+
+export interface CreateUserApikeyOutput {
+  apikey: {
+    id: string
+    name: string | null
+    created_at: string
+    /**
+     * Updated at most once a minute.
+     */
+    last_used_at: string | null
+    token: string
+  }
+}
+
+export interface ListUserApikeysOutput {
+  apikeys: {
+    id: string
+    name: string | null
+    created_at: string
+    /**
+     * Updated at most once a minute.
+     */
+    last_used_at: string | null
+  }[]
+}
+
+export interface CreateRemoteciApikeyBody {
+  /**
+   * What the key is for.
+   */
+  name?: string | null
+}
+
+export interface CreateRemoteciApikeyOutput {
+  apikey: {
+    id: string
+    name: string | null
+    created_at: string
+    /**
+     * Updated at most once a minute.
+     */
+    last_used_at: string | null
+    token: string
+  }
+}
+
+export interface ListRemoteciApikeysOutput {
+  apikeys: {
+    id: string
+    name: string | null
+    created_at: string
+    /**
+     * Updated at most once a minute.
+     */
+    last_used_at: string | null
+  }[]
+}
+
+export interface GetIdentityOutput {
+  identity: {
+    id: string
+    /**
+     * user, or the kind of key holder (remoteci...).
+     */
+    kind: string
+    name: string
+    email?: string | null
+    /**
+     * super_admin, admin, user, or the kind of key holder.
+     */
+    role: string
+    team: string | null
+  }
+}
+

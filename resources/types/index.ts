@@ -3,8 +3,10 @@ import type { Component, ComponentInput } from './component'
 import type { Componenttype, ComponenttypeInput } from './componenttype'
 import type { Remoteci, RemoteciInput } from './remoteci'
 import type { Team, TeamInput } from './team'
+import type { User, UserInput } from './user'
+import type { Audit, AuditInput } from './audit'
 
-export type { Component, ComponentInput, Componenttype, ComponenttypeInput, Remoteci, RemoteciInput, Team, TeamInput }
+export type { Component, ComponentInput, Componenttype, ComponenttypeInput, Remoteci, RemoteciInput, Team, TeamInput, User, UserInput, Audit, AuditInput }
 
 /** Every resource by route name: its stored object and its create body (see `createClient` in client/index.ts). */
 export interface Resources {
@@ -12,4 +14,6 @@ export interface Resources {
   componenttypes: { item: Componenttype; input: ComponenttypeInput }
   remotecis: { item: Remoteci; input: RemoteciInput }
   teams: { item: Team; input: TeamInput }
+  users: { item: User; input: UserInput }
+  audits: { item: Audit; input: AuditInput }
 }
