@@ -1,29 +1,47 @@
 /**
  * The typed client: create, list, update with an ETag, handle a 412, delete.
- * Run against a running server: `DCI_URL=http://127.0.0.1:5000/api/v1 npx tsx examples/client.ts`.
- * Without DCI_URL it starts its own engine on an in-memory embedded database (or DATABASE_URL) first.
+ * Run against a running server: `DCI_URL=http://127.0.0.1:5000/api/v1 DCI_USER=admin DCI_PASSWORD=... npx tsx examples/client.ts`
+ * (or `DCI_TOKEN=dci_...`, an API key; neither: no credentials, for an engine without identity).
+ * Without DCI_URL it starts its own engine on an in-memory embedded database (or DATABASE_URL) first,
+ * and logs in as the admin it bootstraps there.
  */
 import { randomBytes } from 'node:crypto'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import path from 'node:path'
-import { PreconditionFailedError, createClient } from '../client'
+import { PreconditionFailedError, createClient, type Credentials } from '../client'
 import { createEngine, migrateLatest, openDatabase } from '../core'
+import { ensureAdmin } from '../core/identity'
 import { plugins } from '../resources'
 // The types generated from the schemas (`npm run types:generate`), by route: what the client is typed by.
 import type { Resources } from '../resources/types'
 
-/** A server of its own, for a self-contained run; `stop` closes it and its database. */
-async function startServer(): Promise<{ url: string; stop(): Promise<void> }> {
+/** The credentials of the environment: DCI_TOKEN (an API key), or DCI_USER and DCI_PASSWORD. */
+function credentialsFromEnv(): Credentials | undefined {
+  const { DCI_TOKEN, DCI_USER, DCI_PASSWORD } = process.env
+  if (DCI_TOKEN) return { bearer: DCI_TOKEN }
+  if (DCI_USER) return { basic: { username: DCI_USER, password: DCI_PASSWORD ?? '' } }
+  return undefined
+}
+
+/**
+ * A server of its own, for a self-contained run, and credentials for it: on an empty database, the
+ * admin it bootstraps (as `npm start` does) with a random password. `stop` closes it and its database.
+ */
+async function startServer(): Promise<{ url: string; credentials: Credentials | undefined; stop(): Promise<void> }> {
   const root = path.resolve(__dirname, '..')
   const db = openDatabase({ url: process.env.DATABASE_URL || undefined })
   await migrateLatest(db, path.join(root, 'migrations'))
   const engine = await createEngine({ db, schemasDir: path.join(root, 'schemas'), plugins })
+  const password = await ensureAdmin(engine, { password: randomBytes(12).toString('base64url') })
+  // A database that has users already: the admin's password is not ours to know.
+  const credentials = password ? { basic: { username: 'admin', password } } : credentialsFromEnv()
   const server = http.createServer(engine.app().callback())
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as AddressInfo
   return {
     url: `http://127.0.0.1:${port}${engine.prefix}`,
+    credentials,
     stop: async () => {
       await new Promise((resolve) => server.close(resolve))
       await db.destroy()
@@ -35,7 +53,7 @@ async function main(): Promise<void> {
   const own = process.env.DCI_URL ? undefined : await startServer()
   const baseUrl = process.env.DCI_URL || own!.url
   console.log(`server: ${baseUrl}`)
-  const dci = createClient<Resources>({ baseUrl })
+  const dci = createClient<Resources>({ baseUrl, credentials: own ? own.credentials : credentialsFromEnv() })
   try {
     // Type names are unique: a suffix lets the example run again against the same server.
     const rhel = await dci.componenttypes.create({ name: `rhel-${randomBytes(3).toString('hex')}` })
