@@ -1,3 +1,4 @@
+import fs from 'node:fs'
 import path from 'node:path'
 import { errors } from '../errors'
 import { type Authenticator, defineAction, definePlugin, type Plugin } from '../plugins/plugin'
@@ -29,7 +30,9 @@ export interface IdentityOptions {
   authenticator?: Authenticator
 }
 
-const SCHEMAS = path.join(__dirname, 'schemas')
+// Compiled (dist/core/identity/), this file has no schemas beside it (tsc copies no JSON): they stay
+// in the source tree, as the project's schemas do for server.ts.
+const SCHEMAS = [path.join(__dirname, 'schemas'), path.resolve(__dirname, '..', '..', '..', 'core', 'identity', 'schemas')].find((dir) => fs.existsSync(dir))!
 
 /**
  * Identity and access: the `users` and `audits` resources, Basic, API key and JWT credentials on
