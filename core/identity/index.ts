@@ -21,8 +21,12 @@ export interface IdentityOptions {
   keyHolders?: Record<string, string>
   /** Accept Bearer JWTs of this issuer (see {@link JwtOptions}). */
   jwt?: JwtOptions
-  /** How long a verified Basic credential is remembered (default 5 minutes). */
-  basicCacheMs?: number
+  /**
+   * How long a verified credential (Basic or API key) is remembered (default 5 minutes). A change to
+   * users, key holders or API keys forgets them all at once, on every process (see the migration's
+   * triggers); this bounds how long a process that missed one may use them.
+   */
+  cacheMs?: number
   /**
    * A host's own credentials, replacing Basic, API keys and JWTs: its identities (`{ kind, id, name,
    * role, team }`, see {@link Caller}) get the same access rules, scoping and audit rows.
@@ -51,8 +55,7 @@ export function identityPlugin(options: IdentityOptions = {}): Plugin {
       api.resource(path.join(SCHEMAS, 'user.json'))
       api.resource(path.join(SCHEMAS, 'audit.json'))
       api.authenticator(
-        options.authenticator ??
-          identityAuthenticator({ keyHolders: Object.keys(holders), jwt: options.jwt, logger: api.logger, basicCacheMs: options.basicCacheMs }),
+        options.authenticator ?? identityAuthenticator({ keyHolders: Object.keys(holders), jwt: options.jwt, logger: api.logger, cacheMs: options.cacheMs }),
       )
       api.hooks('*', accessHooks())
       const audit = auditHooks()
