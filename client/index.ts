@@ -122,13 +122,24 @@ export type Client<R extends ResourceTypes<R>, A extends { [K in keyof A]: Actio
   action<K extends keyof A & string>(name: K, args: ActionArgs<A[K]>): Promise<A[K]['output']>
 }
 
+/**
+ * Who the client is, sent in `Authorization` with every request:
+ * - `{ basic: { username, password } }`: HTTP Basic with a user's name (or email) and password;
+ * - `{ bearer: token }`: an API key's token (`POST /users/<id>/apikeys`), or a JWT of the server's issuer;
+ * - a function answering the whole header value (`'Bearer ...'`), called before each request (a
+ *   token that is refreshed, read from a vault...); `undefined` sends no header.
+ */
+export type Credentials = { basic: { username: string; password: string } } | { bearer: string } | (() => string | undefined | Promise<string | undefined>)
+
 /** Where the API is and how to reach it. */
 export interface ClientOptions {
   /** The API root, prefix included: `http://127.0.0.1:5000/api/v1`. */
   baseUrl: string
   /** A fetch implementation (default: the global `fetch` of Node 20 and browsers). */
   fetch?: typeof fetch
-  /** Headers sent with every request (authentication, `X-Request-Id`...). */
+  /** Sent with every request; a wrong or missing one answers 401 (`code: 'unauthorized'`). */
+  credentials?: Credentials
+  /** Headers sent with every request (`X-Request-Id`...); `Authorization` comes from `credentials`. */
   headers?: Record<string, string>
   /** The server's actions (the generated `ACTIONS`), for `client.action(...)`. */
   actions?: Record<string, ActionRoute>
@@ -180,6 +191,39 @@ async function errorBody(response: Response): Promise<ErrorBody> {
   return { message: text.slice(0, 200) || response.statusText, payload: {}, status_code: response.status, code: `http_${response.status}` }
 }
 
+/** Characters of a Bearer token (RFC 6750's b64token): API keys and JWTs are made of them. */
+const TOKEN68 = /^[A-Za-z0-9\-._~+/]+=*$/
+
+/** `Basic <base64 of "username:password" in UTF-8>`, as RFC 7617 sends it (no Buffer: browsers too). */
+function basicHeader(username: string, password: string): string {
+  if (typeof username !== 'string' || username === '' || username.includes(':')) {
+    throw new TypeError('createClient: credentials.basic.username must be a non-empty string without ":"')
+  }
+  if (typeof password !== 'string') throw new TypeError('createClient: credentials.basic.password must be a string')
+  let binary = ''
+  for (const byte of new TextEncoder().encode(`${username}:${password}`)) binary += String.fromCharCode(byte)
+  return `Basic ${btoa(binary)}`
+}
+
+/** The `Authorization` value of each request, from the credentials (checked once, here). */
+function authorizationOf(credentials: Credentials | undefined): () => string | undefined | Promise<string | undefined> {
+  if (credentials === undefined) return () => undefined
+  if (typeof credentials === 'function') return credentials
+  if (credentials && 'basic' in credentials && credentials.basic) {
+    const header = basicHeader(credentials.basic.username, credentials.basic.password)
+    return () => header
+  }
+  if (credentials && 'bearer' in credentials) {
+    const token = credentials.bearer
+    if (typeof token !== 'string' || !TOKEN68.test(token)) {
+      throw new TypeError('createClient: credentials.bearer must be the token alone (letters, digits, -._~+/ and trailing =; no spaces or line breaks)')
+    }
+    const header = `Bearer ${token}`
+    return () => header
+  }
+  throw new TypeError('createClient: credentials must be { basic: { username, password } }, { bearer: token } or a function')
+}
+
 /** `"abc"` or `W/"abc"` -> `abc`: the form the `etag` field of a row has. */
 function unquote(etag: string | null): string {
   return (etag ?? '').replace(/^W\//, '').replace(/^"(.*)"$/, '$1')
@@ -216,11 +260,12 @@ function listQuery(params: ListParams<Record<string, unknown>, string>): URLSear
 /**
  * A typed client of the API, generic over the resources' types:
  * ```ts
- * const client = createClient<Resources>({ baseUrl: 'http://127.0.0.1:5000/api/v1' }) // Resources: from resources/types
+ * const client = createClient<Resources>({ baseUrl: 'http://127.0.0.1:5000/api/v1', credentials: { basic: { username: 'admin', password } } })
  * const type = await client.componenttypes.create({ name: 'rhel' })
  * const { etag } = await client.componenttypes.update(type.id, { name: 'RHEL' }, { etag: type.etag })
  * ```
- * Errors are thrown as {@link ApiRequestError} (a 412 as {@link PreconditionFailedError}).
+ * (`Resources`: from resources/types.) Errors are thrown as {@link ApiRequestError} (a 412 as
+ * {@link PreconditionFailedError}; wrong credentials as code `unauthorized`, a denied operation as `forbidden`).
  */
 export function createClient<R extends ResourceTypes<R> = Record<string, ResourceType>, A extends { [K in keyof A]: ActionType } = Record<string, never>>(
   options: ClientOptions,
@@ -228,11 +273,20 @@ export function createClient<R extends ResourceTypes<R> = Record<string, Resourc
   const baseUrl = options.baseUrl.replace(/\/+$/, '')
   const fetchImpl = options.fetch ?? globalThis.fetch
   if (typeof fetchImpl !== 'function') throw new TypeError('createClient: no fetch available; pass options.fetch')
+  if (options.credentials !== undefined && Object.keys(options.headers ?? {}).some((name) => name.toLowerCase() === 'authorization')) {
+    throw new TypeError('createClient: give credentials or an Authorization header, not both')
+  }
+  const authorization = authorizationOf(options.credentials)
 
   async function call(method: string, path: string, init: { query?: URLSearchParams; body?: unknown; headers?: Record<string, string> } = {}) {
     const search = init.query?.toString()
     const url = `${baseUrl}${path}${search ? `?${search}` : ''}`
     const headers: Record<string, string> = { Accept: 'application/json', ...options.headers, ...init.headers }
+    const credential = await authorization()
+    if (credential !== undefined) {
+      if (typeof credential !== 'string') throw new TypeError('createClient: the credentials function must answer a string or undefined')
+      headers.Authorization = credential
+    }
     if (init.body !== undefined) headers['Content-Type'] = 'application/json'
     const response = await fetchImpl(url, { method, headers, body: init.body === undefined ? undefined : JSON.stringify(init.body) })
     if (response.status >= 400) {

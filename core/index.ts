@@ -28,9 +28,11 @@ export { COLUMN_TYPES } from './schema/derive'
 export type { SchemaKeyword } from './schema/vocabulary'
 export {
   SERVICE_METHODS,
+  type CompanionRow,
   type Hook,
   type HookContext,
   type HookMap,
+  type HookNeeds,
   type HookSet,
   type Identity,
   type TransportRequest,

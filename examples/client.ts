@@ -1,42 +1,47 @@
 /**
  * The typed client: create, list, update with an ETag, handle a 412, delete.
- * Run against a running server: `DCI_URL=http://127.0.0.1:5000/api/v1 DCI_PASSWORD=... npx tsx examples/client.ts`
- * (user DCI_USER, default admin, with HTTP Basic; or DCI_TOKEN, an API key, as a Bearer token).
- * Without DCI_URL it starts its own engine, as the server runs it, on an in-memory embedded database
- * (or DATABASE_URL) first, with a user admin of a generated password.
+ * Run against a running server: `DCI_URL=http://127.0.0.1:5000/api/v1 DCI_PASSWORD=... npx tsx examples/client.ts` (user DCI_USER, default admin)
+ * (or `DCI_TOKEN=dci_...`, an API key; neither: no credentials, for an engine without identity).
+ * Without DCI_URL it starts its own engine on an in-memory embedded database (or DATABASE_URL) first,
+ * and logs in as the admin it bootstraps there.
  */
 import { randomBytes } from 'node:crypto'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import path from 'node:path'
-import { PreconditionFailedError, createClient } from '../client'
+import { PreconditionFailedError, createClient, type Credentials } from '../client'
 import { createEngine, migrateLatest, openDatabase } from '../core'
 import { ensureAdmin } from '../core/identity'
 import { plugins } from '../resources'
 // The types generated from the schemas (`npm run types:generate`), by route: what the client is typed by.
 import type { Resources } from '../resources/types'
 
-/** The `Authorization` header of HTTP Basic. */
-const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`
+/** The credentials of the environment: DCI_TOKEN (an API key), or DCI_PASSWORD (of DCI_USER, default admin). */
+function credentialsFromEnv(): Credentials | undefined {
+  const { DCI_TOKEN, DCI_USER, DCI_PASSWORD } = process.env
+  if (DCI_TOKEN) return { bearer: DCI_TOKEN }
+  if (DCI_PASSWORD) return { basic: { username: DCI_USER || 'admin', password: DCI_PASSWORD } }
+  return undefined
+}
 
 /**
- * A server of its own, for a self-contained run, with the server's plugins (identity and access on);
- * `authorization` is its admin's; `stop` closes it and its database.
+ * A server of its own, for a self-contained run, and credentials for it: on an empty database, the
+ * admin it bootstraps (as `npm start` does) with a random password. `stop` closes it and its database.
  */
-async function startServer(): Promise<{ url: string; authorization: string; stop(): Promise<void> }> {
+async function startServer(): Promise<{ url: string; credentials: Credentials | undefined; stop(): Promise<void> }> {
   const root = path.resolve(__dirname, '..')
   const db = openDatabase({ url: process.env.DATABASE_URL || undefined })
   await migrateLatest(db, path.join(root, 'migrations'))
   const engine = await createEngine({ db, schemasDir: path.join(root, 'schemas'), plugins })
-  // A database without users gets team and user admin (super_admin), as a first start of the server does.
-  const password = randomBytes(12).toString('base64url')
-  if (!(await ensureAdmin(engine, { password }))) throw new Error('this database has users already: run against its server with DCI_URL')
+  const password = await ensureAdmin(engine, { password: randomBytes(12).toString('base64url') })
+  // A database that has users already: the admin's password is not ours to know.
+  const credentials = password ? { basic: { username: 'admin', password } } : credentialsFromEnv()
   const server = http.createServer(engine.app().callback())
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as AddressInfo
   return {
     url: `http://127.0.0.1:${port}${engine.prefix}`,
-    authorization: basic('admin', password),
+    credentials,
     stop: async () => {
       await new Promise((resolve) => server.close(resolve))
       await db.destroy()
@@ -44,20 +49,11 @@ async function startServer(): Promise<{ url: string; authorization: string; stop
   }
 }
 
-/** The credentials of the environment, for a server given by DCI_URL. */
-function credentialsFromEnv(): string | undefined {
-  if (process.env.DCI_TOKEN) return `Bearer ${process.env.DCI_TOKEN}`
-  if (process.env.DCI_PASSWORD) return basic(process.env.DCI_USER || 'admin', process.env.DCI_PASSWORD)
-  return undefined
-}
-
 async function main(): Promise<void> {
   const own = process.env.DCI_URL ? undefined : await startServer()
   const baseUrl = process.env.DCI_URL || own!.url
   console.log(`server: ${baseUrl}`)
-  const authorization = own?.authorization ?? credentialsFromEnv()
-  // Credentials go with every request: HTTP Basic, or an API key as a Bearer token.
-  const dci = createClient<Resources>({ baseUrl, headers: authorization ? { Authorization: authorization } : {} })
+  const dci = createClient<Resources>({ baseUrl, credentials: own ? own.credentials : credentialsFromEnv() })
   try {
     // Type names are unique: a suffix lets the example run again against the same server.
     const rhel = await dci.componenttypes.create({ name: `rhel-${randomBytes(3).toString('hex')}` })

@@ -2,7 +2,9 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { spawn } from 'node:child_process'
 import { expect } from 'chai'
-import { ApiRequestError, PreconditionFailedError, createClient, type Client } from '../client'
+import { ApiRequestError, PreconditionFailedError, createClient, type Client, type Credentials } from '../client'
+import type { Row } from '../core/data/repository'
+import { plugins } from '../resources'
 import type { Resources } from '../resources/types'
 import { ACTIONS, type Actions } from '../resources/types/actions'
 import { ADMIN_AUTH, ADMIN_PASSWORD, ROOT, resetTables, serverApp, testApp, type TestApp } from './support'
@@ -195,6 +197,153 @@ describe('typed client against a live server', () => {
   })
 })
 
+describe('typed client with credentials, against an engine with the identity plugin', () => {
+  const IDENTITY_TABLES = ['components', 'componenttypes', 'remotecis', 'apikeys', 'audits', 'users', 'teams']
+  const ROOT_PASSWORD = 'root password 1'
+  // Not ASCII: Basic credentials are sent as UTF-8 (RFC 7617), as the server reads them.
+  const ALICE_PASSWORD = 'pässwörd ✓ 2'
+  let app: TestApp
+  let server: http.Server
+  let baseUrl: string
+  let root: Row
+  let alice: Row
+  /** The Authorization header of every request a client sent, in order. */
+  let sent: Array<string | null>
+  const recording: typeof fetch = (input, init) => {
+    sent.push(new Headers(init?.headers).get('authorization'))
+    return fetch(input, init)
+  }
+  const as = (credentials: Credentials | undefined) => createClient<Resources, Actions>({ baseUrl, actions: ACTIONS, credentials, fetch: recording })
+  const basic = (username: string, password: string) => `Basic ${Buffer.from(`${username}:${password}`, 'utf8').toString('base64')}`
+
+  before(async function () {
+    this.timeout(120_000)
+    app = await testApp({ plugins })
+    server = http.createServer(app.engine.app().callback())
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/v1`
+  })
+  after(async () => {
+    await new Promise((resolve) => server.close(resolve))
+    await resetTables(app.db, IDENTITY_TABLES)
+  })
+  beforeEach(async function () {
+    this.timeout(30_000) // two Argon2id hashes
+    await resetTables(app.db, IDENTITY_TABLES)
+    sent = []
+    // Server code (no identity): the services, as a host or `npm run user` creates users.
+    const team = await app.engine.service('team').create({ name: 'qa' })
+    root = await app.engine.service('user').create({ name: 'root', password: ROOT_PASSWORD, role: 'super_admin', team: team.id })
+    alice = await app.engine.service('user').create({ name: 'alice', email: 'alice@example.com', password: ALICE_PASSWORD, team: team.id })
+  })
+
+  it('Basic credentials go with every request: resources, actions, reads and writes', async () => {
+    const dci = as({ basic: { username: 'root', password: ROOT_PASSWORD } })
+    expect((await dci.action('get_identity', { path: {} })).identity).to.include({ id: root.id, name: 'root', kind: 'user', role: 'super_admin' })
+    const type = await dci.componenttypes.create({ name: 'rhel' })
+    const component = await dci.components.create({ name: 'RHEL-9', componenttype: type.id })
+    expect((await dci.components.list({ where: { componenttype: type.id } })).items.map((c) => c.id)).to.deep.equal([component.id])
+    expect((await dci.components.get(component.id)).name).to.equal('RHEL-9')
+    const { etag } = await dci.components.update(component.id, { name: 'RHEL-9.1' }, { etag: component.etag })
+    await dci.components.remove(component.id, { etag })
+    expect(sent).to.have.length(7)
+    expect(new Set(sent)).to.deep.equal(new Set([basic('root', ROOT_PASSWORD)]))
+    // The writes were made as root: the audit trail names it.
+    const audits = await dci.audits.list({ where: { resource: 'component' }, sort: ['created_at'] })
+    expect(audits.items.map((a) => [a.action, a.identity_name])).to.deep.equal([
+      ['create', 'root'],
+      ['update', 'root'],
+      ['delete', 'root'],
+    ])
+  })
+
+  it('Basic takes the email as login name, and a password that is not ASCII, sent as UTF-8', async () => {
+    const dci = as({ basic: { username: 'alice@example.com', password: ALICE_PASSWORD } })
+    expect((await dci.action('get_identity', { path: {} })).identity).to.include({ id: alice.id, name: 'alice', role: 'user' })
+    expect(sent).to.deep.equal([basic('alice@example.com', ALICE_PASSWORD)])
+  })
+
+  it('Bearer: an API key made by the action authenticates every request; listed without its token; revoked, it answers 401', async () => {
+    const admin = as({ basic: { username: 'root', password: ROOT_PASSWORD } })
+    const { apikey } = await admin.action('create_user_apikey', { path: { id: alice.id }, body: { name: 'ci' } })
+    expect(apikey.token).to.match(/^dci_/)
+    sent = []
+    const dci = as({ bearer: apikey.token })
+    expect((await dci.action('get_identity', { path: {} })).identity).to.include({ id: alice.id, kind: 'user', role: 'user' })
+    expect((await dci.componenttypes.list()).count).to.equal(0)
+    const listed = await dci.action('list_user_apikeys', { path: { id: alice.id } })
+    expect(listed.apikeys.map((k) => k.id)).to.deep.equal([apikey.id])
+    expect(listed.apikeys[0]).to.not.have.property('token')
+    expect(sent).to.deep.equal(Array(3).fill(`Bearer ${apikey.token}`))
+
+    await dci.action('delete_user_apikey', { path: { id: alice.id, keyid: apikey.id } })
+    const err = (await rejection(dci.componenttypes.list())) as ApiRequestError
+    expect(err).to.be.instanceOf(ApiRequestError)
+    expect(err.status).to.equal(401)
+    expect(err.code).to.equal('unauthorized')
+  })
+
+  it('a function gives the header of each request, called before each one; undefined sends none', async () => {
+    const admin = as({ basic: { username: 'root', password: ROOT_PASSWORD } })
+    const { apikey } = await admin.action('create_user_apikey', { path: { id: root.id }, body: {} })
+    sent = []
+    let calls = 0
+    let header: string | undefined
+    const dci = as(async () => {
+      calls += 1
+      return header
+    })
+    const missing = (await rejection(dci.componenttypes.list())) as ApiRequestError
+    expect(missing.status).to.equal(401)
+    expect(missing.code).to.equal('unauthorized')
+    header = `Bearer ${apikey.token}`
+    const type = await dci.componenttypes.create({ name: 'rhel' })
+    header = basic('root', ROOT_PASSWORD)
+    expect((await dci.componenttypes.get(type.id)).name).to.equal('rhel')
+    expect(calls).to.equal(3)
+    expect(sent).to.deep.equal([null, `Bearer ${apikey.token}`, basic('root', ROOT_PASSWORD)])
+  })
+
+  it('401 and 403 keep their typed code: no credentials, a wrong password, an unknown key; a role that may not write', async () => {
+    const cases: Array<[Credentials | undefined, number, string]> = [
+      [undefined, 401, 'unauthorized'],
+      [{ basic: { username: 'root', password: 'wrong password' } }, 401, 'unauthorized'],
+      [{ basic: { username: 'nobody', password: ROOT_PASSWORD } }, 401, 'unauthorized'],
+      [{ bearer: 'dci_unknownunknownunknownunknownunknownunknown' }, 401, 'unauthorized'],
+      [{ basic: { username: 'alice', password: ALICE_PASSWORD } }, 403, 'forbidden'],
+    ]
+    for (const [credentials, status, code] of cases) {
+      const err = (await rejection(as(credentials).componenttypes.create({ name: 'rhel' }))) as ApiRequestError
+      const label = JSON.stringify(credentials)
+      expect(err, label).to.be.instanceOf(ApiRequestError)
+      expect(err.status, label).to.equal(status)
+      expect(err.code, label).to.equal(code)
+      expect(err.body.code, label).to.equal(code)
+      expect(err.request).to.equal('POST /componenttypes')
+    }
+    expect((await app.engine.service('componenttype').find()).items).to.deep.equal([])
+  })
+
+  it('credentials that cannot be sent are refused when the client is made, before any request', async () => {
+    const refused: Array<[string, () => unknown]> = [
+      ['a username with a colon', () => as({ basic: { username: 'ro:ot', password: 'x' } })],
+      ['an empty username', () => as({ basic: { username: '', password: 'x' } })],
+      ['a token with a line break', () => as({ bearer: 'dci_abc\n' })],
+      ['a token with its scheme', () => as({ bearer: 'Bearer dci_abc' })],
+      ['an empty token', () => as({ bearer: '' })],
+      ['no known form', () => as({ token: 'x' } as unknown as Credentials)],
+      [
+        'credentials and an Authorization header',
+        () => createClient({ baseUrl, credentials: { bearer: 'dci_abc' }, headers: { authorization: 'Basic eDp5' } }),
+      ],
+    ]
+    for (const [label, make] of refused) expect(make, label).to.throw(TypeError)
+    const odd = as((() => 42) as unknown as () => string)
+    expect(await rejection(odd.componenttypes.list())).to.be.instanceOf(TypeError)
+    expect(sent).to.deep.equal([])
+  })
+})
+
 /** Runs examples/client.ts as a user would, and answers its exit code and output lines. */
 async function runExample(env: Record<string, string>): Promise<{ code: number | null; lines: string[]; stderr: string }> {
   const child = spawn(process.execPath, ['--require', 'tsx/cjs', 'examples/client.ts'], {
@@ -249,6 +398,35 @@ describe('examples/client.ts run as a program', () => {
     } finally {
       await new Promise((resolve) => server.close(resolve))
       await resetTables(app.db)
+    }
+  })
+
+  it("with DCI_URL and DCI_TOKEN, runs against a server with identity as the key's user", async function () {
+    this.timeout(120_000)
+    const tables = ['components', 'componenttypes', 'remotecis', 'apikeys', 'audits', 'users', 'teams']
+    const app = await testApp({ plugins })
+    await resetTables(app.db, tables)
+    const team = await app.engine.service('team').create({ name: 'admin' })
+    const admin = await app.engine.service('user').create({ name: 'ci-admin', password: 'a long password', role: 'super_admin', team: team.id })
+    // The action in-process, as server code (no identity): the token is in its answer only.
+    const { apikey } = (await app.engine.action('create_user_apikey').call({ path: { id: admin.id }, body: { name: 'example' } })) as {
+      apikey: { token: string }
+    }
+    const server = http.createServer(app.engine.app().callback())
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/v1`
+      const { code, lines, stderr } = await runExample({ DCI_URL: url, DCI_TOKEN: apikey.token })
+      expect(code, stderr).to.equal(0)
+      expectExampleRun(lines)
+      const audits = (await app.engine.service('audit').find({ query: { where: { identity_name: 'ci-admin' }, limit: 100 } })).items
+      expect(audits.map((a) => a.action).sort()).to.deep.equal(['create', 'create', 'create', 'delete', 'delete', 'delete', 'update'])
+      const failed = await runExample({ DCI_URL: url, DCI_USER: 'ci-admin', DCI_PASSWORD: 'not the password' })
+      expect(failed.code).to.equal(1)
+      expect(failed.stderr).to.include('401').and.include('unauthorized')
+    } finally {
+      await new Promise((resolve) => server.close(resolve))
+      await resetTables(app.db, tables)
     }
   })
 })

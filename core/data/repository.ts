@@ -29,6 +29,15 @@ const MAX_CACHED_STATEMENTS = 1_000
 /** `_meta` of a list answer: `count_exact: false` appears only when the count is an estimate. */
 export type ListMeta = { count: number } | { count: number; count_exact: false }
 
+/** A row inserted by a write's own statement (a hook's `ctx.insertWith`): it exists if and only if the write does. */
+export interface CompanionRow {
+  /** The resource (singular name) whose table gets the row. */
+  resource: string
+  data: Record<string, unknown>
+  /** Column of the companion row -> column of the written row. */
+  fromWritten: Record<string, string>
+}
+
 /**
  * The data layer of one resource: input is already parsed and validated, no hook runs. Services call
  * it; trusted code reaches it only through a service call with `trusted: true`.
@@ -101,6 +110,45 @@ export class Repository {
       if (this.statements.size < MAX_CACHED_STATEMENTS) this.statements.set(key, sql)
     }
     return ((await db.raw(sql, bindings as Knex.RawBinding[])) as unknown as { rows: T[] }).rows
+  }
+
+  /**
+   * A write statement, with the companion rows asked for inserted by the same statement:
+   * `WITH "written" AS (<the write> RETURNING *), "companion_0" AS (INSERT ... SELECT ... FROM "written")
+   * SELECT * FROM "written"`. A companion row exists if and only if the write touched a row.
+   */
+  private writeStatement(db: Db, key: string, bindings: unknown[], build: () => Knex.QueryBuilder, companions: readonly CompanionRow[] = []) {
+    if (companions.length === 0) return this.statement(db, key, bindings, build)
+    const parts = companions.map((c) => this.related(c.resource).companionInsert(c, this.def))
+    const extra = parts.flatMap((p) => p.bindings)
+    return this.statement(db, `${key}|${parts.map((p) => p.key).join('|')}`, [...bindings, ...extra], () => {
+      const main = build().toSQL()
+      const ctes = parts.map((p, i) => `"companion_${i}" AS (${p.sql})`).join(', ')
+      return this.knex.raw(`WITH "written" AS (${main.sql}), ${ctes} SELECT * FROM "written"`, [...(main.bindings as unknown[]), ...extra] as Knex.RawBinding[])
+    })
+  }
+
+  /**
+   * The `INSERT` of a companion row into this resource's table, its columns taken from `row.data`
+   * (with a fresh ETag) and from the written row of `writer` (`row.fromWritten`), for {@link writeStatement}.
+   */
+  companionInsert(row: CompanionRow, writer: ResourceDefinition): { key: string; sql: string; bindings: unknown[] } {
+    const known = (def: ResourceDefinition) => new Set(['id', 'created_at', 'updated_at', 'etag', ...def.fields.map((f) => f.name)])
+    const mine = known(this.def)
+    const theirs = known(writer)
+    const data = this.toDb({ ...row.data, etag: newEtag() })
+    const columns = Object.keys(data).sort()
+    const copied = Object.keys(row.fromWritten).sort()
+    for (const c of [...columns, ...copied]) if (!mine.has(c)) throw new Error(`insertWith: ${this.def.name} has no field '${c}'`)
+    for (const c of copied) if (!theirs.has(row.fromWritten[c])) throw new Error(`insertWith: ${writer.name} has no field '${row.fromWritten[c]}'`)
+    const quote = (name: string) => `"${name}"`
+    return {
+      key: `${this.def.plural}:${columns.join(',')}:${copied.map((c) => `${c}=${row.fromWritten[c]}`).join(',')}`,
+      sql:
+        `INSERT INTO ${quote(this.def.plural)} (${[...columns, ...copied].map(quote).join(', ')}) ` +
+        `SELECT ${[...columns.map(() => '?'), ...copied.map((c) => `"written".${quote(row.fromWritten[c])}`)].join(', ')} FROM "written"`,
+      bindings: columns.map((c) => data[c]),
+    }
   }
 
   /** Runs a statement and translates database errors by PostgreSQL code. */
@@ -198,17 +246,18 @@ export class Repository {
   }
 
   /** Inserts a row with a fresh id and ETag. */
-  async create(data: Record<string, unknown>, db: Db = this.knex): Promise<Row> {
+  async create(data: Record<string, unknown>, db: Db = this.knex, companions?: readonly CompanionRow[]): Promise<Row> {
     const given = { ...data, etag: newEtag() }
     const stored = this.toDb(given)
     // knex lists the inserted columns sorted by name.
     const columns = Object.keys(stored).sort()
     const rows = await this.run('write', () =>
-      this.statement(
+      this.writeStatement(
         db,
         `insert:${columns.join(',')}`,
         columns.map((c) => stored[c]),
         () => this.query(db).insert(stored).returning('*'),
+        companions,
       ),
     )
     // The fields sent first, then those the database added: the order objection answered with.
@@ -220,7 +269,14 @@ export class Repository {
    * (`UPDATE ... WHERE id = ? AND etag IN (?) RETURNING *`). Throws 404 when the row is gone and 412
    * when it changed since the client read it.
    */
-  async update(id: string, patch: Record<string, unknown>, condition: EtagCondition, db: Db = this.knex, none?: EtagCondition): Promise<Row> {
+  async update(
+    id: string,
+    patch: Record<string, unknown>,
+    condition: EtagCondition,
+    db: Db = this.knex,
+    none?: EtagCondition,
+    companions?: readonly CompanionRow[],
+  ): Promise<Row> {
     if (!isUuid(id)) throw errors.notFound(this.def.name)
     // `If-None-Match: *` never lets a write through an existing row.
     if (none?.any) throw await this.missOrStale(id, db)
@@ -230,8 +286,12 @@ export class Repository {
     if (Object.keys(patch).length === 0) {
       // Nothing to change: the row keeps its ETag and updated_at, if the conditions hold.
       const [row] = await this.run('read', () =>
-        this.statement(db, `unchanged:${shape}`, [id, ...etags, ...excluded, 1], () =>
-          this.conditional(this.query(db).select('*'), id, condition, excluded).limit(1),
+        this.writeStatement(
+          db,
+          `unchanged:${shape}`,
+          [id, ...etags, ...excluded, 1],
+          () => this.conditional(this.query(db).select('*'), id, condition, excluded).limit(1),
+          companions,
         ),
       )
       if (!row) throw await this.missOrStale(id, db)
@@ -240,8 +300,12 @@ export class Repository {
     const changes: Record<string, unknown> = { ...this.toDb(patch), etag: newEtag() }
     const set = Object.keys(changes)
     const rows = await this.run('write', () =>
-      this.statement(db, `update:${set.join(',')}:${shape}`, [...set.map((c) => changes[c]), id, ...etags, ...excluded], () =>
-        this.conditional(this.query(db).update({ ...changes, updated_at: this.knex.fn.now() }), id, condition, excluded).returning('*'),
+      this.writeStatement(
+        db,
+        `update:${set.join(',')}:${shape}`,
+        [...set.map((c) => changes[c]), id, ...etags, ...excluded],
+        () => this.conditional(this.query(db).update({ ...changes, updated_at: this.knex.fn.now() }), id, condition, excluded).returning('*'),
+        companions,
       ),
     )
     const updated = this.fromDb(rows)[0]
@@ -258,12 +322,21 @@ export class Repository {
   }
 
   /** Deletes the row if its ETag satisfies `condition`, in one statement; 404 or 412 as for update. Returns the deleted row. */
-  async remove(id: string, condition: EtagCondition, db: Db = this.knex, none?: EtagCondition): Promise<Row> {
+  async remove(id: string, condition: EtagCondition, db: Db = this.knex, none?: EtagCondition, companions?: readonly CompanionRow[]): Promise<Row> {
     if (!isUuid(id)) throw errors.notFound(this.def.name)
     if (none?.any) throw await this.missOrStale(id, db)
+    const etags = condition.any ? [] : condition.etags
     const excluded = none?.any === false ? none.etags : []
-    const deleted = await this.run('delete', () => this.conditional(this.query(db).delete(), id, condition, excluded).returning('*'))
-    const row = this.fromDb(deleted as Row[])[0]
+    const deleted = await this.run('delete', () =>
+      this.writeStatement(
+        db,
+        `delete:${condition.any ? '*' : etags.length}:${excluded.length}`,
+        [id, ...etags, ...excluded],
+        () => this.conditional(this.query(db).delete(), id, condition, excluded).returning('*'),
+        companions,
+      ),
+    )
+    const row = this.fromDb(deleted)[0]
     if (!row) throw await this.missOrStale(id, db)
     return row
   }

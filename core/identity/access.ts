@@ -164,41 +164,48 @@ export function accessHooks(): HookSet {
       }
     }
   }
-  return { before: { all: before }, after: { find: after, get: after } }
+  // The row before an update or remove matters to the users' rules and to every check of a caller who
+  // is not super_admin (team scoping, a missing row's 404 before a 403); a super_admin's write to
+  // another resource, or server code's, runs as one statement.
+  const needsBefore = (ctx: HookContext) => {
+    const caller = callerOf(ctx.params)
+    return caller !== undefined && (ctx.resource === 'user' || caller.role !== 'super_admin')
+  }
+  return { before: { all: before }, after: { find: after, get: after }, needs: { transaction: false, before: needsBefore } }
 }
 
 /**
- * Appends one `audits` row per successful write, in the write's transaction (hooked writes run in
- * one): who, what, which row, its new ETag, the request id.
+ * Appends one `audits` row per successful write: who, what, which row, its new ETag, the request id.
+ * A write's row is inserted by the write's own statement (`insertWith`), so that it exists if and only
+ * if the write does, with no transaction or round trip of its own; an action's, in its transaction.
  */
 export function auditHooks(): { hooks: HookSet; actions: ActionHooks } {
-  const append = async (ctx: Pick<HookContext, 'params' | 'service'>, action: string, resource: string, rowId: unknown, etag: unknown) => {
-    const caller = callerOf(ctx.params)
-    await ctx.service('audit').create(
-      {
-        identity_id: caller?.id ?? null,
-        identity_kind: caller?.kind ?? 'server',
-        identity_name: caller?.name ?? null,
-        action,
-        resource,
-        row_id: typeof rowId === 'string' ? rowId : null,
-        row_etag: typeof etag === 'string' ? etag : null,
-        request_id: ctx.params.request?.id ?? (ctx.params.requestId as string | undefined) ?? null,
-      },
-      { trusted: true },
-    )
+  const who = (params: HookContext['params'], action: string, resource: string) => {
+    const caller = callerOf(params)
+    return {
+      identity_id: caller?.id ?? null,
+      identity_kind: caller?.kind ?? 'server',
+      identity_name: caller?.name ?? null,
+      action,
+      resource,
+      request_id: params.request?.id ?? (params.requestId as string | undefined) ?? null,
+    }
   }
-  const written = (action: string) => async (ctx: HookContext) => {
+  const append = async (ctx: Pick<HookContext, 'params' | 'service'>, action: string, resource: string, rowId: unknown) => {
+    const row = { ...who(ctx.params, action, resource), row_id: typeof rowId === 'string' ? rowId : null, row_etag: null }
+    await ctx.service('audit').create(row, { trusted: true })
+  }
+  const written = (action: string) => (ctx: HookContext) => {
     if (ctx.resource === 'audit') return
-    const row = ctx.result as Row
-    await append(ctx, action, ctx.resource, row.id, action === 'delete' ? null : row.etag)
+    // The written row's id, and its new ETag (none after a delete).
+    ctx.insertWith('audit', who(ctx.params, action, ctx.resource), action === 'delete' ? { row_id: 'id' } : { row_id: 'id', row_etag: 'etag' })
   }
   return {
-    hooks: { after: { create: written('create'), update: written('update'), remove: written('delete') } },
+    hooks: { before: { create: written('create'), update: written('update'), remove: written('delete') }, needs: { transaction: false, before: false } },
     actions: {
       async after(ctx) {
         if (ctx.action.method === 'GET') return
-        await append(ctx, ctx.action.name, ctx.resource ?? '', ctx.path.id, null)
+        await append(ctx, ctx.action.name, ctx.resource ?? '', ctx.path.id)
       },
     },
   }

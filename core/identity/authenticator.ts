@@ -5,6 +5,7 @@ import type { Authenticator, AuthenticatorHost } from '../plugins/plugin'
 import type { TransportRequest } from '../service/types'
 import { APIKEYS_TABLE, TOKEN_PREFIX, tokenDigest } from './apikeys'
 import { callerFromRow, type Caller } from './caller'
+import { identityChanges } from './changes'
 import { verifyNothing, verifyPassword } from './password'
 
 /** A JWT issuer the server trusts (like the original server's SSO). */
@@ -24,30 +25,54 @@ export interface AuthenticatorOptions {
   keyHolders: readonly string[]
   jwt?: JwtOptions
   logger: EngineLogger
-  /** How long a verified Basic credential is remembered (default 5 minutes). */
-  basicCacheMs?: number
+  /** How long a verified credential (Basic or API key) is remembered (default 5 minutes; see {@link identityAuthenticator}). */
+  cacheMs?: number
 }
 
-/** Most Basic credentials remembered at once. */
-const BASIC_CACHE_SIZE = 10_000
+/** Most credentials remembered at once. */
+const CACHE_SIZE = 10_000
 /** A key's `last_used_at` is written at most this often. */
 const LAST_USED_EVERY_MS = 60_000
 const BASIC = /^Basic +([A-Za-z0-9+/]+=*) *$/i
 const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
 
+/** A verified credential: its caller, the generation of identity changes it was read in (see {@link IdentityChanges}). */
+interface Remembered {
+  caller: Caller
+  generation: number
+  until: number
+  /** Basic: the stored password hash the password was verified against. */
+  hash?: string
+  /** Bearer: the API key's id. */
+  keyId?: string
+}
+
 /**
  * Credentials of HTTP requests:
- * - `Basic` with a user's name or email and password (Argon2id; a verified credential is remembered
- *   for a few minutes, keyed by a digest of the header and valid only while the stored hash is the
- *   same one, so a changed password or a removed user fails at once, on every process);
+ * - `Basic` with a user's name or email and password (Argon2id);
  * - `Bearer` with an API key's token (one indexed query that also reads the holder's row);
  * - `Bearer` with a JWT signed by a key of the configured JWKS, naming a user by a claim.
- * Every request reads the caller's row, so a changed role or team applies to the next request.
+ * A verified Basic or API key credential is remembered for `cacheMs` (keyed by a digest of the header
+ * or the token), and answered without reading the database as long as no user, key holder or API key
+ * changed since it was read: the migration's triggers notify every process of each change at its
+ * commit ({@link IdentityChanges}), so a changed password, role or team, a removed user and a revoked
+ * key apply to the next request on every process. While a process cannot listen for those changes,
+ * every request reads its caller's row (and a Basic password is verified again only when its stored
+ * hash changed).
  */
 export function identityAuthenticator(options: AuthenticatorOptions): Authenticator {
-  const basicCache = new Map<string, { hash: string; until: number }>()
-  const cacheMs = options.basicCacheMs ?? 5 * 60_000
+  const remembered = new Map<string, Remembered>()
+  const cacheMs = options.cacheMs ?? 5 * 60_000
+  /** When this process last wrote each key's `last_used_at`. */
+  const lastUsed = new Map<string, number>()
+  const remember = (key: string, entry: Remembered) => {
+    if (remembered.size >= CACHE_SIZE && !remembered.has(key)) remembered.delete(remembered.keys().next().value!)
+    remembered.set(key, entry)
+  }
+  /** The tracker of changes of the tables callers are read from (every key holder's, and the keys'). */
+  const changesOf = (host: AuthenticatorHost) =>
+    identityChanges(host.db, [...options.keyHolders.map((kind) => host.definition(kind).plural), APIKEYS_TABLE], options.logger)
   const jwks: JWTVerifyGetKey | undefined = options.jwt ? createRemoteJWKSet(new URL(options.jwt.jwksUrl)) : undefined
   const challenges = ['Basic realm="dci"', 'Bearer realm="dci"']
 
@@ -65,6 +90,12 @@ export function identityAuthenticator(options: AuthenticatorOptions): Authentica
     const login = text.slice(0, colon).normalize('NFC')
     const password = text.slice(colon + 1)
     if (login.length > 255 || password.length > 1024) return failed(request, 'basic', { reason: 'too long' })
+    const key = `basic:${crypto.createHash('sha256').update(header).digest('base64')}`
+    const changes = changesOf(host)
+    const known = remembered.get(key)
+    const now = Date.now()
+    if (known && known.until > now && changes.current(known.generation)) return known.caller
+    const generation = changes.generation
     const def = host.definition('user')
     const rows: Array<Record<string, unknown>> = await host
       .db(def.plural)
@@ -78,22 +109,40 @@ export function identityAuthenticator(options: AuthenticatorOptions): Authentica
       await verifyNothing(password)
       return failed(request, 'basic', { login })
     }
-    const key = crypto.createHash('sha256').update(header).digest('base64')
-    const cached = basicCache.get(key)
-    const now = Date.now()
-    if (!(cached && cached.hash === stored && cached.until > now)) {
-      if (!(await verifyPassword(stored, password))) return failed(request, 'basic', { login })
-      if (basicCache.size >= BASIC_CACHE_SIZE) basicCache.delete(basicCache.keys().next().value!)
-      basicCache.set(key, { hash: stored, until: now + cacheMs })
-    }
-    return callerFromRow('user', row, 'team')
+    // The password was verified against this very hash a moment ago: no second Argon2id.
+    const verified = known?.hash === stored && known.until > now
+    if (!verified && !(await verifyPassword(stored, password))) return failed(request, 'basic', { login })
+    const caller = callerFromRow('user', row, 'team')
+    remember(key, { caller, generation, until: verified ? known!.until : now + cacheMs, hash: stored })
+    return caller
+  }
+
+  /** Writes a key's `last_used_at`, at most once a minute per process, without waiting for it. */
+  function used(host: AuthenticatorHost, keyId: string, now: number): void {
+    if (now - (lastUsed.get(keyId) ?? 0) <= LAST_USED_EVERY_MS) return
+    if (lastUsed.size >= CACHE_SIZE) lastUsed.delete(lastUsed.keys().next().value!)
+    lastUsed.set(keyId, now)
+    host
+      .db(APIKEYS_TABLE)
+      .update({ last_used_at: host.db.fn.now() })
+      .where('id', keyId)
+      .catch((err: Error) => options.logger.warn?.({ err: err.message }, 'could not record the use of an API key'))
   }
 
   async function apiKey(request: TransportRequest, host: AuthenticatorHost, token: string): Promise<Caller | undefined> {
+    const digest = tokenDigest(token)
+    const changes = changesOf(host)
+    const known = remembered.get(`bearer:${digest}`)
+    const now = Date.now()
+    if (known && known.until > now && changes.current(known.generation)) {
+      used(host, known.keyId!, now)
+      return known.caller
+    }
+    const generation = changes.generation
     // One query: the key, and its holder's row from the holder's own table.
     const holders = options.keyHolders.map((kind, i) => ({ kind, alias: `h${i}`, def: host.definition(kind) }))
     const db = host.db
-    const query = db(`${APIKEYS_TABLE} as k`).select('k.id', 'k.holder_kind', 'k.last_used_at').where('k.token_hash', tokenDigest(token)).first()
+    const query = db(`${APIKEYS_TABLE} as k`).select('k.id', 'k.holder_kind', 'k.last_used_at').where('k.token_hash', digest).first()
     for (const h of holders) {
       query.leftJoin(`${h.def.plural} as ${h.alias}`, (join) => join.on(`${h.alias}.id`, 'k.holder_id').andOn('k.holder_kind', db.raw('?', [h.kind])))
       query.select(db.raw('to_jsonb(??) as ??', [h.alias, h.alias]))
@@ -102,14 +151,12 @@ export function identityAuthenticator(options: AuthenticatorOptions): Authentica
     const holder = key && holders.find((h) => h.kind === key.holder_kind)
     const row = holder && key[holder.alias]
     if (!key || !holder || !row) return failed(request, 'bearer', { reason: 'unknown key' })
-    const lastUsed = key.last_used_at ? new Date(key.last_used_at).getTime() : 0
-    if (Date.now() - lastUsed > LAST_USED_EVERY_MS) {
-      db(APIKEYS_TABLE)
-        .update({ last_used_at: db.fn.now() })
-        .where('id', key.id)
-        .catch((err: Error) => options.logger.warn?.({ err: err.message }, 'could not record the use of an API key'))
-    }
-    return callerFromRow(holder.kind, row, holder.def.owner)
+    // Written by another process (or before a restart) within the minute: not again yet.
+    if (key.last_used_at && !lastUsed.has(key.id)) lastUsed.set(key.id, new Date(key.last_used_at).getTime())
+    used(host, key.id, now)
+    const caller = callerFromRow(holder.kind, row, holder.def.owner)
+    remember(`bearer:${digest}`, { caller, generation, until: now + cacheMs, keyId: key.id })
+    return caller
   }
 
   async function jwt(request: TransportRequest, host: AuthenticatorHost, token: string): Promise<Caller | undefined> {

@@ -1,3 +1,4 @@
+import fs from 'node:fs'
 import path from 'node:path'
 import { errors } from '../errors'
 import { type Authenticator, defineAction, definePlugin, type Plugin } from '../plugins/plugin'
@@ -20,8 +21,12 @@ export interface IdentityOptions {
   keyHolders?: Record<string, string>
   /** Accept Bearer JWTs of this issuer (see {@link JwtOptions}). */
   jwt?: JwtOptions
-  /** How long a verified Basic credential is remembered (default 5 minutes). */
-  basicCacheMs?: number
+  /**
+   * How long a verified credential (Basic or API key) is remembered (default 5 minutes). A change to
+   * users, key holders or API keys forgets them all at once, on every process (see the migration's
+   * triggers); this bounds how long a process that missed one may use them.
+   */
+  cacheMs?: number
   /**
    * A host's own credentials, replacing Basic, API keys and JWTs: its identities (`{ kind, id, name,
    * role, team }`, see {@link Caller}) get the same access rules, scoping and audit rows.
@@ -29,7 +34,9 @@ export interface IdentityOptions {
   authenticator?: Authenticator
 }
 
-const SCHEMAS = path.join(__dirname, 'schemas')
+// Compiled (dist/core/identity/), this file has no schemas beside it (tsc copies no JSON): they stay
+// in the source tree, as the project's schemas do for server.ts.
+const SCHEMAS = [path.join(__dirname, 'schemas'), path.resolve(__dirname, '..', '..', '..', 'core', 'identity', 'schemas')].find((dir) => fs.existsSync(dir))!
 
 /**
  * Identity and access: the `users` and `audits` resources, Basic, API key and JWT credentials on
@@ -48,8 +55,7 @@ export function identityPlugin(options: IdentityOptions = {}): Plugin {
       api.resource(path.join(SCHEMAS, 'user.json'))
       api.resource(path.join(SCHEMAS, 'audit.json'))
       api.authenticator(
-        options.authenticator ??
-          identityAuthenticator({ keyHolders: Object.keys(holders), jwt: options.jwt, logger: api.logger, basicCacheMs: options.basicCacheMs }),
+        options.authenticator ?? identityAuthenticator({ keyHolders: Object.keys(holders), jwt: options.jwt, logger: api.logger, cacheMs: options.cacheMs }),
       )
       api.hooks('*', accessHooks())
       const audit = auditHooks()

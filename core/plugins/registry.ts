@@ -66,8 +66,13 @@ export function collectPlugins(plugins: readonly Plugin[], logger: EngineLogger 
     plugin.setup({
       hooks: (resource, hooks) => {
         for (const type of Object.keys(hooks)) {
+          if (type === 'needs') {
+            const unknown = Object.keys(hooks.needs ?? {}).filter((k) => k !== 'transaction' && k !== 'before')
+            if (unknown.length) throw new Error(`${where}: hooks need 'transaction' or 'before', not '${unknown.join("', '")}'`)
+            continue
+          }
           if (!['before', 'after', 'error'].includes(type)) throw new Error(`${where}: hooks run 'before', 'after' or 'error', not '${type}'`)
-          for (const method of Object.keys(hooks[type as keyof typeof hooks] ?? {})) {
+          for (const method of Object.keys(hooks[type as 'before' | 'after' | 'error'] ?? {})) {
             if (method !== 'all' && !(SERVICE_METHODS as readonly string[]).includes(method)) {
               throw new Error(`${where}: '${method}' is not a service method (${SERVICE_METHODS.join(', ')}, all)`)
             }

@@ -1,10 +1,14 @@
-import type { Hook, HookSet, ServiceMethod } from './types'
+import type { Hook, HookContext, HookSet, ServiceMethod } from './types'
 
-/** The hooks of one resource and method, in the order they run. */
+/** The hooks of one resource and method, in the order they run, and what they need of a write. */
 export interface MethodHooks {
   before: Hook[]
   after: Hook[]
   error: Hook[]
+  /** A write runs in a transaction (some set of hooks did not say `needs: { transaction: false }`). */
+  transaction: boolean
+  /** update and remove: whether the hooks of this call need `ctx.before` (then in a transaction). */
+  needsBefore(ctx: HookContext): boolean
 }
 
 const list = (hooks: Hook | Hook[] | undefined): Hook[] => (hooks === undefined ? [] : Array.isArray(hooks) ? hooks : [hooks])
@@ -30,12 +34,20 @@ export class HookRegistry {
 
   /** The hooks of one resource and method, in order. */
   compile(resource: string, method: ServiceMethod): MethodHooks {
-    const of = (target: string, type: keyof HookSet) =>
-      this.entries.filter((e) => e.target === target).flatMap((e) => [...list(e.hooks[type]?.all), ...list(e.hooks[type]?.[method])])
+    const types = ['before', 'after', 'error'] as const
+    const hooksOf = (set: HookSet, type: (typeof types)[number]) => [...list(set[type]?.all), ...list(set[type]?.[method])]
+    const of = (target: string, type: (typeof types)[number]) => this.entries.filter((e) => e.target === target).flatMap((e) => hooksOf(e.hooks, type))
+    // What the sets that hook this method need; a set with no hook for it needs nothing of it.
+    const needs = this.entries
+      .filter((e) => (e.target === '*' || e.target === resource) && types.some((type) => hooksOf(e.hooks, type).length > 0))
+      .map((e) => e.hooks.needs ?? {})
+    const before = needs.map((n) => n.before ?? true)
     return {
       before: [...of('*', 'before'), ...of(resource, 'before')],
       after: [...of(resource, 'after'), ...of('*', 'after')],
       error: [...of(resource, 'error'), ...of('*', 'error')],
+      transaction: needs.some((n) => n.transaction !== false),
+      needsBefore: (ctx) => before.some((b) => (typeof b === 'function' ? b(ctx) : b)),
     }
   }
 }

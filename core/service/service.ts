@@ -6,7 +6,7 @@ import { toRawQuery, type ListQueryParser, type RawQuery } from '../query/list-q
 import { fieldDefaults, requiredAfterHooks } from '../schema/derive'
 import type { ResourceDefinition } from '../schema/types'
 import type { MethodHooks } from './hooks'
-import type { HookContext, Identity, Page, Params, ResourceService, ServiceMethod, TransactionLike } from './types'
+import type { CompanionRow, HookContext, HookNeeds, Identity, Page, Params, ResourceService, ServiceMethod, TransactionLike } from './types'
 
 /** What a service is built from, once per resource at start-up. */
 export interface ServiceParts {
@@ -104,9 +104,10 @@ function rawQueryOf(params: Params): RawQuery {
 
 /**
  * The service of one resource. Every call, whoever makes it, runs validate -> before hooks ->
- * repository -> serialize -> after hooks, and error hooks on failure (see {@link HookContext}). An
- * update or remove that has hooks runs in a transaction that first locks the row, so that hooks see
- * the row as it is before the write; its ETag check stays inside the write.
+ * repository -> serialize -> after hooks, and error hooks on failure (see {@link HookContext}). A
+ * write that has hooks runs in a transaction, and an update or remove first locks the row there so
+ * that hooks see it as it is before the write, unless every set of its hooks says it needs neither
+ * ({@link HookNeeds}); its ETag check stays inside the write.
  */
 export class Service implements ResourceService {
   readonly name: string
@@ -149,11 +150,11 @@ export class Service implements ResourceService {
       // An omitted field with a `default` gets it (a copy: hooks may change it).
       for (const [field, value] of this.defaults) if (ctx.data[field] === undefined) ctx.data[field] = structuredClone(value)
     }
-    return this.call('create', params, db, { validate }, (ctx) => {
+    return this.call('create', params, db, { validate }, (ctx, companions) => {
       // Fields the body could omit for a before hook to fill (the owner) must be there by now.
       const missing = this.fillLater.filter((f) => ctx.data![f] === undefined || ctx.data![f] === null)
       if (missing.length) throw errors.validation(Object.fromEntries(missing.map((f) => [f, 'is required'])))
-      return this.parts.repository.create(ctx.data!, ctx.db)
+      return this.parts.repository.create(ctx.data!, ctx.db, companions)
     })
   }
 
@@ -172,7 +173,7 @@ export class Service implements ResourceService {
           ctx.data = { ...this.parts.validateUpdate(data) }
         },
       },
-      (ctx) => this.parts.repository.update(id, ctx.data!, condition, ctx.db, ifNoneMatchOf(params)),
+      (ctx, companions) => this.parts.repository.update(id, ctx.data!, condition, ctx.db, ifNoneMatchOf(params), companions),
     )
   }
 
@@ -180,8 +181,8 @@ export class Service implements ResourceService {
     const db = dbOf(params.transaction, this.host.knex)
     if (params.trusted) return this.parts.repository.remove(id, ifMatchOf(params), db, ifNoneMatchOf(params))
     let condition: EtagCondition
-    return this.call('remove', params, db, { id, validate: () => void (condition = ifMatchOf(params)) }, (ctx) =>
-      this.parts.repository.remove(id, condition, ctx.db, ifNoneMatchOf(params)),
+    return this.call('remove', params, db, { id, validate: () => void (condition = ifMatchOf(params)) }, (ctx, companions) =>
+      this.parts.repository.remove(id, condition, ctx.db, ifNoneMatchOf(params), companions),
     )
   }
 
@@ -197,25 +198,29 @@ export class Service implements ResourceService {
     params: Params,
     db: Db,
     input: { id?: string; validate(ctx: HookContext): unknown },
-    execute: (ctx: HookContext) => Promise<R>,
+    execute: (ctx: HookContext, companions: readonly CompanionRow[]) => Promise<R>,
   ): Promise<R> {
     if (this.parts.def.readOnly && method !== 'find' && method !== 'get') throw errors.readOnly(this.parts.def.plural)
     const hooks = this.parts.hooks[method]
     const hooked = hooks.before.length + hooks.after.length + hooks.error.length > 0
-    // A hooked write runs in one transaction with its hooks' own writes (an audit row...); hooks of an
-    // update or remove see the row before it: read and lock it in that transaction.
-    if (hooked && method !== 'find' && method !== 'get' && !isTransaction(db)) {
+    const write = method !== 'find' && method !== 'get'
+    const companions: CompanionRow[] = []
+    const ctx = this.context(method, params, db, input.id, companions)
+    // Hooks of an update or remove may need the row before it: read and locked, in a transaction.
+    const before = hooked && (method === 'update' || method === 'remove') && hooks.needsBefore(ctx)
+    // A hooked write runs in one transaction with its hooks' own writes, unless its hooks need none
+    // (rows they ask for with insertWith are written by the write's own statement).
+    if (hooked && write && (hooks.transaction || before) && !isTransaction(db)) {
       return this.host.knex.transaction((trx) => this.call(method, { ...params, transaction: trx }, trx, input, execute))
     }
-    const ctx = this.context(method, params, db, input.id)
     try {
       input.validate(ctx)
-      if (hooked && (method === 'update' || method === 'remove')) {
+      if (before) {
         ctx.before = await this.parts.repository.get(input.id!, [], db, true)
         if (!ctx.before) throw errors.notFound(this.name)
       }
       for (const hook of hooks.before) await hook(ctx)
-      if (ctx.result === undefined) ctx.result = await execute(ctx)
+      if (ctx.result === undefined) ctx.result = await execute(ctx, companions)
       ctx.result = this.serialize(ctx.result, ctx)
       if (hooks.after.length) {
         ctx.type = 'after'
@@ -233,10 +238,10 @@ export class Service implements ResourceService {
     }
   }
 
-  private context(method: ServiceMethod, params: Params, db: Db, id: string | undefined): HookContext {
+  private context(method: ServiceMethod, params: Params, db: Db, id: string | undefined, companions: CompanionRow[]): HookContext {
     const full = callParams(params)
     const host = this.host
-    return {
+    const ctx: HookContext = {
       resource: this.name,
       method,
       type: 'before',
@@ -245,7 +250,14 @@ export class Service implements ResourceService {
       db,
       service: (name) => withParams(host.service(name), nestedParams(full, db)),
       definition: (name = this.name) => host.definition(name),
+      insertWith(resource, data, fromWritten = {}) {
+        if (method === 'find' || method === 'get' || ctx.type !== 'before')
+          throw new Error(`insertWith: only before hooks of a write may call it (${method}, ${ctx.type})`)
+        host.definition(resource) // an unknown resource throws here, naming it
+        companions.push({ resource, data: { ...data }, fromWritten: { ...fromWritten } })
+      },
     }
+    return ctx
   }
 
   /** Leaves out write-only fields, of this resource's rows and of the rows embedded in them. */

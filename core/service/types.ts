@@ -1,5 +1,5 @@
 import type { Knex } from 'knex'
-import type { Db, ListMeta, Row } from '../data/repository'
+import type { CompanionRow, Db, ListMeta, Row } from '../data/repository'
 import type { EtagCondition } from '../data/etag'
 import type { FindQuery, ListQuery, RawQuery } from '../query/list-query'
 import type { ResourceDefinition } from '../schema/types'
@@ -92,18 +92,45 @@ export interface HookContext<T extends object = Record<string, unknown>> {
   service(name: string): ResourceService
   /** The definition of a resource (default: this one): its fields, owner and access rules. */
   definition(name?: string): ResourceDefinition
+  /**
+   * create, update and remove, before hooks: a row to insert into another resource's table by the
+   * same statement as the write, so that it exists if and only if the write does (an audit row...):
+   * `data`, plus for each entry of `fromWritten` a column of the written row (`{ row_id: 'id' }`).
+   * It gets an id and an ETag as any row; no validation and no hooks run for it (as a trusted create).
+   * Not inserted when a before hook answers in place of the repository (sets `result`).
+   */
+  insertWith(resource: string, data: Record<string, unknown>, fromWritten?: Record<string, string>): void
 }
+
+/**
+ * What a set of hooks needs of the creates, updates and removes it hooks (the default, `{}`, is all
+ * of it). A write none of whose hooks needs more runs as one statement: no transaction, no read of
+ * the row before it.
+ */
+export interface HookNeeds<T extends object = Record<string, unknown>> {
+  /** The write and the hooks' own writes (through `ctx.db` or `ctx.service`) in one transaction (default true). */
+  transaction?: boolean
+  /**
+   * update and remove: `ctx.before`, the row as stored, read and locked before the hooks run (default
+   * true; it implies a transaction). A function decides per call (before validation: from `params`,
+   * `resource`, `method`).
+   */
+  before?: boolean | ((ctx: HookContext<T>) => boolean)
+}
+
+export type { CompanionRow }
 
 export type Hook<T extends object = Record<string, unknown>> = (ctx: HookContext<T>) => void | Promise<void>
 
 /** Hooks by method; `all` runs for every method, before the method's own. */
 export type HookMap<T extends object = Record<string, unknown>> = Partial<Record<ServiceMethod | 'all', Hook<T> | Hook<T>[]>>
 
-/** Hooks by when they run. */
+/** Hooks by when they run, and what they need of a write. */
 export interface HookSet<T extends object = Record<string, unknown>> {
   before?: HookMap<T>
   after?: HookMap<T>
   error?: HookMap<T>
+  needs?: HookNeeds<T>
 }
 
 /** One page of a list: the rows and `_meta` (the count of all matching rows). */

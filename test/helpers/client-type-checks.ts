@@ -1,4 +1,4 @@
-import type { Client } from '../../client'
+import type { Client, Credentials } from '../../client'
 import type { Resources } from '../../resources/types'
 import type { Actions } from '../../resources/types/actions'
 
@@ -44,3 +44,17 @@ export function clientTypeChecks(client: Client<Resources, Actions>): void {
   void client.users.create({ name: 'alice' })
   void client.users.update(MISSING, { password: 'changed password' }, { etag: '*' })
 }
+
+/** The forms credentials take, checked by `npm run typecheck` as above. */
+export const credentialForms: Credentials[] = [
+  { basic: { username: 'admin', password: 'secret' } },
+  { bearer: 'dci_token' },
+  () => 'Bearer dci_token',
+  async () => undefined,
+  // @ts-expect-error Basic needs a password
+  { basic: { username: 'admin' } },
+  // @ts-expect-error a Bearer token is a string
+  { bearer: 42 },
+  // @ts-expect-error the function answers the header, a string
+  () => 42,
+]
