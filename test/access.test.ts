@@ -719,5 +719,38 @@ describe('access: embeds and nested routes across teams (a test resource: jobs o
         else expectAnswer(other, { status: 404, code: 'not_found' })
       })
     }
+
+    for (const role of ['admin', 'super_admin'] as const) {
+      it(`${role} (${transport}): a job naming a remoteci of another team is ${role === 'admin' ? 'refused as one naming a missing remoteci (422, the same body): no existence leak' : 'created (a super_admin sees every team)'}; an update to it likewise`, async () => {
+        const client = clientOf(world, memberOf(world, role), transport)
+        const missing = await client('POST', `${world.engine.prefix}/jobs`, {
+          body: { name: `gone-${role}`, remoteci: '00000000-0000-4000-8000-000000000000' },
+        })
+        expect(missing.status, missing.text).to.equal(422)
+        const other = await client('POST', `${world.engine.prefix}/jobs`, { body: { name: `other-${role}`, remoteci: world.remotecis.B.row.id } })
+        const update = await client('PUT', `${world.engine.prefix}/jobs/${made.AA.id}`, {
+          body: { remoteci: world.remotecis.B.row.id },
+          headers: { 'if-match': '*' },
+        })
+        if (role === 'admin') {
+          expect(other.status, other.text).to.equal(422)
+          expect(other.body).to.deep.equal(missing.body)
+          expect(update.status, update.text).to.equal(422)
+          expect(update.body).to.deep.equal(missing.body)
+          expect(
+            await world
+              .db('jobs')
+              .where({ name: `other-${role}` })
+              .first(),
+          ).to.equal(undefined)
+          expect((await world.db('jobs').where({ id: made.AA.id }).first()).remoteci).to.equal(made.AA.remoteci)
+        } else {
+          expect(other.status, other.text).to.equal(201)
+          expect(update.status, update.text).to.be.oneOf([200, 204])
+          await world.engine.service('job').update(made.AA.id, { remoteci: made.AA.remoteci }, { ifMatch: '*' })
+          await world.engine.service('job').remove(other.body.job.id, { ifMatch: '*' })
+        }
+      })
+    }
   }
 })

@@ -1,5 +1,5 @@
 import type { Row } from '../data/repository'
-import { errors } from '../errors'
+import { ApiError, errors } from '../errors'
 import type { ActionHookContext, ActionHooks } from '../plugins/plugin'
 import type { AccessOperation } from '../schema/vocabulary'
 import type { ResourceDefinition } from '../schema/types'
@@ -109,6 +109,33 @@ function userRules(ctx: HookContext, caller: Caller): 'self' | undefined {
 }
 
 /**
+ * A relation set to another team's row is refused as one to a missing row (422 `related_not_found`,
+ * the body the database's foreign key gives): accepting it would tell the caller that the row exists.
+ * Relations to resources without an owner, the owner field (its own rules) and unchanged values are
+ * not looked up.
+ */
+async function checkRelations(ctx: HookContext, def: ResourceDefinition, owner: string | undefined): Promise<void> {
+  for (const field of def.fields) {
+    const value = ctx.data![field.name]
+    if (!field.relation || field.name === owner || typeof value !== 'string') continue
+    if (ctx.method === 'update' && ctx.before?.[field.name] === value) continue
+    const target = ctx.definition(field.relation.resource)
+    if (!target.owner) continue
+    const seen = await ctx
+      .service(target.name)
+      .get(value)
+      .then(
+        () => true,
+        (err: unknown) => {
+          if (err instanceof ApiError && (err.status === 404 || err.status === 403)) return false
+          throw err
+        },
+      )
+    if (!seen) throw errors.relatedNotFound(`A related ${target.name} does not exist`, { fields: [field.name] })
+  }
+}
+
+/**
  * Hooks on every resource that enforce `x-owner` and `x-access` for calls whose identity the
  * identity plugin made (server code without one is not checked), hash users' passwords, and keep
  * other teams' rows out of answers: 404 on a row, absent from lists, counts and embeds.
@@ -141,6 +168,7 @@ export function accessHooks(): HookSet {
           if (ctx.method === 'update' && target !== ctx.before?.[owner]) throw forbidden('An update may not move a row to another team')
         }
       }
+      if (ctx.data && caller.role !== 'super_admin') await checkRelations(ctx, def, owner)
     }
     if (ctx.resource === 'user' && typeof ctx.data?.password === 'string') ctx.data.password = await hashPassword(ctx.data.password)
   }
