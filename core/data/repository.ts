@@ -29,6 +29,15 @@ const MAX_CACHED_STATEMENTS = 1_000
 /** `_meta` of a list answer: `count_exact: false` appears only when the count is an estimate. */
 export type ListMeta = { count: number } | { count: number; count_exact: false }
 
+const COLUMNS = new WeakMap<ResourceDefinition, Set<string>>()
+
+/** The columns of a resource's table: the engine's and its schema's fields. */
+function columnsOf(def: ResourceDefinition): Set<string> {
+  let columns = COLUMNS.get(def)
+  if (!columns) COLUMNS.set(def, (columns = new Set(['id', 'created_at', 'updated_at', 'etag', ...def.fields.map((f) => f.name)])))
+  return columns
+}
+
 /** A row inserted by a write's own statement (a hook's `ctx.insertWith`): it exists if and only if the write does. */
 export interface CompanionRow {
   /** The resource (singular name) whose table gets the row. */
@@ -123,7 +132,7 @@ export class Repository {
     const extra = parts.flatMap((p) => p.bindings)
     return this.statement(db, `${key}|${parts.map((p) => p.key).join('|')}`, [...bindings, ...extra], () => {
       const main = build().toSQL()
-      const ctes = parts.map((p, i) => `"companion_${i}" AS (${p.sql})`).join(', ')
+      const ctes = parts.map((p, i) => `"companion_${i}" AS (${p.sql()})`).join(', ')
       return this.knex.raw(`WITH "written" AS (${main.sql}), ${ctes} SELECT * FROM "written"`, [...(main.bindings as unknown[]), ...extra] as Knex.RawBinding[])
     })
   }
@@ -132,19 +141,22 @@ export class Repository {
    * The `INSERT` of a companion row into this resource's table, its columns taken from `row.data`
    * (with a fresh ETag) and from the written row of `writer` (`row.fromWritten`), for {@link writeStatement}.
    */
-  companionInsert(row: CompanionRow, writer: ResourceDefinition): { key: string; sql: string; bindings: unknown[] } {
-    const known = (def: ResourceDefinition) => new Set(['id', 'created_at', 'updated_at', 'etag', ...def.fields.map((f) => f.name)])
-    const mine = known(this.def)
-    const theirs = known(writer)
+  companionInsert(row: CompanionRow, writer: ResourceDefinition): { key: string; sql(): string; bindings: unknown[] } {
+    const mine = columnsOf(this.def)
+    const theirs = columnsOf(writer)
     const data = this.toDb({ ...row.data, etag: newEtag() })
     const columns = Object.keys(data).sort()
     const copied = Object.keys(row.fromWritten).sort()
-    for (const c of [...columns, ...copied]) if (!mine.has(c)) throw new Error(`insertWith: ${this.def.name} has no field '${c}'`)
-    for (const c of copied) if (!theirs.has(row.fromWritten[c])) throw new Error(`insertWith: ${writer.name} has no field '${row.fromWritten[c]}'`)
+    for (const c of columns) if (!mine.has(c)) throw new Error(`insertWith: ${this.def.name} has no field '${c}'`)
+    for (const c of copied) {
+      if (!mine.has(c)) throw new Error(`insertWith: ${this.def.name} has no field '${c}'`)
+      if (!theirs.has(row.fromWritten[c])) throw new Error(`insertWith: ${writer.name} has no field '${row.fromWritten[c]}'`)
+    }
     const quote = (name: string) => `"${name}"`
     return {
       key: `${this.def.plural}:${columns.join(',')}:${copied.map((c) => `${c}=${row.fromWritten[c]}`).join(',')}`,
-      sql:
+      // Only when the statement's shape is new: its SQL is cached by the key.
+      sql: () =>
         `INSERT INTO ${quote(this.def.plural)} (${[...columns, ...copied].map(quote).join(', ')}) ` +
         `SELECT ${[...columns.map(() => '?'), ...copied.map((c) => `"written".${quote(row.fromWritten[c])}`)].join(', ')} FROM "written"`,
       bindings: columns.map((c) => data[c]),

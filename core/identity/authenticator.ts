@@ -5,7 +5,7 @@ import type { Authenticator, AuthenticatorHost } from '../plugins/plugin'
 import type { TransportRequest } from '../service/types'
 import { APIKEYS_TABLE, TOKEN_PREFIX, tokenDigest } from './apikeys'
 import { callerFromRow, type Caller } from './caller'
-import { identityChanges } from './changes'
+import { identityChanges, type IdentityChanges } from './changes'
 import { verifyNothing, verifyPassword } from './password'
 
 /** A JWT issuer the server trusts (like the original server's SSO). */
@@ -36,6 +36,8 @@ const LAST_USED_EVERY_MS = 60_000
 const BASIC = /^Basic +([A-Za-z0-9+/]+=*) *$/i
 const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
+/** Decodes Basic credentials (invalid bytes become U+FFFD, which is refused). */
+const UTF8 = new TextDecoder('utf-8', { fatal: false })
 
 /** A verified credential: its caller, the generation of identity changes it was read in (see {@link IdentityChanges}). */
 interface Remembered {
@@ -70,9 +72,17 @@ export function identityAuthenticator(options: AuthenticatorOptions): Authentica
     if (remembered.size >= CACHE_SIZE && !remembered.has(key)) remembered.delete(remembered.keys().next().value!)
     remembered.set(key, entry)
   }
-  /** The tracker of changes of the tables callers are read from (every key holder's, and the keys'). */
-  const changesOf = (host: AuthenticatorHost) =>
-    identityChanges(host.db, [...options.keyHolders.map((kind) => host.definition(kind).plural), APIKEYS_TABLE], options.logger)
+  /** The tracker of changes of the tables callers are read from (every key holder's, and the keys'), per database. */
+  let tracked: { db: AuthenticatorHost['db']; changes: IdentityChanges } | undefined
+  const changesOf = (host: AuthenticatorHost): IdentityChanges => {
+    if (tracked?.db !== host.db) {
+      const tables = [...options.keyHolders.map((kind) => host.definition(kind).plural), APIKEYS_TABLE]
+      tracked = { db: host.db, changes: identityChanges(host.db, tables, options.logger) }
+    }
+    // A knex destroyed and initialised again gets a new tracker (the old one stopped with its pool).
+    if (tracked.changes.stopped) tracked = undefined
+    return tracked ? tracked.changes : changesOf(host)
+  }
   const jwks: JWTVerifyGetKey | undefined = options.jwt ? createRemoteJWKSet(new URL(options.jwt.jwksUrl)) : undefined
   const challenges = ['Basic realm="dci"', 'Bearer realm="dci"']
 
@@ -83,7 +93,7 @@ export function identityAuthenticator(options: AuthenticatorOptions): Authentica
 
   async function basic(request: TransportRequest, host: AuthenticatorHost, header: string, encoded: string): Promise<Caller | undefined> {
     const decoded = Buffer.from(encoded, 'base64')
-    const text = new TextDecoder('utf-8', { fatal: false }).decode(decoded)
+    const text = UTF8.decode(decoded)
     const colon = text.indexOf(':')
     // A NUL cannot be in any stored name (PostgreSQL text refuses it, and the query would fail).
     if (colon <= 0 || text.includes('\uFFFD') || text.slice(0, colon).includes('\u0000')) return failed(request, 'basic', { reason: 'malformed' })

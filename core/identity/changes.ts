@@ -25,7 +25,8 @@ const RETRY_MS = [1_000, 30_000] as const
 export class IdentityChanges {
   generation = 0
   live = false
-  private stopped = false
+  /** True once its knex was destroyed: a new tracker serves the knex if it is initialised again. */
+  stopped = false
   private connection: { end(): Promise<void> } | undefined
   private retry: NodeJS.Timeout | undefined
   private lostOnce = false
