@@ -4,8 +4,8 @@
  * with identity (`serverPlugins()`, as server.ts builds it) called with Basic and with an API key.
  * In one process, requests one at a time, so each statement belongs to the request being answered.
  *   npm run build && node dist/bench/count-queries.js [--requests N]   (default 20 per scenario)
- * DATABASE_URL defaults to the `dci_bench` database of `npm run bench` (seeded by it; its users,
- * API keys and audits are emptied here first).
+ * DATABASE_URL defaults to the `dci_bench` database of `npm run bench` (seeded like it when empty; its
+ * users, API keys and audits are emptied here first).
  */
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -14,7 +14,7 @@ import pg from 'pg'
 import { createEngine, type Engine } from '../core'
 import { ensureAdmin } from '../core/identity'
 import { resourcePlugins, serverPlugins } from '../resources'
-import { DEFAULT_URL, openBenchDatabase, resetIdentity, sample, tableSizes } from './database'
+import { DEFAULT_URL, openBenchDatabase, resetIdentity, sample, seed, tableSizes } from './database'
 
 const ROOT = path.resolve(__dirname, '..', '..')
 const i = process.argv.indexOf('--requests')
@@ -50,7 +50,7 @@ async function serve(engine: Engine): Promise<{ url: string; close(): Promise<vo
 async function main(): Promise<void> {
   const url = process.env.DATABASE_URL || DEFAULT_URL
   const db = await openBenchDatabase({ url })
-  if ((await tableSizes(db)).components === 0) throw new Error(`${url} has no components: run npm run bench first (it seeds them)`)
+  if ((await tableSizes(db)).components === 0) await seed(db, { components: 10_000, types: 100 })
   await resetIdentity(db)
   const rows = await sample(db, 100)
   const schemasDir = path.join(ROOT, 'schemas')
