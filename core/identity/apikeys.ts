@@ -2,6 +2,7 @@ import crypto from 'node:crypto'
 import type { Knex } from 'knex'
 import { defineAction, type ActionDefinition } from '../plugins/plugin'
 import { isUuid } from '../schema/vocabulary'
+import { changedHere } from './changes'
 
 /** The table of API keys: one row per key, its token stored as a SHA-256 digest (see the migration). */
 export const APIKEYS_TABLE = 'apikeys'
@@ -115,6 +116,7 @@ export function apiKeyActions(holder: string, plural: string): ActionDefinition<
         // The deleted rows, not knex's count: on PGlite (knex-pglite) a delete resolves to a result object.
         const removed = await keys(ctx.db).where({ id: ctx.path.keyid, holder_kind: holder, holder_id: ctx.path.id }).delete().returning('id')
         if (removed.length === 0) throw ctx.errors.create('not_found', 'apikey not found')
+        changedHere()
       },
     }),
   ]

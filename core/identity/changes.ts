@@ -158,6 +158,17 @@ interface PgConnectionLike {
   connection?: { stream?: { unref?(): void } }
 }
 
+/** Every tracker of this process, for {@link changedHere}. */
+const trackers = new Set<IdentityChanges>()
+
+/**
+ * A write of this process changed callers: every tracker of the process forgets its callers now,
+ * without waiting for the NOTIFY of the commit (which other processes wait for, and which still comes).
+ */
+export function changedHere(): void {
+  for (const tracker of trackers) tracker.changed()
+}
+
 /** One listener per database (knex instance) and set of tables, whoever asks: engines on one database share it. */
 const watched = new WeakMap<Knex, Map<string, IdentityChanges>>()
 
@@ -168,7 +179,12 @@ export function identityChanges(db: Knex, tables: readonly string[], logger: Eng
   if (!byTables) watched.set(db, (byTables = new Map()))
   let changes = byTables.get(key)
   if (!changes) {
-    changes = new IdentityChanges(db, tables, logger, () => byTables.delete(key))
+    const made: IdentityChanges = new IdentityChanges(db, tables, logger, () => {
+      byTables.delete(key)
+      trackers.delete(made)
+    })
+    changes = made
+    trackers.add(made)
     byTables.set(key, changes)
     changes.start()
   }

@@ -4,6 +4,7 @@ import { errors } from '../errors'
 import { type Authenticator, defineAction, definePlugin, type Plugin } from '../plugins/plugin'
 import { accessHooks, auditHooks, mayDo, rowOfActionVisible, userActionRules } from './access'
 import { APIKEYS_TABLE, apiKeyActions } from './apikeys'
+import { changedHere } from './changes'
 import { identityAuthenticator, type JwtOptions } from './authenticator'
 import { callerOf } from './caller'
 
@@ -85,9 +86,12 @@ export function identityPlugin(options: IdentityOptions = {}): Plugin {
           after: {
             remove: async (ctx) => {
               await ctx.db(APIKEYS_TABLE).where({ holder_kind: holder, holder_id: ctx.id }).delete()
+              changedHere()
             },
           },
         })
+        // This process forgets remembered callers as soon as it changed one (others, at the NOTIFY).
+        api.hooks(holder, { after: { update: () => changedHere() }, needs: { transaction: false, before: false } })
       }
       api.action(
         defineAction({
