@@ -3,23 +3,11 @@ import type { Knex } from 'knex'
 import { createEngine, definePlugin, type Engine, type HookContext, type HookSet } from '../core'
 import { isTransaction } from '../core/service/service'
 import { resourcePlugins } from '../resources'
-import { resetTables, SCHEMAS, testDatabase } from './support'
+import { resetTables, SCHEMAS, statementsOf, testDatabase } from './support'
 
 // What a set of hooks needs of a write (`needs`), and rows inserted by the write's own statement
 // (`ctx.insertWith`): the statements each write sends, what the hooks see, and that a companion row
 // exists if and only if its write does. On both databases.
-
-/** The statements `db` sends while `work` runs (BEGIN and COMMIT included), and what `work` answered. */
-async function statementsOf<T>(db: Knex, work: () => Promise<T>): Promise<{ sql: string[]; result: T }> {
-  const sql: string[] = []
-  const record = (q: { sql: string }) => sql.push(q.sql)
-  db.on('query', record)
-  try {
-    return { sql, result: await work() }
-  } finally {
-    db.removeListener('query', record)
-  }
-}
 
 /** What each hook call saw: the method, whether it ran in a transaction, the row before. */
 interface Seen {

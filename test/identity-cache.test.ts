@@ -5,7 +5,7 @@ import { createEngine, migrateLatest, type EngineLogger } from '../core'
 import { hashPassword } from '../core/identity'
 import { identityChanges, type IdentityChanges } from '../core/identity/changes'
 import { serverPlugins } from '../resources'
-import { DATABASE, freshDatabase, MIGRATIONS, resetTables, SCHEMAS, testDatabase } from './support'
+import { DATABASE, freshDatabase, MIGRATIONS, resetTables, SCHEMAS, statementsOf, testDatabase } from './support'
 
 // Verified credentials are remembered between requests and answered without reading the database,
 // as long as nothing changed in the tables callers are read from; the migration's triggers notify
@@ -25,18 +25,6 @@ async function until(done: () => boolean | Promise<boolean>, what: string, ms = 
   while (!(await done())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`)
     await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
-
-/** The statements `db` sent while `work` ran, and its result. */
-async function statementsOf<T>(db: Knex, work: () => Promise<T>): Promise<{ sql: string[]; result: T }> {
-  const sql: string[] = []
-  const record = (q: { sql: string }) => sql.push(q.sql)
-  db.on('query', record)
-  try {
-    return { sql, result: await work() }
-  } finally {
-    db.removeListener('query', record)
   }
 }
 

@@ -59,6 +59,18 @@ export async function tableChecksums(db: Knex, tables: string[]): Promise<Record
   return Object.fromEntries((rows as Array<{ i: number; digest: string }>).map((r) => [tables[r.i], r.digest]))
 }
 
+/** The statements `db` sent while `work` ran (BEGIN and COMMIT included), and what `work` answered. */
+export async function statementsOf<T>(db: Knex, work: () => Promise<T>): Promise<{ sql: string[]; result: T }> {
+  const sql: string[] = []
+  const record = (q: { sql: string }) => sql.push(q.sql)
+  db.on('query', record)
+  try {
+    return { sql, result: await work() }
+  } finally {
+    db.removeListener('query', record)
+  }
+}
+
 export interface TestApp {
   engine: Engine
   db: Knex

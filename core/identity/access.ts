@@ -45,33 +45,31 @@ export function visible(caller: Caller, def: ResourceDefinition, row: Record<str
 }
 
 /**
- * For an action on one row of a team-owned resource (a path parameter naming a row of the action's
- * resource): throws 404 when that row is missing or of another team, unless the caller is a
- * super_admin.
+ * The checks of an action on rows of its own resource (path parameters naming one, such as the
+ * holder of API keys), for a caller who is not super_admin, each row read once:
+ * - `visible`: throws 404 when a row of a team-owned resource is missing or of another team, as
+ *   a missing row does (a 403 would tell that it exists); run before any role check;
+ * - `superAdmins`: the users' rule: only a super_admin (or the user) acts on a super_admin's row (a
+ *   key made by a team admin for a super_admin would make that admin one).
  */
-export async function rowOfActionVisible(ctx: ActionHookContext, caller: Caller): Promise<void> {
-  if (!ctx.resource) return
-  const def = ctx.definition()
-  const column = scopeOf(caller, def)
-  if (column === undefined) return
-  for (const [param, spec] of Object.entries(ctx.action.pathParams ?? {})) {
-    if (!('resource' in spec) || spec.resource !== ctx.resource) continue
-    const row = await ctx.db(def.plural).first(column).where({ id: ctx.path[param] })
-    if (!row || !visible(caller, def, row)) throw errors.notFound(def.name)
+export async function actionRowRules(ctx: ActionHookContext, caller: Caller) {
+  const def = ctx.resource && caller.role !== 'super_admin' ? ctx.definition() : undefined
+  const column = def && scopeOf(caller, def)
+  const rows: Array<Record<string, unknown> | undefined> = []
+  if (def && (column !== undefined || def.name === 'user')) {
+    const columns = ['id', ...(column !== undefined ? [column] : []), ...(def.name === 'user' ? ['role'] : [])]
+    for (const [param, spec] of Object.entries(ctx.action.pathParams ?? {})) {
+      if ('resource' in spec && spec.resource === def.name) rows.push(await ctx.db(def.plural).first(columns).where({ id: ctx.path[param] }))
+    }
   }
-}
-
-/**
- * The users' rule for actions on a user's row (its API keys...): only a super_admin (or the user) acts
- * on a super_admin's row. A key made by a team admin for a super_admin would make that admin one.
- */
-export async function userActionRules(ctx: ActionHookContext, caller: Caller, self: boolean): Promise<void> {
-  if (ctx.resource !== 'user' || self || caller.role === 'super_admin') return
-  const def = ctx.definition()
-  for (const [param, spec] of Object.entries(ctx.action.pathParams ?? {})) {
-    if (!('resource' in spec) || spec.resource !== 'user') continue
-    const row = await ctx.db(def.plural).first('role').where({ id: ctx.path[param] })
-    if (row?.role === 'super_admin') throw forbidden('Only a super_admin may act on a super_admin')
+  return {
+    visible() {
+      if (column === undefined) return
+      for (const row of rows) if (!row || !visible(caller, def!, row)) throw errors.notFound(def!.name)
+    },
+    superAdmins(self: boolean) {
+      if (!self && rows.some((row) => row?.role === 'super_admin')) throw forbidden('Only a super_admin may act on a super_admin')
+    },
   }
 }
 

@@ -2,7 +2,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { errors } from '../errors'
 import { type Authenticator, defineAction, definePlugin, type Plugin } from '../plugins/plugin'
-import { accessHooks, auditHooks, mayDo, rowOfActionVisible, userActionRules } from './access'
+import { accessHooks, actionRowRules, auditHooks, mayDo } from './access'
 import { APIKEYS_TABLE, apiKeyActions } from './apikeys'
 import { changedHere } from './changes'
 import { identityAuthenticator, type JwtOptions } from './authenticator'
@@ -69,13 +69,14 @@ export function identityPlugin(options: IdentityOptions = {}): Plugin {
           if (!caller || !ctx.resource) return
           // An action on a row the caller cannot see (another team's) answers 404 as a missing row
           // does, before any role check: a 403 would tell that it exists.
-          await rowOfActionVisible(ctx, caller)
+          const rows = await actionRowRules(ctx, caller)
+          rows.visible()
           const self = selfActions.has(ctx.action.name) && caller.kind === ctx.resource && caller.id === ctx.path.id
           const fallback = ctx.action.method === 'GET' && !selfActions.has(ctx.action.name) ? 'read' : 'update'
           if (!self && !mayDo(caller, ctx.definition(), ctx.action.name, fallback)) {
             throw errors.forbidden(`The role ${caller.role} may not run ${ctx.action.name}`)
           }
-          await userActionRules(ctx, caller, self)
+          rows.superAdmins(self)
         },
       })
       api.actionHooks(audit.actions)
