@@ -139,7 +139,11 @@ describe('schema files that stop start-up', () => {
 
   it('x-relation inside array items is refused: a list of relations is not supported', () => {
     const tags = { type: 'array', items: { type: 'string', format: 'uuid', 'x-relation': 'team' } }
-    expectRefused({ 'probe.json': schema({}, { teams: tags }) }, 'probe.json', /field 'teams' \(at items\): x-relation is only allowed on a field itself, not inside items/)
+    expectRefused(
+      { 'probe.json': schema({}, { teams: tags }) },
+      'probe.json',
+      /field 'teams' \(at items\): x-relation is only allowed on a field itself, not inside items/,
+    )
   })
 
   it('nullable is refused, saying that an optional field already takes null', () => {
@@ -160,7 +164,11 @@ describe('schema files that stop start-up', () => {
 
   it('keywords nothing would apply are refused: readOnly, a top-level keyword on a field, x-index or default deeper than the field', () => {
     expectRefused({ 'probe.json': schema({}, { note: { type: 'string', readOnly: true } }) }, 'probe.json', /field 'note': readOnly is not supported/)
-    expectRefused({ 'probe.json': schema({}, { note: { type: 'string', 'x-plural': 'notes' } }) }, 'probe.json', /field 'note': x-plural belongs at the top level/)
+    expectRefused(
+      { 'probe.json': schema({}, { note: { type: 'string', 'x-plural': 'notes' } }) },
+      'probe.json',
+      /field 'note': x-plural belongs at the top level/,
+    )
     const deep = { type: 'object', properties: { a: { type: 'string', 'x-index': true } } }
     expectRefused({ 'probe.json': schema({}, { data: deep }) }, 'probe.json', /field 'data' \(at properties\.a\): x-index is only allowed on a field itself/)
     const defaulted = { type: 'array', items: { type: 'string', default: 'x' } }
@@ -175,8 +183,15 @@ describe('schema files that stop start-up', () => {
     })
     const bad = schemasWith({ 'probe.json': schema({}, { data: { type: 'object', properties: { a: { type: 'string', 'x-secret': true } } } }) })
     try {
-      expect(loadSchemas(good, keywords).find((d) => d.name === 'probe')!.fields.map((f) => f.name)).to.deep.equal(['name', 'note'])
-      expect(() => loadSchemas(bad, keywords)).to.throw(SchemaError, /^probe\.json: field 'data' \(at properties\.a\): x-secret is only allowed on a field itself/)
+      expect(
+        loadSchemas(good, keywords)
+          .find((d) => d.name === 'probe')!
+          .fields.map((f) => f.name),
+      ).to.deep.equal(['name', 'note'])
+      expect(() => loadSchemas(bad, keywords)).to.throw(
+        SchemaError,
+        /^probe\.json: field 'data' \(at properties\.a\): x-secret is only allowed on a field itself/,
+      )
     } finally {
       fs.rmSync(good, { recursive: true, force: true })
       fs.rmSync(bad, { recursive: true, force: true })
@@ -204,7 +219,11 @@ describe('schema files that stop start-up', () => {
       'probe.json': schema({}, { priority: { type: 'integer', minimum: -2_147_483_648, maximum: 2_147_483_647 }, big: { type: 'number', maximum: 1e15 } }),
     })
     try {
-      expect(loadSchemas(dir).find((d) => d.name === 'probe')!.fields.map((f) => f.name)).to.deep.equal(['name', 'priority', 'big'])
+      expect(
+        loadSchemas(dir)
+          .find((d) => d.name === 'probe')!
+          .fields.map((f) => f.name),
+      ).to.deep.equal(['name', 'priority', 'big'])
     } finally {
       fs.rmSync(dir, { recursive: true, force: true })
     }

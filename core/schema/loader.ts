@@ -98,7 +98,9 @@ function checkPropertyKeywords(file: string, field: string, prop: JsonSchema, ke
       if (child && typeof child === 'object' && !Array.isArray(child)) stack.push([child as JsonSchema, at ? `${at}.${path}` : path])
     }
     for (const key of ONE_SCHEMA) push(schema[key], key)
-    for (const key of SCHEMA_LIST) if (Array.isArray(schema[key])) (schema[key] as unknown[]).forEach((child, i) => push(child, `${key}[${i}]`))
+    for (const key of SCHEMA_LIST) {
+      if (Array.isArray(schema[key])) for (const [i, child] of (schema[key] as unknown[]).entries()) push(child, `${key}[${i}]`)
+    }
     for (const key of SCHEMA_MAP) {
       const map = schema[key]
       if (map && typeof map === 'object' && !Array.isArray(map)) for (const [name, child] of Object.entries(map)) push(child, `${key}.${name}`)
