@@ -6,6 +6,7 @@ import supertest from 'supertest'
 import { createEngine, loadSchemas, migrateLatest } from '../core'
 import { resourcePlugins as plugins } from '../resources'
 import { generateMigration } from '../tooling/migration-generator'
+import { roundTripSuite } from './conformance/round-trip'
 import { expectError } from './helpers/errors'
 import { serviceAgent } from './helpers/service-agent'
 import { freshDatabase, resetTables, ROOT, SCHEMAS, tableChecksums, type TestApp } from './support'
@@ -147,4 +148,8 @@ describe('stored as sent, or refused naming the field: integers, NUL, object fie
       })
     })
   }
+
+  // The property test over every kind of field: integers at their bounds, doubles, booleans, date-times...
+  roundTripSuite(SAMPLE_DEF, () => http)
+  roundTripSuite(SAMPLE_DEF, () => services, { transport: 'services' })
 })
