@@ -248,6 +248,19 @@ describe('schema files that stop start-up', () => {
     }
   })
 
+  it("the README's example schema is schemas/remoteci.json without its descriptions", () => {
+    const readme = fs.readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8')
+    const section = readme.slice(readme.indexOf('## Adding a resource'))
+    const example = JSON.parse(/```json\n([\s\S]*?)```/.exec(section)![1])
+    const withoutDescriptions = (value: unknown): unknown =>
+      Array.isArray(value)
+        ? value.map(withoutDescriptions)
+        : value && typeof value === 'object'
+          ? Object.fromEntries(Object.entries(value).flatMap(([k, v]) => (k === 'description' ? [] : [[k, withoutDescriptions(v)]])))
+          : value
+    expect(example).to.deep.equal(withoutDescriptions(JSON.parse(fs.readFileSync(path.join(SCHEMAS, 'remoteci.json'), 'utf8'))))
+  })
+
   it('createEngine refuses to start on a bad schema file and names it', async () => {
     const db = await testDatabase()
     const dir = schemasWith({ 'probe.json': schema({}, { size: { type: 'bigint' } }) })
