@@ -24,6 +24,9 @@ const anyText = (maxLength: number) => fc.string({ unit: 'binary', maxLength }).
 /** A double that reads back as written: finite, and not -0 (refused over HTTP, answered 0). */
 const exactDouble = fc.double({ noNaN: true, noDefaultInfinity: true }).filter((n) => !Object.is(n, -0))
 
+/** A key of a JSON object: any text but `__proto__`, which HTTP bodies refuse (documented, errors.protoKey). */
+const jsonKey = anyText(8).filter((k) => k !== '__proto__')
+
 /** Any JSON value of a few levels: what a free-form object or array field may hold. */
 const jsonValue: fc.Arbitrary<unknown> = fc.letrec<{ value: unknown }>((tie) => ({
   value: fc.oneof(
@@ -35,7 +38,7 @@ const jsonValue: fc.Arbitrary<unknown> = fc.letrec<{ value: unknown }>((tie) => 
     exactDouble,
     anyText(20),
     fc.array(tie('value'), { maxLength: 4 }),
-    fc.dictionary(anyText(8), tie('value'), { maxKeys: 4 }),
+    fc.dictionary(jsonKey, tie('value'), { maxKeys: 4 }),
   ),
 })).value
 
@@ -88,7 +91,7 @@ function arbitraryFor(schema: JsonSchema, field?: FieldDefinition): fc.Arbitrary
     }
     case 'object': {
       const properties = schema.properties as Record<string, JsonSchema> | undefined
-      if (!properties) return schema.additionalProperties === false ? fc.constant({}) : fc.dictionary(anyText(10), jsonValue, { maxKeys: 5 })
+      if (!properties) return schema.additionalProperties === false ? fc.constant({}) : fc.dictionary(jsonKey, jsonValue, { maxKeys: 5 })
       const required = (schema.required as string[] | undefined) ?? []
       return fc.record(Object.fromEntries(Object.entries(properties).map(([k, s]) => [k, arbitraryFor(s)])), {
         requiredKeys: required.filter((k) => k in properties),
