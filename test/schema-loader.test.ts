@@ -114,6 +114,153 @@ describe('schema files that stop start-up', () => {
     expectRefused({ 'probe.json': schema({}, { code: { type: 'string', pattern: '([a-z' } }) }, 'probe.json', /not a valid JSON Schema/)
   })
 
+  it('a $schema of another draft (2020-12) is refused, saying which draft schema files are written in', () => {
+    expectRefused(
+      { 'probe.json': schema({ $schema: 'https://json-schema.org/draft/2020-12/schema' }) },
+      'probe.json',
+      /\$schema "https:\/\/json-schema\.org\/draft\/2020-12\/schema" is not supported: schema files are JSON Schema draft-07 \("\$schema": "http:\/\/json-schema\.org\/draft-07\/schema#", or no \$schema\)/,
+    )
+  })
+
+  it('a draft-07 $schema, with or without its #, loads', () => {
+    for (const draft of ['http://json-schema.org/draft-07/schema#', 'http://json-schema.org/draft-07/schema']) {
+      const dir = schemasWith({ 'probe.json': schema({ $schema: draft }) })
+      try {
+        expect(loadSchemas(dir).map((d) => d.name)).to.include('probe')
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true })
+      }
+    }
+  })
+
+  it('a title other than the file name is refused, naming the expected one', () => {
+    expectRefused({ 'probe.json': schema({ title: 'widget' }) }, 'probe.json', /title "widget" must be the file's name, 'probe' \(or be left out\)/)
+  })
+
+  it('x-relation inside array items is refused: a list of relations is not supported', () => {
+    const tags = { type: 'array', items: { type: 'string', format: 'uuid', 'x-relation': 'team' } }
+    expectRefused(
+      { 'probe.json': schema({}, { teams: tags }) },
+      'probe.json',
+      /field 'teams' \(at items\): x-relation is only allowed on a field itself, not inside items/,
+    )
+  })
+
+  it('nullable is refused, saying that an optional field already takes null', () => {
+    expectRefused(
+      { 'probe.json': schema({}, { note: { type: 'string', nullable: true } }) },
+      'probe.json',
+      /field 'note': nullable is not JSON Schema \(draft-07\), and nothing would apply it: a field that is not in "required" already takes null/,
+    )
+  })
+
+  it('a misspelt keyword is refused naming the field and the keyword, on the field or nested in it', () => {
+    expectRefused({ 'probe.json': schema({}, { note: { type: 'string', minLenght: 1 } }) }, 'probe.json', /field 'note': unknown keyword 'minLenght'/)
+    const nested = { type: 'object', properties: { inner: { type: 'array', items: { type: 'integer', maximun: 3 } } } }
+    expectRefused({ 'probe.json': schema({}, { data: nested }) }, 'probe.json', /field 'data' \(at properties\.inner\.items\): unknown keyword 'maximun'/)
+    const anyOf = { type: 'object', anyOf: [{ required: ['a'] }, { requird: ['b'] }] }
+    expectRefused({ 'probe.json': schema({}, { data: anyOf }) }, 'probe.json', /field 'data' \(at anyOf\[1\]\): unknown keyword 'requird'/)
+  })
+
+  it('keywords nothing would apply are refused: readOnly, a top-level keyword on a field, x-index or default deeper than the field', () => {
+    expectRefused({ 'probe.json': schema({}, { note: { type: 'string', readOnly: true } }) }, 'probe.json', /field 'note': readOnly is not supported/)
+    expectRefused(
+      { 'probe.json': schema({}, { note: { type: 'string', 'x-plural': 'notes' } }) },
+      'probe.json',
+      /field 'note': x-plural belongs at the top level/,
+    )
+    const deep = { type: 'object', properties: { a: { type: 'string', 'x-index': true } } }
+    expectRefused({ 'probe.json': schema({}, { data: deep }) }, 'probe.json', /field 'data' \(at properties\.a\): x-index is only allowed on a field itself/)
+    const defaulted = { type: 'array', items: { type: 'string', default: 'x' } }
+    expectRefused({ 'probe.json': schema({}, { tags: defaulted }) }, 'probe.json', /field 'tags' \(at items\): default is only allowed on a field itself/)
+    expectRefused({ 'probe.json': schema({ 'x-index': true }) }, 'probe.json', /unsupported top-level keyword 'x-index'/)
+  })
+
+  it("a plugin's property keyword loads on a field and is refused deeper; the engine's x- keywords load on fields", () => {
+    const keywords = [{ name: 'x-secret', on: 'property' as const }]
+    const good = schemasWith({
+      'probe.json': schema({}, { note: { type: 'string', 'x-secret': true, 'x-index': true, 'x-multiline': true, default: 'a', writeOnly: true } }),
+    })
+    const bad = schemasWith({ 'probe.json': schema({}, { data: { type: 'object', properties: { a: { type: 'string', 'x-secret': true } } } }) })
+    try {
+      expect(
+        loadSchemas(good, keywords)
+          .find((d) => d.name === 'probe')!
+          .fields.map((f) => f.name),
+      ).to.deep.equal(['name', 'note'])
+      expect(() => loadSchemas(bad, keywords)).to.throw(
+        SchemaError,
+        /^probe\.json: field 'data' \(at properties\.a\): x-secret is only allowed on a field itself/,
+      )
+    } finally {
+      fs.rmSync(good, { recursive: true, force: true })
+      fs.rmSync(bad, { recursive: true, force: true })
+    }
+  })
+
+  it('integer bounds beyond the 32-bit integer column are refused, naming the field and the bound', () => {
+    for (const [key, value] of [
+      ['maximum', 3_000_000_000],
+      ['minimum', -2_147_483_649],
+      ['exclusiveMaximum', 2 ** 40],
+    ] as const) {
+      expectRefused(
+        { 'probe.json': schema({}, { priority: { type: 'integer', [key]: value } }) },
+        'probe.json',
+        new RegExp(`field 'priority': ${key} ${value} is beyond the range of an integer column \\(-2147483648\\.\\.2147483647\\)`),
+      )
+    }
+    expectRefused({ 'probe.json': schema({}, { priority: { type: 'integer', enum: [1, 3_000_000_000] } }) }, 'probe.json', /enum value 3000000000 is beyond/)
+    expectRefused({ 'probe.json': schema({}, { priority: { type: 'integer', default: 3_000_000_000 } }) }, 'probe.json', /default 3000000000 does not match/)
+  })
+
+  it('integer bounds at the edges of the integer column load, and so do numbers beyond it', () => {
+    const dir = schemasWith({
+      'probe.json': schema({}, { priority: { type: 'integer', minimum: -2_147_483_648, maximum: 2_147_483_647 }, big: { type: 'number', maximum: 1e15 } }),
+    })
+    try {
+      expect(
+        loadSchemas(dir)
+          .find((d) => d.name === 'probe')!
+          .fields.map((f) => f.name),
+      ).to.deep.equal(['name', 'priority', 'big'])
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('every schema of the project, the identity plugin and the test fixtures loads', () => {
+    const root = path.resolve(__dirname, '..')
+    const jsonFiles = (dir: string) =>
+      fs
+        .readdirSync(path.join(root, dir))
+        .filter((f) => f.endsWith('.json'))
+        .map((f) => path.join(root, dir, f))
+    // Each folder with the project's and the identity plugin's schemas, so that its relations resolve.
+    const identity = jsonFiles('core/identity/schemas')
+    for (const dir of ['', 'test/fixtures/schemas', 'test/fixtures/identity-schemas', 'test/fixtures/plugin-schemas']) {
+      const files = dir ? jsonFiles(dir) : identity
+      expect(files, dir).to.not.be.empty
+      const keywords = dir === 'test/fixtures/plugin-schemas' ? [{ name: 'x-keeper', on: 'resource' as const }] : []
+      const names = loadSchemas(SCHEMAS, keywords, dir ? [...identity, ...files] : identity).map((d) => d.name)
+      expect(names).to.include.members(['component', 'componenttype', 'remoteci', 'team'])
+      for (const f of files) expect(names, f).to.include(path.basename(f, '.json'))
+    }
+  })
+
+  it("the README's example schema is schemas/remoteci.json without its descriptions", () => {
+    const readme = fs.readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8')
+    const section = readme.slice(readme.indexOf('## Adding a resource'))
+    const example = JSON.parse(/```json\n([\s\S]*?)```/.exec(section)![1])
+    const withoutDescriptions = (value: unknown): unknown =>
+      Array.isArray(value)
+        ? value.map(withoutDescriptions)
+        : value && typeof value === 'object'
+          ? Object.fromEntries(Object.entries(value).flatMap(([k, v]) => (k === 'description' ? [] : [[k, withoutDescriptions(v)]])))
+          : value
+    expect(example).to.deep.equal(withoutDescriptions(JSON.parse(fs.readFileSync(path.join(SCHEMAS, 'remoteci.json'), 'utf8'))))
+  })
+
   it('createEngine refuses to start on a bad schema file and names it', async () => {
     const db = await testDatabase()
     const dir = schemasWith({ 'probe.json': schema({}, { size: { type: 'bigint' } }) })

@@ -272,8 +272,8 @@ export class Repository {
         companions,
       ),
     )
-    // The fields sent first, then those the database added: the order objection answered with.
-    return Object.assign(given, this.fromDb(rows)[0]) as Row
+    // The row as the database answers it, in its columns' order: the very object a GET answers.
+    return this.fromDb(rows)[0]
   }
 
   /**

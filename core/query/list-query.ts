@@ -125,6 +125,15 @@ export function compileListQuery(def: ResourceDefinition, limits: ListLimits, aj
   for (const field of filterableFields(def)) filterable.set(field.name, { kind: field.kind, check: ajv.compile(field.schema) })
   const fieldNames = [...filterable.keys()]
   const relations = def.fields.filter((f) => f.relation).map((f) => f.name)
+  // Answered object and array fields are known, but neither compared nor ordered: say so, not "unknown".
+  const structured = new Set(def.fields.filter((f) => f.kind === 'json' && !f.hidden).map((f) => f.name))
+  const unknownField = (parameter: 'where' | 'sort', name: string) =>
+    structured.has(name)
+      ? errors.badParameter(parameter, `field '${name}' is an object or array, which cannot be ${parameter === 'where' ? 'filtered' : 'sorted'} on`, {
+          field: name,
+          fields: fieldNames,
+        })
+      : errors.badParameter(parameter, `unknown field '${name.slice(0, 80)}'`, { fields: fieldNames })
 
   function parseWhere(raw: string): ListQuery['where'] {
     if (raw.includes('\u0000')) throw errors.badParameter('where', 'contains a NUL character')
@@ -134,7 +143,7 @@ export function compileListQuery(def: ResourceDefinition, limits: ListLimits, aj
       const name = clause.slice(0, colon)
       const value = clause.slice(colon + 1)
       const field = filterable.get(name)
-      if (!field) throw errors.badParameter('where', `unknown field '${name.slice(0, 80)}'`, { fields: fieldNames })
+      if (!field) throw unknownField('where', name)
       const converted = convert(field.kind, value)
       if (converted === undefined || !field.check(converted)) {
         throw errors.badParameter('where', `'${value.slice(0, 80)}' is not a valid value for '${name}'`, {
@@ -151,7 +160,7 @@ export function compileListQuery(def: ResourceDefinition, limits: ListLimits, aj
     return raw.split(',').map((item) => {
       const desc = item.startsWith('-')
       const name = desc ? item.slice(1) : item
-      if (!filterable.has(name)) throw errors.badParameter('sort', `unknown field '${name.slice(0, 80)}'`, { fields: fieldNames })
+      if (!filterable.has(name)) throw unknownField('sort', name)
       if (seen.has(name)) throw errors.badParameter('sort', `field '${name}' is given twice`, { fields: fieldNames })
       seen.add(name)
       return [name, desc ? 'desc' : 'asc']

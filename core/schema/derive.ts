@@ -63,9 +63,29 @@ export function nullable(schema: JsonSchema): JsonSchema {
   return out
 }
 
-/** A field's schema as bodies and answers take it: the schema file's, nullable unless required. */
+/**
+ * The range of a PostgreSQL `integer` column, where every `integer` field is stored. The loader refuses
+ * a schema whose bounds go beyond it; {@link columnBounded} adds it where a schema gives none.
+ */
+export const INTEGER_COLUMN_RANGE = { minimum: -2_147_483_648, maximum: 2_147_483_647 } as const
+
+/**
+ * A field's schema with the bounds its column sets: an `integer` field without a lower (upper) bound
+ * gets the column's, so a value the column cannot hold is refused by validation, naming the field,
+ * instead of by the database.
+ */
+export function columnBounded(field: Pick<FieldDefinition, 'kind' | 'schema'>): JsonSchema {
+  if (field.kind !== 'integer') return field.schema
+  const { schema } = field
+  const out: JsonSchema = { ...schema }
+  if (schema.minimum === undefined && schema.exclusiveMinimum === undefined) out.minimum = INTEGER_COLUMN_RANGE.minimum
+  if (schema.maximum === undefined && schema.exclusiveMaximum === undefined) out.maximum = INTEGER_COLUMN_RANGE.maximum
+  return out
+}
+
+/** A field's schema as bodies and answers take it: the schema file's within its column's bounds, nullable unless required. */
 export function fieldSchema(field: FieldDefinition, transform: (schema: JsonSchema) => JsonSchema = (s) => s): JsonSchema {
-  const schema = transform(field.schema)
+  const schema = transform(columnBounded(field))
   return field.required ? schema : nullable(schema)
 }
 
@@ -118,7 +138,7 @@ export function filterableFields(def: ResourceDefinition): Array<{ name: string;
     ...engine,
     ...answeredFields(def)
       .filter((f) => f.kind !== 'json')
-      .map((f) => ({ name: f.name, kind: f.kind, schema: f.schema })),
+      .map((f) => ({ name: f.name, kind: f.kind, schema: columnBounded(f) })),
   ]
 }
 

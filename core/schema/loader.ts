@@ -1,9 +1,9 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import type Ajv from 'ajv'
-import { ENGINE_FIELD_NAMES } from './derive'
+import { columnBounded, ENGINE_FIELD_NAMES, INTEGER_COLUMN_RANGE } from './derive'
 import type { ExtraKeywords, FieldDefinition, FieldKind, JsonSchema, OnDelete, ResourceDefinition } from './types'
-import { SCHEMA_KEYWORDS, schemaAjv, type SchemaKeyword } from './vocabulary'
+import { PROPERTY_KEYWORDS, PROPERTY_SCHEMA_KEYWORDS, SCHEMA_DRAFT, SCHEMA_KEYWORDS, schemaAjv, type SchemaKeyword } from './vocabulary'
 
 export type { ResourceDefinition }
 
@@ -30,7 +30,7 @@ const ALLOWED_TOP_LEVEL = new Set([
   'additionalProperties',
   'examples',
   '$comment',
-  ...SCHEMA_KEYWORDS,
+  ...SCHEMA_KEYWORDS.filter((k) => !PROPERTY_KEYWORDS.includes(k)),
 ])
 
 function kindOf(file: string, name: string, prop: JsonSchema): FieldKind {
@@ -54,6 +54,76 @@ function kindOf(file: string, name: string, prop: JsonSchema): FieldKind {
           ' (use string, integer, number, boolean, object or array; optional fields are the ones not in "required")',
       )
   }
+}
+
+// Where draft-07 puts subschemas: one schema, a list of them, or a map of them by name.
+const ONE_SCHEMA = ['items', 'additionalItems', 'contains', 'additionalProperties', 'propertyNames', 'if', 'then', 'else', 'not']
+const SCHEMA_LIST = ['items', 'allOf', 'anyOf', 'oneOf']
+const SCHEMA_MAP = ['properties', 'patternProperties', 'dependencies']
+
+/**
+ * Refuses any keyword of a property's schema, at any depth, that nothing would apply: unknown ones
+ * (typos, other dialects' `nullable`), the engine's keywords anywhere but on the property itself
+ * (`x-relation` inside `items` would make no foreign key), and `default` or `writeOnly` deeper than the
+ * property (see {@link PROPERTY_SCHEMA_KEYWORDS}). Plugin keywords (`on: 'property'`) are allowed on
+ * the property itself.
+ */
+function checkPropertyKeywords(file: string, field: string, prop: JsonSchema, keywords: ExtraKeywords): void {
+  const plugin = keywords.filter((k) => k.on === 'property').map((k) => k.name)
+  const stack: Array<[schema: JsonSchema, at: string]> = [[prop, '']]
+  while (stack.length) {
+    const [schema, at] = stack.pop()!
+    const where = at ? ` (at ${at})` : ''
+    const top = at === ''
+    for (const key of Object.keys(schema)) {
+      if (PROPERTY_SCHEMA_KEYWORDS.includes(key)) continue
+      if (top && (PROPERTY_KEYWORDS.includes(key) || plugin.includes(key) || key === 'default' || key === 'writeOnly')) continue
+      let problem: string
+      if (key === 'x-relation') {
+        problem =
+          'x-relation is only allowed on a field itself, not inside items or a nested schema (a list of relations is not supported:' +
+          ' it would need a join table; relate each row through a field of a resource of its own instead)'
+      } else if (PROPERTY_KEYWORDS.includes(key) || plugin.includes(key) || key === 'default' || key === 'writeOnly') {
+        problem = `${key} is only allowed on a field itself, where the engine applies it`
+      } else if (SCHEMA_KEYWORDS.includes(key as never) || keywords.some((k) => k.name === key)) {
+        problem = `${key} belongs at the top level of the schema`
+      } else if (key === 'nullable') {
+        problem = 'nullable is not JSON Schema (draft-07), and nothing would apply it: a field that is not in "required" already takes null'
+      } else if (key === 'readOnly') {
+        problem = "readOnly is not supported: the engine's own fields (id, etag, created_at, updated_at) are the read-only ones"
+      } else problem = `unknown keyword '${key}': schema files are JSON Schema draft-07 plus the engine's x- keywords`
+      throw new SchemaError(file, `field '${field}'${where}: ${problem}`)
+    }
+    const push = (child: unknown, path: string) => {
+      if (child && typeof child === 'object' && !Array.isArray(child)) stack.push([child as JsonSchema, at ? `${at}.${path}` : path])
+    }
+    for (const key of ONE_SCHEMA) push(schema[key], key)
+    for (const key of SCHEMA_LIST) {
+      if (Array.isArray(schema[key])) for (const [i, child] of (schema[key] as unknown[]).entries()) push(child, `${key}[${i}]`)
+    }
+    for (const key of SCHEMA_MAP) {
+      const map = schema[key]
+      if (map && typeof map === 'object' && !Array.isArray(map)) for (const [name, child] of Object.entries(map)) push(child, `${key}.${name}`)
+    }
+  }
+}
+
+/**
+ * Refuses bounds an integer field's column cannot hold: every `integer` is stored in a 32-bit
+ * `integer` column (see {@link INTEGER_COLUMN_RANGE}).
+ */
+function checkIntegerBounds(file: string, field: string, prop: JsonSchema): void {
+  const { minimum, maximum } = INTEGER_COLUMN_RANGE
+  const outside = (v: unknown) => typeof v === 'number' && (v < minimum || v > maximum)
+  const beyond = (what: string, value: unknown) =>
+    new SchemaError(
+      file,
+      `field '${field}': ${what} ${JSON.stringify(value)} is beyond the range of an integer column (${minimum}..${maximum});` +
+        ' keep integer bounds within it, or use "type": "number" (a double, exact up to 2^53) for larger values',
+    )
+  for (const key of ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum']) if (outside(prop[key])) throw beyond(key, prop[key])
+  if (outside(prop.const)) throw beyond('const', prop.const)
+  if (Array.isArray(prop.enum)) for (const v of prop.enum) if (outside(v)) throw beyond('enum value', v)
 }
 
 function parseRelation(file: string, name: string, raw: unknown): FieldDefinition['relation'] {
@@ -81,6 +151,15 @@ function parseSchemaFile(file: string, text: string, ajv: Ajv, keywords: ExtraKe
     throw new SchemaError(file, `invalid JSON: ${(err as Error).message}`)
   }
   if (!schema || typeof schema !== 'object' || Array.isArray(schema)) throw new SchemaError(file, 'a schema must be a JSON object')
+  if (schema.$schema !== undefined && schema.$schema !== SCHEMA_DRAFT && schema.$schema !== SCHEMA_DRAFT.slice(0, -1)) {
+    throw new SchemaError(
+      file,
+      `$schema ${JSON.stringify(schema.$schema)} is not supported: schema files are JSON Schema draft-07 ("$schema": "${SCHEMA_DRAFT}", or no $schema)`,
+    )
+  }
+  if (schema.title !== undefined && schema.title !== name) {
+    throw new SchemaError(file, `title ${JSON.stringify(schema.title)} must be the file's name, '${name}' (or be left out)`)
+  }
   for (const key of Object.keys(schema)) {
     if (!ALLOWED_TOP_LEVEL.has(key) && !keywords.some((k) => k.on === 'resource' && k.name === key)) {
       throw new SchemaError(file, `unsupported top-level keyword '${key}'`)
@@ -108,7 +187,9 @@ function parseSchemaFile(file: string, text: string, ajv: Ajv, keywords: ExtraKe
     }
     if (!SAFE_IDENTIFIER.test(field)) throw new SchemaError(file, `field name '${field}' is not a safe SQL identifier (${SAFE_IDENTIFIER})`)
     if (!prop || typeof prop !== 'object' || Array.isArray(prop)) throw new SchemaError(file, `field '${field}' must be a schema object`)
+    checkPropertyKeywords(file, field, prop, keywords)
     const kind = kindOf(file, field, prop)
+    if (kind === 'integer') checkIntegerBounds(file, field, prop)
     const relation = parseRelation(file, field, prop['x-relation'])
     if (relation && kind !== 'uuid') throw new SchemaError(file, `field '${field}' has x-relation, so it must be {"type": "string", "format": "uuid"}`)
     if (prop['x-index'] !== undefined && typeof prop['x-index'] !== 'boolean') throw new SchemaError(file, `field '${field}': x-index must be true or false`)
@@ -159,7 +240,7 @@ function parseSchemaFile(file: string, text: string, ajv: Ajv, keywords: ExtraKe
     if (field.schema.default === undefined) continue
     let check: ReturnType<Ajv['compile']>
     try {
-      check = ajv.compile({ ...field.schema, default: undefined })
+      check = ajv.compile({ ...columnBounded(field), default: undefined })
     } catch {
       continue // the whole schema's compile below names the problem
     }

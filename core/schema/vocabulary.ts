@@ -19,6 +19,66 @@ import addFormats from 'ajv-formats'
  */
 export const SCHEMA_KEYWORDS = ['x-plural', 'x-unique', 'x-relation', 'x-index', 'x-multiline', 'x-owner', 'x-access', 'x-read-only'] as const
 
+/** The engine's keywords a property may carry (on the property itself, never deeper); the others are top-level ones. */
+export const PROPERTY_KEYWORDS: readonly string[] = ['x-relation', 'x-index', 'x-multiline']
+
+/** The JSON Schema draft a schema file is written in, as its `$schema` may say (with or without the `#`). */
+export const SCHEMA_DRAFT = 'http://json-schema.org/draft-07/schema#'
+
+/**
+ * The standard keywords a property's schema may use, at any depth: draft-07's validation keywords and
+ * applicators, the formats' bounds ajv-formats adds, and the annotations that only document
+ * (`title`, `description`, `examples`, `$comment`). Any other keyword is refused at load, naming the
+ * field: a typo (`minLenght`) or a keyword of another dialect (`nullable`, draft 2020-12's
+ * `prefixItems`) would otherwise be ignored. `default` and `writeOnly` are allowed on the property
+ * itself only (deeper, nothing applies them); `readOnly`, `$id`, `$schema`, `definitions` and the
+ * `content*` annotations nowhere.
+ */
+export const PROPERTY_SCHEMA_KEYWORDS: readonly string[] = [
+  'type',
+  'enum',
+  'const',
+  'multipleOf',
+  'maximum',
+  'exclusiveMaximum',
+  'minimum',
+  'exclusiveMinimum',
+  'maxLength',
+  'minLength',
+  'pattern',
+  'format',
+  'formatMaximum',
+  'formatMinimum',
+  'formatExclusiveMaximum',
+  'formatExclusiveMinimum',
+  'items',
+  'additionalItems',
+  'maxItems',
+  'minItems',
+  'uniqueItems',
+  'contains',
+  'maxProperties',
+  'minProperties',
+  'required',
+  'properties',
+  'patternProperties',
+  'additionalProperties',
+  'dependencies',
+  'propertyNames',
+  'if',
+  'then',
+  'else',
+  'allOf',
+  'anyOf',
+  'oneOf',
+  'not',
+  '$ref',
+  'title',
+  'description',
+  'examples',
+  '$comment',
+]
+
 /** The operations `x-access` names besides actions. */
 export const ACCESS_OPERATIONS = ['read', 'create', 'update', 'delete'] as const
 export type AccessOperation = (typeof ACCESS_OPERATIONS)[number]

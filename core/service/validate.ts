@@ -24,6 +24,8 @@ const MAX_LISTED_FIELD_ERRORS = 100
 /** How one text field's values are checked and stored (see {@link textRules}). */
 export interface TextRule {
   field: string
+  /** An object or array field: only a NUL is refused, in any string or key inside it. */
+  json?: boolean
   /** `x-multiline`: line breaks and tabs are allowed. */
   multiline: boolean
   /** `minLength` of 1 or more: a value of white space only is blank, and refused. */
@@ -44,8 +46,29 @@ const FORMAT = /(?!\u200d)\p{Cf}/u
  */
 export function textRules(fields: readonly FieldDefinition[]): TextRule[] {
   return fields
-    .filter((f) => f.kind === 'string')
-    .map((f) => ({ field: f.name, multiline: f.schema['x-multiline'] === true, nonBlank: Number(f.schema.minLength ?? 0) >= 1 }))
+    .filter((f) => f.kind === 'string' || f.kind === 'json')
+    .map((f) =>
+      f.kind === 'json'
+        ? { field: f.name, json: true, multiline: true, nonBlank: false }
+        : { field: f.name, multiline: f.schema['x-multiline'] === true, nonBlank: Number(f.schema.minLength ?? 0) >= 1 },
+    )
+}
+
+/** True when a string or key anywhere in a JSON value holds a NUL, which a `jsonb` column cannot store. Without recursion. */
+function holdsNul(value: unknown): boolean {
+  const stack = [value]
+  while (stack.length) {
+    const node = stack.pop()
+    if (typeof node === 'string') {
+      if (node.includes('\u0000')) return true
+    } else if (node && typeof node === 'object') {
+      for (const [key, child] of Object.entries(node)) {
+        if (key.includes('\u0000')) return true
+        stack.push(child)
+      }
+    }
+  }
+  return false
 }
 
 /** Why a text value is refused, or undefined. */
@@ -59,13 +82,19 @@ function textProblem(value: string, rule: TextRule): string | undefined {
 
 /**
  * Applies the text rules to a body that matched its schema: answers the body with its strings in NFC
- * (a new object only when one changes), or throws the 400 naming each refused field.
+ * (a new object only when one changes), or throws the 400 naming each refused field (a text field
+ * breaking its rules, an object or array field holding a NUL).
  */
 function applyTextRules(body: Record<string, unknown>, rules: readonly TextRule[]): Record<string, unknown> {
   let out = body
   let refused: Record<string, string> | undefined
   for (const rule of rules) {
     const value = body[rule.field]
+    if (rule.json) {
+      if (holdsNul(value))
+        (refused ??= Object.create(null) as Record<string, string>)[rule.field] = 'must not contain a NUL character (U+0000), which cannot be stored'
+      continue
+    }
     if (typeof value !== 'string') continue
     const problem = textProblem(value, rule)
     if (problem) (refused ??= Object.create(null) as Record<string, string>)[rule.field] = problem
