@@ -183,7 +183,7 @@ describe(`schema changes: removed and renamed schemas, risky changes, rollback (
     let fresh: Fresh
     let migrations: string
     let renamed: string
-    const gadget = () => ({ ...widget(), title: 'gadget' })
+    const gadget = (): Record<string, any> => ({ ...widget(), title: 'gadget' })
     before(async () => {
       ;({ fresh, migrations } = await generatedDatabase({ 'widget.json': widget() }))
       renamed = schemasDir({ 'gadget.json': gadget() })
@@ -205,6 +205,15 @@ describe(`schema changes: removed and renamed schemas, risky changes, rollback (
         rejection(generateMigration({ db: fresh.db, schemasDir: renamed, migrationsDir: migrations, rename: { [from]: to } }))
       expect((await rename('widgets', 'gizmos')).message).to.include('--rename widgets=gizmos: no schema has the plural gizmos')
       expect((await rename('teams', 'gadgets')).message).to.include('--rename teams=gadgets: table teams belongs to resource team')
+    })
+
+    it('a rename and a risky change in one migration: the change is checked against the rows under the old name', async () => {
+      const schema = gadget()
+      schema.required.push('color')
+      const err = await rejection(
+        generateMigration({ db: fresh.db, schemasDir: schemasDir({ 'gadget.json': schema }), migrationsDir: migrations, rename: { widgets: 'gadgets' } }),
+      )
+      expect(err.message).to.include('- widgets.color becomes required (NOT NULL) but 1 row here has no value: the migration would fail.')
     })
 
     it('--rename renames the table, its keys and indexes, keeping the rows; start-up accepts it', async () => {

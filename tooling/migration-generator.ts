@@ -335,7 +335,7 @@ export async function generateMigration(options: GenerateOptions): Promise<Gener
   const live = await readCatalog(options.db, [...plurals, ...orphans])
   checkFlags(options, orphans, defs, live)
   const rename = Object.entries(options.rename ?? {})
-  const toDrop = options.drop === 'orphans' ? orphans.filter((t) => !(t in (options.rename ?? {})) && !options.keep?.includes(t)) : (options.drop ?? [])
+  const toDrop = options.drop === 'orphans' ? orphans.filter((t) => !rename.some(([from]) => from === t) && !options.keep?.includes(t)) : (options.drop ?? [])
   const definitions = await readDefinitions(options.db, [...toDrop, ...rename.map(([from]) => from)])
   for (const [from, to] of rename) live.set(to, renamedView(live.get(from)!, to))
   const settled = new Set([...toDrop, ...rename.map(([from]) => from), ...(options.keep ?? [])])
@@ -360,7 +360,9 @@ export async function generateMigration(options: GenerateOptions): Promise<Gener
   const changes = (plan?.tables ?? []).flatMap((table) => {
     const current = live.get(table)
     const def = defs.find((d) => d.plural === table)!
-    return current ? [{ live: current, diffs: diffTable(expectedTable(def, defs), current) }] : []
+    // A table renamed by this migration holds its rows under its old name until the migration runs.
+    const now = rename.find(([, to]) => to === table)?.[0] ?? table
+    return current ? [{ live: { ...current, name: now }, diffs: diffTable(expectedTable(def, defs), current) }] : []
   })
   const risks = await assessRisks(
     options.db,

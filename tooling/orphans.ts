@@ -36,7 +36,7 @@ export function dropTables(tables: TableDefinition[]): Steps {
 
   for (const t of tables) {
     const columns = t.columns.map((c) => `${ident(c.name)} ${c.type}${c.nullable ? '' : ' NOT NULL'}${c.default === null ? '' : ` DEFAULT ${c.default}`}`)
-    down.push(raw(`CREATE TABLE ${ident(t.name)} (${columns.join(', ')})`))
+    down.push(`// Recreates table ${t.name} empty: its rows are not restored.`, raw(`CREATE TABLE ${ident(t.name)} (${columns.join(', ')})`))
   }
   for (const t of tables) {
     for (const c of t.constraints.filter((c) => c.kind !== 'f')) down.push(raw(`ALTER TABLE ${ident(t.name)} ADD CONSTRAINT ${ident(c.name)} ${c.definition}`))
