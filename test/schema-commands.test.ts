@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
+import path from 'node:path'
 import { expect } from 'chai'
 import type { Knex } from 'knex'
 import { openDatabase } from '../core'
@@ -71,6 +72,23 @@ describe(`start-up and npm run db:rollback on the server's database (${DATABASE}
     expect(warnings.map((l) => [l.level, l.tables])).to.deep.equal([[40, ['legacy_widgets']]])
     expect(warnings[0].msg).to.include('no schema owns table legacy_widgets')
     await stopServer(server)
+  })
+
+  it('npm run db:generate names the table no schema owns, and refuses to drop a table a schema owns', async () => {
+    const before = fs.readdirSync(MIGRATIONS)
+    try {
+      const run = await runScript('scripts/db-generate.ts', [], own.env)
+      expect([run.code, run.stdout]).to.deep.equal([0, 'nothing to do: the database matches the schemas\n'])
+      expect(run.stderr).to.include('warning: no schema owns table legacy_widgets')
+      const refused = await runScript('scripts/db-generate.ts', ['--drop', 'teams'], own.env)
+      expect([refused.code, refused.stdout, refused.stderr]).to.deep.equal([1, '', 'db:generate failed: --drop teams: table teams belongs to resource team\n'])
+      const malformed = await runScript('scripts/db-generate.ts', ['--rename', 'legacy_widgets'], own.env)
+      expect([malformed.code, malformed.stderr]).to.deep.equal([1, 'db:generate failed: --rename takes <old table>=<new table>, not legacy_widgets\n'])
+    } finally {
+      // The project's own folder: a file written by mistake must not stay.
+      for (const f of fs.readdirSync(MIGRATIONS)) if (!before.includes(f)) fs.rmSync(path.join(MIGRATIONS, f))
+    }
+    expect(fs.readdirSync(MIGRATIONS)).to.deep.equal(before)
   })
 
   it('npm run db:rollback -- --one undoes the last migration and says so; the next start-up applies it again', async () => {
