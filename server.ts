@@ -41,7 +41,8 @@ function jwtFromEnv(): JwtOptions | undefined {
 async function startEngine(db: Knex, stopped: () => boolean): Promise<Engine | undefined> {
   for (let attempt = 1; ; attempt++) {
     try {
-      await migrateLatest(db, path.join(__dirname, 'migrations'))
+      const applied = await migrateLatest(db, path.join(__dirname, 'migrations'))
+      if (applied.length) logger.info({ migrations: applied }, `applied ${applied.length} migration${applied.length > 1 ? 's' : ''}: ${applied.join(', ')}`)
       const engine = await createEngine({
         db,
         schemasDir: path.join(root, 'schemas'),

@@ -1,7 +1,8 @@
 import Koa, { type Middleware } from 'koa'
 import compose from 'koa-compose'
 import type { Knex } from 'knex'
-import { checkSchemaDrift } from '../tooling/schema-drift'
+import { orphanTables } from '../tooling/catalog'
+import { checkSchemaDrift, orphanMessage } from '../tooling/schema-drift'
 import type { ErrorRegistry } from './errors'
 import { errors } from './errors'
 import { jsonBody } from './http/body'
@@ -103,14 +104,25 @@ export interface Engine {
  * builds each resource once (model, validators, query parser, hooks, service) and returns the engine.
  * Throws a `SchemaError` naming the file when a schema is refused, and an error naming the plugins
  * when a dependency is missing or they form a cycle. The database must already be migrated (see
- * `migrateLatest`): a table that does not match its schema stops start-up with a `SchemaDriftError`.
+ * `migrateLatest`): a table that does not match its schema stops start-up with a `SchemaDriftError`;
+ * resource tables that no schema owns are named in a warning through `logger.warn`, when it has one.
  */
 export async function createEngine(options: EngineOptions): Promise<Engine> {
   const prefix = (options.prefix ?? '/api/v1').replace(/\/$/, '')
   const bodyLimit = options.bodyLimit ?? '1mb'
   const contributions = collectPlugins(options.plugins ?? [], options.logger)
   const defs = loadSchemas(options.schemasDir, contributions.keywords, contributions.schemaFiles)
-  if (options.checkSchema ?? true) await checkSchemaDrift(options.db, defs)
+  if (options.checkSchema ?? true) {
+    await checkSchemaDrift(options.db, defs)
+    // Tables no schema owns do not stop start-up, but their foreign keys still bind the tables they reference.
+    if (options.logger?.warn) {
+      const orphans = await orphanTables(
+        options.db,
+        defs.map((d) => d.plural),
+      )
+      if (orphans.length) options.logger.warn({ tables: orphans }, orphanMessage(orphans))
+    }
+  }
   const limits = {
     defaultLimit: options.defaultLimit ?? 20,
     maxLimit: options.maxLimit ?? 200,

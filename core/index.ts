@@ -1,6 +1,15 @@
 /** The resource engine: register JSON Schema resources, serve them as a REST API from any host. */
 export { createEngine, type Engine, type EngineOptions, type Transaction } from './engine'
-export { openDatabase, migrateLatest, ensureMigrationLock, FolderMigrationSource, type DatabaseOptions } from './data/db'
+export {
+  openDatabase,
+  migrateLatest,
+  listMigrations,
+  rollbackMigrations,
+  MissingMigrationFilesError,
+  ensureMigrationLock,
+  FolderMigrationSource,
+  type DatabaseOptions,
+} from './data/db'
 export { isConnectionError, unavailableError, isTransientStartupError } from './data/pg-errors'
 export { EXACT_COUNT_UP_TO, type Row, type ListMeta } from './data/repository'
 export { ApiError, ErrorRegistry, errors, type ErrorBody, type ErrorCode, type ErrorCodeDefinition } from './errors'

@@ -108,7 +108,9 @@ describe('limits and hygiene', function () {
       await http.get('/api/v1/componenttypes').expect(200)
       await http.post('/api/v1/componenttypes').send({ nope: 1 }).expect(400)
       await sleep(100)
-      expect(lines).to.deep.equal([])
+      // Start-up's one warning: without the identity plugin, its users and audits tables (and tables other test files
+      // left in the shared database) are owned by no schema.
+      expect(lines.filter((l) => !l.msg.startsWith('no schema owns tables'))).to.deep.equal([])
     })
 
     it('a 500 hides its cause from the client; its cause line and its request line both carry the request id', async () => {

@@ -8,7 +8,8 @@ import { freshDatabase, MIGRATIONS } from './support'
 async function migrateAsAServer(db: Knex): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await migrateLatest(db, MIGRATIONS)
+      await migrateLatest(db, MIGRATIONS)
+      return
     } catch (err) {
       if (attempt >= 50 || !isTransientStartupError(err)) throw err
       await new Promise((resolve) => setTimeout(resolve, 100))

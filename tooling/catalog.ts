@@ -1,4 +1,5 @@
 import type { Knex } from 'knex'
+import { ENGINE_FIELD_NAMES } from '../core/schema/derive'
 
 /** A column as the database has it. */
 export interface LiveColumn {
@@ -87,4 +88,95 @@ export async function readCatalog(db: Knex, tables: string[]): Promise<Map<strin
     live.get(row.table)?.constraints.push(constraint)
   }
   return live
+}
+
+/**
+ * The resource tables of the current schema: those with every engine column (`id`, `etag`,
+ * `created_at`, `updated_at`), whoever made them. knex's own tables and tables a migration made for
+ * other purposes (the identity plugin's `apikeys`) lack them and are never listed.
+ */
+export async function resourceTables(db: Knex): Promise<string[]> {
+  const { rows } = await db.raw<{ rows: Array<{ name: string }> }>(
+    `
+    select c.relname::text as name
+    from pg_class c
+    join pg_namespace n on n.oid = c.relnamespace
+    where n.nspname = current_schema() and c.relkind in ('r', 'p')
+      and (select count(*) from pg_attribute a where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped and a.attname = any(?)) = ?
+    order by 1`,
+    [[...ENGINE_FIELD_NAMES], ENGINE_FIELD_NAMES.length],
+  )
+  return rows.map((r) => r.name)
+}
+
+/** Resource tables (see {@link resourceTables}) that are the table of none of `plurals`. */
+export async function orphanTables(db: Knex, plurals: readonly string[]): Promise<string[]> {
+  return (await resourceTables(db)).filter((t) => !plurals.includes(t))
+}
+
+/** What it takes to recreate a table as it was: its own definitions, as PostgreSQL prints them. */
+export interface TableDefinition {
+  name: string
+  columns: LiveColumn[]
+  rows: number
+  /**
+   * Its constraints, `ALTER TABLE ... ADD CONSTRAINT name <definition>`, primary and unique keys first;
+   * not the NOT NULL ones PostgreSQL 18 lists (the columns carry them, and older servers have no such syntax).
+   */
+  constraints: Array<{ name: string; kind: 'p' | 'u' | 'f' | 'c' | 'x'; definition: string }>
+  /** Indexes that back no constraint: `CREATE INDEX ...` statements. */
+  indexes: Array<{ name: string; definition: string }>
+  /** Triggers: `CREATE TRIGGER ...` statements. */
+  triggers: Array<{ name: string; definition: string }>
+  /** Foreign keys of other tables that reference this one. */
+  referencedBy: Array<{ table: string; name: string; columns: string[]; definition: string }>
+}
+
+/** Reads {@link TableDefinition}s of existing tables of the current schema (five catalog queries). */
+export async function readDefinitions(db: Knex, tables: string[]): Promise<Map<string, TableDefinition>> {
+  const result = new Map<string, TableDefinition>()
+  if (tables.length === 0) return result
+  const live = await readCatalog(db, tables)
+  for (const t of tables) {
+    const entry = live.get(t)
+    if (!entry) continue
+    const counted = await db.raw<{ rows: Array<{ n: number }> }>('select count(*)::int as n from ??', [t])
+    result.set(t, { name: t, columns: entry.columns, rows: counted.rows[0].n, constraints: [], indexes: [], triggers: [], referencedBy: [] })
+  }
+  const scope = `join pg_class t on t.oid = x.rel join pg_namespace n on n.oid = t.relnamespace where n.nspname = current_schema() and t.relname = any(?)`
+  const constraints = await db.raw<{ rows: Array<{ table: string; name: string; kind: string; definition: string }> }>(
+    `select t.relname::text as "table", x.conname::text as name, x.contype::text as kind, pg_get_constraintdef(x.oid) as definition
+     from (select *, conrelid as rel from pg_constraint where contype <> 'n') x ${scope}
+     order by t.relname, position(x.contype::text in 'pucxf'), x.conname`,
+    [tables],
+  )
+  for (const c of constraints.rows) result.get(c.table)?.constraints.push({ name: c.name, kind: c.kind as 'p', definition: c.definition })
+  const indexes = await db.raw<{ rows: Array<{ table: string; name: string; definition: string }> }>(
+    `select t.relname::text as "table", i.relname::text as name, pg_get_indexdef(x.indexrelid) as definition
+     from (select *, indrelid as rel from pg_index) x join pg_class i on i.oid = x.indexrelid ${scope}
+       and not exists (select 1 from pg_constraint c where c.conindid = x.indexrelid and c.conrelid = x.indrelid)
+     order by t.relname, i.relname`,
+    [tables],
+  )
+  for (const i of indexes.rows) result.get(i.table)?.indexes.push({ name: i.name, definition: i.definition })
+  const triggers = await db.raw<{ rows: Array<{ table: string; name: string; definition: string }> }>(
+    `select t.relname::text as "table", x.tgname::text as name, pg_get_triggerdef(x.oid) as definition
+     from (select *, tgrelid as rel from pg_trigger where not tgisinternal) x ${scope}
+     order by t.relname, x.tgname`,
+    [tables],
+  )
+  for (const g of triggers.rows) result.get(g.table)?.triggers.push({ name: g.name, definition: g.definition })
+  const incoming = await db.raw<{ rows: Array<{ table: string; source: string; name: string; columns: string; definition: string }> }>(
+    `select t.relname::text as "table", s.relname::text as source, x.conname::text as name, pg_get_constraintdef(x.oid) as definition,
+            (select string_agg(a.attname::text, ',' order by k.ord) from unnest(x.conkey) with ordinality k(attnum, ord)
+               join pg_attribute a on a.attrelid = x.conrelid and a.attnum = k.attnum) as columns
+     from (select *, confrelid as rel from pg_constraint where contype = 'f' and conrelid <> confrelid) x
+     join pg_class s on s.oid = x.conrelid ${scope}
+     order by t.relname, s.relname, x.conname`,
+    [tables],
+  )
+  for (const f of incoming.rows) {
+    result.get(f.table)?.referencedBy.push({ table: f.source, name: f.name, columns: f.columns.split(','), definition: f.definition })
+  }
+  return result
 }

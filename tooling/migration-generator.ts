@@ -1,9 +1,11 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import type { Knex } from 'knex'
-import { readCatalog, type LiveColumn, type LiveConstraint, type LiveTable } from './catalog'
+import { orphanTables, readCatalog, readDefinitions, type LiveColumn, type LiveConstraint, type LiveTable } from './catalog'
 import { COLUMN_TYPES, constraintName, expectedTable, type ExpectedColumn, type ExpectedForeignKey, type ExpectedTable } from '../core/schema/derive'
-import { FolderMigrationSource, migrateLatest } from '../core/data/db'
+import { listMigrations, migrateLatest } from '../core/data/db'
+import { assessRisks, RiskyMigrationError } from './migration-risks'
+import { dropTables, renamedView, renameTable, sameColumns } from './orphans'
 import { describeDifference, diffTable, GENERATE_COMMAND, type Difference } from './schema-drift'
 import { loadSchemas } from '../core/schema/loader'
 import type { ExtraKeywords, ResourceDefinition } from '../core/schema/types'
@@ -121,6 +123,17 @@ function alterations(expected: ExpectedTable, live: LiveTable, diffs: Difference
       undoAdd.push(`t.dropIndex(${list(d.columns)})`)
     }
   }
+  // A column made NOT NULL that has a default: rows without a value get it first, or SET NOT NULL fails.
+  const fills = diffs.flatMap((d) => {
+    if (d.kind !== 'column-nullable' || d.column.nullable || !d.column.default) return []
+    const value = 'sql' in d.column.default ? undefined : d.column.default.value
+    const to = 'sql' in d.column.default ? d.column.default.sql : '?'
+    const bindings = [live.name, d.column.name, ...(value === undefined ? [] : [d.column.kind === 'json' ? JSON.stringify(value) : value]), d.column.name]
+    return [
+      `// Gives ${live.name}.${d.column.name} the schema's default where it is null, so that NOT NULL holds.`,
+      `await knex.raw('UPDATE ?? SET ?? = ${to} WHERE ?? IS NULL', [${bindings.map(literal).join(', ')}])`,
+    ]
+  })
   const column = (name: string) => expected.columns.find((c) => c.name === name)!
   const liveColumn = (name: string) => live.columns.find((c) => c.name === name)!
   return {
@@ -128,6 +141,7 @@ function alterations(expected: ExpectedTable, live: LiveTable, diffs: Difference
     undoDrops: [...dropColumns.map((c) => liveColumnCall(c)), ...dropConstraints.map(addLiveConstraint)],
     columns: [...addColumns.map((c) => columnCall(c)), ...altered.map((name) => columnCall(column(name), { alter: true }))],
     undoColumns: [...addColumns.map((c) => `t.dropColumn(${literal(c.name)})`), ...altered.map((name) => liveColumnCall(liveColumn(name), true))],
+    fills,
     constraints: add,
     undoConstraints: undoAdd,
     warnings: [
@@ -180,7 +194,7 @@ export function planMigration(defs: ResourceDefinition[], live: Map<string, Live
     existing.add(t.table)
   }
   for (const { table, fk } of deferred) up.push(...block('alterTable', table, [addForeign(table, fk)]))
-  for (const s of steps) up.push(...block('alterTable', s.table, s.columns))
+  for (const s of steps) up.push(...s.fills, ...block('alterTable', s.table, s.columns))
   for (const s of steps) up.push(...block('alterTable', s.table, s.constraints))
 
   for (const s of [...steps].reverse()) down.push(...block('alterTable', s.table, s.undoConstraints))
@@ -198,7 +212,7 @@ export function planMigration(defs: ResourceDefinition[], live: Map<string, Live
 function renderMigration(plan: MigrationPlan, sources: string[]): string {
   const indent = (lines: string[]) => lines.map((l) => `  ${l}`).join('\n')
   return [
-    `// Written by \`${GENERATE_COMMAND}\` from ${sources.join(', ')}; review it before committing.`,
+    `// Written by \`${GENERATE_COMMAND}\` from ${sources.length ? sources.join(', ') : 'the live tables no schema owns'}; review it before committing.`,
     ...plan.summary.map((s) => `//   ${s}`),
     "import type { Knex } from 'knex'",
     '',
@@ -245,6 +259,14 @@ export interface GenerateOptions {
   keywords?: ExtraKeywords
   /** Schema files plugins bring (see `PluginApi.resource`). */
   schemaFiles?: readonly string[]
+  /** Tables no schema owns to drop with the foreign keys that bind them (`--drop`), or `'orphans'` for all of them (`--drop-orphans`). */
+  drop?: string[] | 'orphans'
+  /** Tables no schema owns to rename to the missing table of a schema, keeping their rows (`--rename old=new`). */
+  rename?: Record<string, string>
+  /** Tables no schema owns to leave as they are, not proposed for a rename (`--keep`). */
+  keep?: string[]
+  /** Write the migration even when it would fail on this database's data, to finish it by hand (`--force`). */
+  force?: boolean
 }
 
 /** What {@link generateMigration} did: the file it wrote (none when in sync) and the differences. */
@@ -253,31 +275,118 @@ export interface GenerateResult {
   summary: string[]
   /** Names of the migrations it applied first. */
   applied: string[]
+  /** Resource tables no schema owns that this migration leaves in place. */
+  orphans: string[]
+  /** What the migration would do to the data, checked against this database's rows. */
+  warnings: string[]
+}
+
+/** A table no schema owns has the columns of a table a schema asks for: the plural may have changed. */
+export class RenameProposalError extends Error {
+  constructor(readonly proposals: Array<{ from: string; to: string }>) {
+    super(
+      `no migration written: ${proposals
+        .map(({ from, to }) => `table ${from}, which no schema owns, has the columns of the new table ${to}`)
+        .join('; ')}. If the plural changed, pass ${proposals.map(({ from, to }) => `--rename ${from}=${to}`).join(' ')} to rename it and keep its rows; ` +
+        `to create ${proposals.map((p) => p.to).join(', ')} empty, pass --drop <old> to drop the old table or --keep <old> to leave it.`,
+    )
+    this.name = 'RenameProposalError'
+  }
+}
+
+/** Checks the orphan flags against the tables no schema owns, and the tables the schemas ask for. */
+function checkFlags(options: GenerateOptions, orphans: string[], defs: ResourceDefinition[], live: Map<string, LiveTable>): void {
+  const owned = (t: string) => defs.find((d) => d.plural === t)
+  const why = (t: string) => {
+    const def = owned(t)
+    return def ? `table ${t} belongs to resource ${def.name}` : `there is no table ${t} with the engine's columns`
+  }
+  const problems = [
+    ...(Array.isArray(options.drop) ? options.drop : []).filter((t) => !orphans.includes(t)).map((t) => `--drop ${t}: ${why(t)}`),
+    ...(options.keep ?? []).filter((t) => !orphans.includes(t)).map((t) => `--keep ${t}: ${why(t)}`),
+  ]
+  for (const [from, to] of Object.entries(options.rename ?? {})) {
+    if (!orphans.includes(from)) problems.push(`--rename ${from}=${to}: ${why(from)}`)
+    else if (!owned(to)) problems.push(`--rename ${from}=${to}: no schema has the plural ${to} (known: ${defs.map((d) => d.plural).join(', ')})`)
+    else if (live.has(to)) problems.push(`--rename ${from}=${to}: table ${to} exists already`)
+  }
+  if (problems.length) throw new Error(problems.join('; '))
 }
 
 /**
  * Applies the pending migrations of `migrationsDir` (a new migration must build on all of them), reads
  * the live tables in two catalog queries, and writes a timestamped knex migration with `up` and `down`
  * into `migrationsDir`. Writes nothing when the database matches the schemas.
+ *
+ * Resource tables no schema owns are reported (`orphans`), dropped with `drop`, renamed with `rename`.
+ * Throws {@link RenameProposalError} when one of them looks like a table the schemas want under a new
+ * name, and a `RiskyMigrationError` when the migration would fail on this database's data (unless `force`).
  */
 export async function generateMigration(options: GenerateOptions): Promise<GenerateResult> {
   const defs = loadSchemas(options.schemasDir, options.keywords, options.schemaFiles)
   const unknown = (options.resources ?? []).filter((r) => !defs.some((d) => d.name === r))
   if (unknown.length) throw new Error(`no schema for ${unknown.join(', ')} in ${options.schemasDir} (known: ${defs.map((d) => d.name).join(', ')})`)
   fs.mkdirSync(options.migrationsDir, { recursive: true })
-  const source = new FolderMigrationSource(options.migrationsDir)
-  const [, pending] = (await options.db.migrate.list({ migrationSource: source })) as [unknown, string[]]
+  const { pending } = await listMigrations(options.db, options.migrationsDir)
   await migrateLatest(options.db, options.migrationsDir)
 
-  const live = await readCatalog(
-    options.db,
-    defs.map((d) => d.plural),
-  )
+  const plurals = defs.map((d) => d.plural)
+  const orphans = await orphanTables(options.db, plurals)
+  const live = await readCatalog(options.db, [...plurals, ...orphans])
+  checkFlags(options, orphans, defs, live)
+  const rename = Object.entries(options.rename ?? {})
+  const toDrop = options.drop === 'orphans' ? orphans.filter((t) => !rename.some(([from]) => from === t) && !options.keep?.includes(t)) : (options.drop ?? [])
+  const definitions = await readDefinitions(options.db, [...toDrop, ...rename.map(([from]) => from)])
+  for (const [from, to] of rename) live.set(to, renamedView(live.get(from)!, to))
+  const settled = new Set([...toDrop, ...rename.map(([from]) => from), ...(options.keep ?? [])])
+  const proposals = orphans
+    .filter((t) => !settled.has(t))
+    .flatMap((from) =>
+      defs
+        .filter((d) => !live.has(d.plural) && (!options.resources?.length || options.resources.includes(d.name)))
+        .filter((d) => sameColumns(live.get(from)!, expectedTable(d, defs)))
+        .map((d) => ({ from, to: d.plural })),
+    )
+  if (proposals.length) throw new RenameProposalError(proposals)
+  for (const t of orphans) live.delete(t)
+
   const plan = planMigration(defs, live, options.resources)
-  const applied = pending.map((p) => source.getMigrationName(p))
-  if (!plan) return { summary: [], applied }
-  const sources = defs.filter((d) => plan.tables.includes(d.plural)).map((d) => `schemas/${path.basename(d.file)}`)
-  const file = path.join(options.migrationsDir, `${timestamp(options.migrationsDir, options.now ?? new Date())}_${plan.slug}.ts`)
-  fs.writeFileSync(file, renderMigration(plan, sources))
-  return { file, summary: plan.summary, applied }
+  const applied = pending
+  const left = orphans.filter((t) => !settled.has(t) || options.keep?.includes(t))
+  const renames = rename.map(([from, to]) => renameTable(definitions.get(from)!, to))
+  const drops = dropTables(toDrop.map((t) => definitions.get(t)!))
+  if (!plan && rename.length === 0 && toDrop.length === 0) return { summary: [], applied, orphans: left, warnings: [] }
+
+  const changes = (plan?.tables ?? []).flatMap((table) => {
+    const current = live.get(table)
+    const def = defs.find((d) => d.plural === table)!
+    // A table renamed by this migration holds its rows under its old name until the migration runs.
+    const now = rename.find(([, to]) => to === table)?.[0] ?? table
+    return current ? [{ live: { ...current, name: now }, diffs: diffTable(expectedTable(def, defs), current) }] : []
+  })
+  const risks = await assessRisks(
+    options.db,
+    changes,
+    [...definitions.values()].filter((d) => toDrop.includes(d.name)),
+  )
+  if (!options.force && risks.some((r) => r.fails)) throw new RiskyMigrationError(risks)
+
+  const steps = [...renames, drops]
+  const combined: MigrationPlan = {
+    tables: [...rename.map(([, to]) => to), ...toDrop, ...(plan?.tables ?? [])].filter((t, i, all) => all.indexOf(t) === i),
+    summary: [...steps.flatMap((s) => s.summary), ...(plan?.summary ?? [])],
+    up: [...steps.flatMap((s) => s.up), ...(plan?.up ?? [])],
+    down: [...(plan?.down ?? []), ...[...steps].reverse().flatMap((s) => s.down)],
+    slug: [
+      ...(rename.length ? [`rename_${rename.map(([from, to]) => `${from}_${to}`).join('_')}`] : []),
+      ...(toDrop.length ? [`drop_${toDrop.join('_')}`] : []),
+      ...(plan ? [plan.slug] : []),
+    ]
+      .join('_')
+      .slice(0, 80),
+  }
+  const sources = defs.filter((d) => combined.tables.includes(d.plural)).map((d) => `schemas/${path.basename(d.file)}`)
+  const file = path.join(options.migrationsDir, `${timestamp(options.migrationsDir, options.now ?? new Date())}_${combined.slug}.ts`)
+  fs.writeFileSync(file, renderMigration(combined, sources))
+  return { file, summary: combined.summary, applied, orphans: left, warnings: risks.map((r) => r.message) }
 }

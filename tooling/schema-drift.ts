@@ -126,6 +126,14 @@ export function describeDifference(d: Difference): string {
   }
 }
 
+/** The warning about resource tables no schema owns, and what to do about them. */
+export function orphanMessage(tables: string[]): string {
+  return (
+    `no schema owns table${tables.length > 1 ? 's' : ''} ${tables.join(', ')}: ${tables.length > 1 ? 'they keep their' : 'it keeps its'} rows, and ${tables.length > 1 ? 'their' : 'its'} foreign keys still bind the rows ${tables.length > 1 ? 'they reference' : 'it references'}. ` +
+    `\`${GENERATE_COMMAND} -- --drop <table>\` writes a migration that drops one, \`-- --rename <old>=<new>\` one that renames it when a plural changed`
+  )
+}
+
 /** The database does not match the schemas; the message lists every difference and the fix. */
 export class SchemaDriftError extends Error {
   constructor(readonly drift: Array<{ resource: string; table: string; differences: Difference[] }>) {

@@ -78,7 +78,11 @@ export class FolderMigrationSource implements Knex.MigrationSource<string> {
   }
 
   async getMigration(file: string): Promise<Knex.Migration> {
-    return require(path.join(this.dir, file)) as Knex.Migration
+    // Read from disk each time: a file deleted and written again under the same name (a draft
+    // regenerated within the same second) must not be served from the module cache.
+    const full = path.join(this.dir, file)
+    delete require.cache[require.resolve(full)]
+    return require(full) as Knex.Migration
   }
 }
 
@@ -104,8 +108,67 @@ export async function ensureMigrationLock(knex: Knex): Promise<void> {
   )
 }
 
-/** Applies every pending migration of `dir`. */
-export async function migrateLatest(knex: Knex, dir: string): Promise<void> {
+/**
+ * The database records migrations as applied (rows of `knex_migrations`) whose files are gone from the
+ * folder: knex refuses to migrate or roll back until the files are back or the rows are removed. The
+ * message says both ways out.
+ */
+export class MissingMigrationFilesError extends Error {
+  constructor(
+    readonly names: string[],
+    readonly dir: string,
+  ) {
+    const folder = path.relative(process.cwd(), dir) || '.'
+    const files = names.map((n) => `${folder}/${n}.ts`)
+    super(
+      `the database has applied migration${names.length > 1 ? 's' : ''} ${names.join(', ')} (rows of knex_migrations) but ${folder}/ has no such file. Either:\n` +
+        `- restore the file${names.length > 1 ? 's' : ''}: git checkout HEAD -- ${files.join(' ')}  (deleted in an earlier commit: git log --diff-filter=D --oneline -- ${files.join(' ')} names it <commit>, then git checkout <commit>^ -- <file>); or\n` +
+        `- keep ${names.length > 1 ? 'them' : 'it'} gone: undo by hand what ${names.length > 1 ? 'their' : 'its'} up() did (run the statements of ${names.length > 1 ? 'their' : 'its'} down(), readable with git show <commit>^:<file>), then remove the row${names.length > 1 ? 's' : ''}: ` +
+        `DELETE FROM knex_migrations WHERE name IN (${names.map((n) => `'${n}'`).join(', ')});\n` +
+        'Next time, undo a migration with `npm run db:rollback` before deleting its file.',
+    )
+    this.name = 'MissingMigrationFilesError'
+  }
+}
+
+const CORRUPT = 'The migration directory is corrupt, the following files are missing: '
+
+/** Runs a knex migrator call, turning its "directory is corrupt" error into {@link MissingMigrationFilesError}. */
+async function explained<T>(dir: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work()
+  } catch (err) {
+    const message = (err as Error)?.message ?? ''
+    if (message.startsWith(CORRUPT)) throw new MissingMigrationFilesError(message.slice(CORRUPT.length).split(', '), dir)
+    throw err
+  }
+}
+
+/** Applies every pending migration of `dir` in one batch and returns their names, in the order they ran. */
+export async function migrateLatest(knex: Knex, dir: string): Promise<string[]> {
   await ensureMigrationLock(knex)
-  await knex.migrate.latest({ migrationSource: new FolderMigrationSource(dir) })
+  const [, applied] = (await explained(dir, () => knex.migrate.latest({ migrationSource: new FolderMigrationSource(dir) }))) as [number, string[]]
+  return applied.map((name) => name.replace(/\.(ts|js)$/, ''))
+}
+
+/** The migrations of `dir`: those applied (oldest first) and those pending. */
+export async function listMigrations(knex: Knex, dir: string): Promise<{ applied: string[]; pending: string[] }> {
+  const source = new FolderMigrationSource(dir)
+  const [applied, pending] = (await explained(dir, () => knex.migrate.list({ migrationSource: source }))) as [Array<{ name: string }>, string[]]
+  return { applied: applied.map((m) => m.name), pending: pending.map((file) => source.getMigrationName(file)) }
+}
+
+/**
+ * Undoes the last batch of migrations of `dir` (the ones one `migrateLatest` applied together), or only
+ * the last migration with `{ one: true }`, running their `down()`; returns their names, in the order
+ * they were undone (none when nothing is applied).
+ */
+export async function rollbackMigrations(knex: Knex, dir: string, options: { one?: boolean } = {}): Promise<string[]> {
+  await ensureMigrationLock(knex)
+  const migrationSource = new FolderMigrationSource(dir)
+  const [, undone] = (await explained(dir, () => (options.one ? knex.migrate.down({ migrationSource }) : knex.migrate.rollback({ migrationSource })))) as [
+    number,
+    string[],
+  ]
+  return undone.map((name) => name.replace(/\.(ts|js)$/, ''))
 }
