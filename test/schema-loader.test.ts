@@ -131,3 +131,36 @@ describe('schema files that stop start-up', () => {
     }
   })
 })
+
+describe('x-case-insensitive', () => {
+  it('on a text field of a unique key it loads and marks the field; the key is a unique index on lower() (derive.ts)', () => {
+    const dir = schemasWith({ 'probe.json': schema({ 'x-unique': [['name']] }, { name: { type: 'string', 'x-case-insensitive': true } }) })
+    try {
+      const probe = loadSchemas(dir).find((d) => d.name === 'probe')!
+      expect(probe.fields.find((f) => f.name === 'name')!.caseInsensitive).to.equal(true)
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('a value other than true, or on a field that is not text, is refused', () => {
+    expectRefused(
+      { 'probe.json': schema({ 'x-unique': [['name']] }, { name: { type: 'string', 'x-case-insensitive': 'yes' } }) },
+      'probe.json',
+      /x-case-insensitive must be true, on a string field/,
+    )
+    expectRefused(
+      { 'probe.json': schema({ 'x-unique': [['size']] }, { size: { type: 'integer', 'x-case-insensitive': true } }) },
+      'probe.json',
+      /field 'size': x-case-insensitive must be true, on a string field/,
+    )
+  })
+
+  it('on a field in no x-unique key it is refused: it would change nothing', () => {
+    expectRefused(
+      { 'probe.json': schema({}, { name: { type: 'string', 'x-case-insensitive': true } }) },
+      'probe.json',
+      /field 'name': x-case-insensitive applies to unique keys, and the field is in no x-unique key/,
+    )
+  })
+})
