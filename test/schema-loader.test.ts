@@ -3,6 +3,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { expect } from 'chai'
 import { createEngine, loadSchemas, SchemaError } from '../core'
+import { expectedTable } from '../core/schema/derive'
 import { SCHEMAS, testDatabase } from './support'
 
 /** A schemas folder with the project's files plus `files` (name -> text or JSON value). */
@@ -134,10 +135,17 @@ describe('schema files that stop start-up', () => {
 
 describe('x-case-insensitive', () => {
   it('on a text field of a unique key it loads and marks the field; the key is a unique index on lower() (derive.ts)', () => {
-    const dir = schemasWith({ 'probe.json': schema({ 'x-unique': [['name']] }, { name: { type: 'string', 'x-case-insensitive': true } }) })
+    const dir = schemasWith({ 'probe.json': schema({ 'x-unique': [['name']] }, { name: { type: 'string', 'x-index': true, 'x-case-insensitive': true } }) })
     try {
-      const probe = loadSchemas(dir).find((d) => d.name === 'probe')!
+      const defs = loadSchemas(dir)
+      const probe = defs.find((d) => d.name === 'probe')!
       expect(probe.fields.find((f) => f.name === 'name')!.caseInsensitive).to.equal(true)
+      const table = expectedTable(probe, defs)
+      expect(table.unique).to.deep.equal([
+        { fields: ['name'], columns: ['lower(name)'], nullsNotDistinct: false, expression: true, name: 'probes_name_unique' },
+      ])
+      // The index on lower(name) does not serve where=name:..., so an x-index field keeps its own.
+      expect(table.indexes).to.deep.include(['name'])
     } finally {
       fs.rmSync(dir, { recursive: true, force: true })
     }

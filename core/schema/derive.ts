@@ -308,7 +308,7 @@ function engineColumn(field: EngineField): ExpectedColumn {
  * x-unique key is a unique constraint or index ({@link uniqueKeys}); each x-relation a foreign key to the
  * other resource's table; every table has the {@link ROW_VERSION_TRIGGER}.
  * Every foreign key, x-index field and `created_at` gets an index, unless a unique key already starts
- * with that column (its index serves the same lookups).
+ * with that column itself, not `lower()` of it (its index serves the same lookups).
  */
 export function expectedTable(def: ResourceDefinition, defs: readonly ResourceDefinition[]): ExpectedTable {
   const columns: ExpectedColumn[] = [
@@ -331,8 +331,10 @@ export function expectedTable(def: ResourceDefinition, defs: readonly ResourceDe
       return { column: f.name, table: target.plural, onDelete: f.relation!.onDelete }
     })
   const indexed = [...def.fields.filter((f) => f.index || f.relation).map((f) => f.name), 'created_at']
-  const indexes = [...new Set(indexed)].filter((c) => !def.unique.some((key) => key[0] === c)).map((c) => [c])
-  return { resource: def.name, table: def.plural, columns, unique: uniqueKeys(def), foreign, indexes, triggers: [ROW_VERSION_TRIGGER.name] }
+  const unique = uniqueKeys(def)
+  // A key on lower(<column>) does not serve lookups of the column itself.
+  const indexes = [...new Set(indexed)].filter((c) => !unique.some((key) => key.columns[0] === c)).map((c) => [c])
+  return { resource: def.name, table: def.plural, columns, unique, foreign, indexes, triggers: [ROW_VERSION_TRIGGER.name] }
 }
 
 /**
