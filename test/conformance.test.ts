@@ -1,6 +1,7 @@
+import path from 'node:path'
 import { expect } from 'chai'
 import { loadSchemas } from '../core'
-import { SCHEMAS, testApp, type TestApp } from './support'
+import { generatedApp, ROOT, SCHEMAS, testApp, type GeneratedApp, type TestApp } from './support'
 import { type RoundTripOptions, roundTripSuite } from './conformance/round-trip'
 import { conformanceSuite } from './conformance/suite'
 import { serviceAgent } from './helpers/service-agent'
@@ -44,3 +45,28 @@ describe('conformance suite of every registered resource, through the in-process
   for (const def of definitions) conformanceSuite(def, () => app, { transport: 'services' })
   for (const def of definitions) roundTripSuite(def, () => app, { transport: 'services', stored: storedBy[def.name] })
 })
+
+// The project's schemas have no relation with onDelete "set null", whose changes the database makes on
+// its own: the suite also runs on a test resource that has one (and the other kinds of unique keys),
+// its table made by npm run db:generate.
+const GADGET = path.join(ROOT, 'test', 'fixtures', 'schemas', 'gadget.json')
+const gadget = loadSchemas(SCHEMAS, [], [GADGET]).find((d) => d.name === 'gadget')!
+
+for (const transport of ['http', 'services'] as const) {
+  describe(`conformance suite of a resource the database changes on its own (test/fixtures/schemas/gadget.json)${transport === 'services' ? ', through the in-process services' : ''}`, () => {
+    let generated: GeneratedApp
+    let app: TestApp
+    before(async function () {
+      this.timeout(180_000)
+      generated = await generatedApp([GADGET])
+      app = transport === 'http' ? generated : { ...generated, http: serviceAgent(generated.engine) as unknown as TestApp['http'] }
+    })
+    after(async () => generated?.close())
+
+    it('the resource has a relation with onDelete "set null"', () => {
+      expect(gadget.fields.some((f) => f.relation?.onDelete === 'set null')).to.equal(true)
+    })
+
+    conformanceSuite(gadget, () => app, { transport })
+  })
+}

@@ -3,6 +3,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { expect } from 'chai'
 import { createEngine, loadSchemas, SchemaError } from '../core'
+import { expectedTable } from '../core/schema/derive'
 import { SCHEMAS, testDatabase } from './support'
 
 /** A schemas folder with the project's files plus `files` (name -> text or JSON value). */
@@ -276,5 +277,45 @@ describe('schema files that stop start-up', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true })
     }
+  })
+})
+
+describe('x-case-insensitive', () => {
+  it('on a text field of a unique key it loads and marks the field; the key is a unique index on lower() (derive.ts)', () => {
+    const dir = schemasWith({ 'probe.json': schema({ 'x-unique': [['name']] }, { name: { type: 'string', 'x-index': true, 'x-case-insensitive': true } }) })
+    try {
+      const defs = loadSchemas(dir)
+      const probe = defs.find((d) => d.name === 'probe')!
+      expect(probe.fields.find((f) => f.name === 'name')!.caseInsensitive).to.equal(true)
+      const table = expectedTable(probe, defs)
+      expect(table.unique).to.deep.equal([
+        { fields: ['name'], columns: ['lower(name)'], nullsNotDistinct: false, expression: true, name: 'probes_name_unique' },
+      ])
+      // The index on lower(name) does not serve where=name:..., so an x-index field keeps its own.
+      expect(table.indexes).to.deep.include(['name'])
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('a value other than true, or on a field that is not text, is refused', () => {
+    expectRefused(
+      { 'probe.json': schema({ 'x-unique': [['name']] }, { name: { type: 'string', 'x-case-insensitive': 'yes' } }) },
+      'probe.json',
+      /x-case-insensitive must be true, on a string field/,
+    )
+    expectRefused(
+      { 'probe.json': schema({ 'x-unique': [['size']] }, { size: { type: 'integer', 'x-case-insensitive': true } }) },
+      'probe.json',
+      /field 'size': x-case-insensitive must be true, on a string field/,
+    )
+  })
+
+  it('on a field in no x-unique key it is refused: it would change nothing', () => {
+    expectRefused(
+      { 'probe.json': schema({}, { name: { type: 'string', 'x-case-insensitive': true } }) },
+      'probe.json',
+      /field 'name': x-case-insensitive applies to unique keys, and the field is in no x-unique key/,
+    )
   })
 })

@@ -160,6 +160,23 @@ describe('schema tooling', () => {
       expectDrift(err, 'remoteci (table remotecis): foreign key team -> teams.id (on delete restrict) is missing')
     })
 
+    it("a resource table without the row-version trigger stops start-up: its ETags would miss the database's own changes", async () => {
+      expectDrift(
+        await refusal(['DROP TRIGGER row_version ON components']),
+        "component (table components): trigger row_version (a new ETag and updated_at on every UPDATE, the database's own included) is missing",
+      )
+    })
+
+    it('a composite key that became NULLS NOT DISTINCT, or case-insensitive, in the schema stops start-up until migrated', async () => {
+      const remoteci = JSON.parse(fs.readFileSync(path.join(SCHEMAS, 'remoteci.json'), 'utf8'))
+      remoteci.required = ['name']
+      remoteci.properties.team['x-relation'].onDelete = 'set null'
+      remoteci.properties.name['x-case-insensitive'] = true
+      const err = await refusal(['ALTER TABLE remotecis ALTER COLUMN team DROP NOT NULL'], schemasDir({ 'remoteci.json': remoteci }))
+      expectDrift(err, 'remoteci (table remotecis): unique key (team, lower(name)) NULLS NOT DISTINCT is missing')
+      expectDrift(err, "remoteci (table remotecis): unique key remotecis_team_name_unique (team, name) is not in the schema's x-unique")
+    })
+
     it('checkSchema: false starts on a drifted database', async () => {
       const trx = await fresh.db.transaction()
       try {
@@ -234,6 +251,48 @@ describe('schema tooling', () => {
       fs.rmSync(second.file!)
       const undone = await generateMigration({ db: fresh.db, schemasDir: original, migrationsDir: migrations })
       expect(undone.summary, 'differences after down()').to.deep.equal([])
+    })
+
+    it('a key becoming NULLS NOT DISTINCT and case-insensitive, and a table missing its trigger: SQL in up(), undone by down()', async function () {
+      this.timeout(120_000)
+      // A database of its own: the test before leaves its widget changed.
+      const own = await freshDatabase()
+      const dir = tmpDir('dci-migrations-')
+      try {
+        const original = schemasDir({ 'widget.json': widget() })
+        await generateMigration({ db: own.db, schemasDir: original, migrationsDir: dir })
+        await migrateLatest(own.db, dir)
+        await own.db.raw('DROP TRIGGER row_version ON widgets')
+        const changed = widget()
+        changed.required = ['name']
+        changed.properties.team['x-relation'].onDelete = 'set null'
+        changed.properties.name['x-case-insensitive'] = true
+        changed['x-unique'] = [['team', 'name'], ['color']]
+        const next = schemasDir({ 'widget.json': changed })
+        const result = await generateMigration({ db: own.db, schemasDir: next, migrationsDir: dir, resources: ['widget'] })
+        const [up, down] = fs.readFileSync(result.file!, 'utf8').split('async function down')
+        for (const line of [
+          "t.dropUnique(['team', 'name'], 'widgets_team_name_unique')",
+          'CREATE OR REPLACE FUNCTION row_version() RETURNS trigger',
+          'await knex.raw(\'CREATE UNIQUE INDEX "widgets_team_name_unique" ON "widgets" ("team", lower("name")) NULLS NOT DISTINCT\')',
+          "t.unique(['color'])",
+          'await knex.raw(\'CREATE TRIGGER row_version BEFORE UPDATE ON "widgets" FOR EACH ROW EXECUTE FUNCTION row_version()\')',
+        ])
+          expect(up).to.include(line)
+        expect(down).to.include('await knex.raw(\'DROP TRIGGER IF EXISTS row_version ON "widgets"\')')
+        expect(down).to.include('await knex.raw(\'DROP INDEX IF EXISTS "widgets_team_name_unique"\')')
+        await migrateLatest(own.db, dir)
+        expect((await generateMigration({ db: own.db, schemasDir: next, migrationsDir: dir })).summary).to.deep.equal([])
+        await createEngine({ db: own.db, schemasDir: next })
+
+        await own.db.migrate.down({ migrationSource: new FolderMigrationSource(dir) })
+        fs.rmSync(result.file!)
+        expect((await generateMigration({ db: own.db, schemasDir: original, migrationsDir: dir, resources: ['widget'] })).summary).to.deep.equal([
+          "widget (widgets): trigger row_version (a new ETag and updated_at on every UPDATE, the database's own included) is missing",
+        ])
+      } finally {
+        await own.drop()
+      }
     })
 
     it('two new tables that reference each other: the second foreign key is added once both exist, and down() drops it first', async () => {

@@ -1,10 +1,13 @@
 import { randomBytes } from 'node:crypto'
+import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import type { Knex } from 'knex'
 import supertest from 'supertest'
 import { createEngine, migrateLatest, openDatabase, type Engine, type EngineOptions } from '../core'
 import { ensureAdmin } from '../core/identity'
 import { resourcePlugins as plugins, serverPlugins } from '../resources'
+import { generateMigration } from '../tooling/migration-generator'
 
 export const ROOT = path.resolve(__dirname, '..')
 export const SCHEMAS = path.join(ROOT, 'schemas')
@@ -143,5 +146,40 @@ export async function freshDatabase(): Promise<{ db: Knex; drop(): Promise<void>
       await admin.raw(`DROP DATABASE IF EXISTS "${name}"`)
       await admin.destroy()
     },
+  }
+}
+
+export interface GeneratedApp extends TestApp {
+  /** The text of the migration `npm run db:generate` wrote. */
+  migration: string
+  /** Drops the database and the temp folders. */
+  close(): Promise<void>
+}
+
+/**
+ * An engine (without the identity plugin) on a database of its own ({@link freshDatabase}) serving the
+ * project's schemas plus the given schema files, every table made by `npm run db:generate` as a new
+ * schema file's would be.
+ */
+export async function generatedApp(schemaFiles: string[]): Promise<GeneratedApp> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dci-generated-'))
+  const schemasDir = path.join(dir, 'schemas')
+  const migrationsDir = path.join(dir, 'migrations')
+  fs.mkdirSync(schemasDir)
+  for (const f of fs.readdirSync(SCHEMAS)) fs.copyFileSync(path.join(SCHEMAS, f), path.join(schemasDir, f))
+  for (const file of schemaFiles) fs.copyFileSync(file, path.join(schemasDir, path.basename(file)))
+  const fresh = await freshDatabase()
+  const close = async () => {
+    await fresh.drop()
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+  try {
+    const result = await generateMigration({ db: fresh.db, schemasDir, migrationsDir })
+    await migrateLatest(fresh.db, migrationsDir)
+    const engine = await createEngine({ db: fresh.db, schemasDir, plugins })
+    return { engine, db: fresh.db, http: supertest(engine.app().callback()), migration: fs.readFileSync(result.file!, 'utf8'), close }
+  } catch (err) {
+    await close()
+    throw err
   }
 }

@@ -2,7 +2,16 @@ import fs from 'node:fs'
 import path from 'node:path'
 import type { Knex } from 'knex'
 import { orphanTables, readCatalog, readDefinitions, type LiveColumn, type LiveConstraint, type LiveTable } from './catalog'
-import { COLUMN_TYPES, constraintName, expectedTable, type ExpectedColumn, type ExpectedForeignKey, type ExpectedTable } from '../core/schema/derive'
+import {
+  COLUMN_TYPES,
+  constraintName,
+  expectedTable,
+  ROW_VERSION_TRIGGER,
+  type ExpectedColumn,
+  type ExpectedForeignKey,
+  type ExpectedTable,
+  type ExpectedUnique,
+} from '../core/schema/derive'
 import { listMigrations, migrateLatest } from '../core/data/db'
 import { assessRisks, RiskyMigrationError } from './migration-risks'
 import { dropTables, renamedView, renameTable, sameColumns } from './orphans'
@@ -66,21 +75,59 @@ function addForeign(table: string, fk: ExpectedForeignKey): string {
   return `t.foreign([${literal(fk.column)}], ${literal(constraintName(table, [fk.column], 'foreign'))}).references('id').inTable(${literal(fk.table)}).onDelete('${RULE[fk.onDelete]}')`
 }
 
+/** `await knex.raw('...')`: a statement knex's table builder cannot write (these lines go outside a table block). */
+const raw = (sql: string) => `await knex.raw(${literal(sql)})`
+const isRaw = (call: string) => call.startsWith('await ')
+
+/** A plain unique key is knex's `t.unique`; one with NULLS NOT DISTINCT or `lower()` is written in SQL. */
+function plainUnique(key: ExpectedUnique): boolean {
+  return !key.nullsNotDistinct && !key.expression
+}
+
+/** The SQL of a unique key knex cannot write: a constraint NULLS NOT DISTINCT, or a unique index on `lower()`. */
+function uniqueSql(table: string, key: ExpectedUnique): string {
+  const columns = key.fields.map((f, i) => (key.columns[i] === f ? `"${f}"` : `lower("${f}")`)).join(', ')
+  const nulls = key.nullsNotDistinct ? ' NULLS NOT DISTINCT' : ''
+  if (key.expression) return `CREATE UNIQUE INDEX "${key.name}" ON "${table}" (${columns})${nulls}`
+  return `ALTER TABLE "${table}" ADD CONSTRAINT "${key.name}" UNIQUE${nulls} (${columns})`
+}
+
+function addUnique(table: string, key: ExpectedUnique): string {
+  return plainUnique(key) ? `t.unique(${list(key.fields)})` : raw(uniqueSql(table, key))
+}
+
+function dropUnique(table: string, key: ExpectedUnique): string {
+  if (plainUnique(key)) return `t.dropUnique(${list(key.fields)})`
+  return raw(key.expression ? `DROP INDEX IF EXISTS "${key.name}"` : `ALTER TABLE "${table}" DROP CONSTRAINT IF EXISTS "${key.name}"`)
+}
+
 function dropConstraint(c: LiveConstraint): string {
+  if (c.kind === 'unique' && c.indexOnly) return raw(`DROP INDEX IF EXISTS "${c.name}"`)
   const method = c.kind === 'foreign' ? 'dropForeign' : c.kind === 'unique' ? 'dropUnique' : 'dropIndex'
   return `t.${method}(${list(c.columns)}, ${literal(c.name)})`
 }
 
-function addLiveConstraint(c: LiveConstraint): string {
+function addLiveConstraint(table: string, c: LiveConstraint): string {
   if (c.kind === 'foreign')
     return `t.foreign(${list(c.columns)}, ${literal(c.name)}).references('id').inTable(${literal(c.references!.table)}).onDelete('${RULE[c.references!.onDelete]}')`
+  if (c.kind === 'unique' && c.indexOnly && c.definition) return raw(c.definition)
+  if (c.kind === 'unique' && c.nullsNotDistinct)
+    return raw(`ALTER TABLE "${table}" ADD CONSTRAINT "${c.name}" UNIQUE NULLS NOT DISTINCT (${c.columns.map((col) => `"${col}"`).join(', ')})`)
   if (c.kind === 'unique') return `t.unique(${list(c.columns)}, { indexName: ${literal(c.name)} })`
   return `t.index(${list(c.columns)}, ${literal(c.name)})`
 }
 
-function block(verb: 'createTable' | 'alterTable', table: string, calls: string[]): string[] {
-  if (calls.length === 0) return []
-  return [`await knex.schema.${verb}(${literal(table)}, (t) => {`, ...calls.map((c) => `  ${c}`), '})']
+/** The lines that create (or replace) the row-version trigger function, as a migration writes them. */
+function rowVersionFunction(): string[] {
+  return ['await knex.raw(`', ...ROW_VERSION_TRIGGER.functionSql.split('\n'), '`)']
+}
+
+/** A table block of knex calls; raw statements among `calls` go before it (`rawFirst`, for drops) or after it. */
+function block(verb: 'createTable' | 'alterTable', table: string, calls: string[], rawFirst = false): string[] {
+  const inside = calls.filter((c) => !isRaw(c))
+  const outside = calls.filter(isRaw)
+  const lines = inside.length === 0 ? [] : [`await knex.schema.${verb}(${literal(table)}, (t) => {`, ...inside.map((c) => `  ${c}`), '})']
+  return rawFirst ? [...outside, ...lines] : [...lines, ...outside]
 }
 
 /** New tables in an order where each comes after the tables it references (cycles keep file order). */
@@ -113,8 +160,11 @@ function alterations(expected: ExpectedTable, live: LiveTable, diffs: Difference
   const undoAdd: string[] = []
   for (const d of diffs) {
     if (d.kind === 'missing-unique') {
-      add.push(`t.unique(${list(d.columns)})`)
-      undoAdd.push(`t.dropUnique(${list(d.columns)})`)
+      add.push(addUnique(expected.table, d.key))
+      undoAdd.push(dropUnique(expected.table, d.key))
+    } else if (d.kind === 'missing-trigger') {
+      add.push(raw(ROW_VERSION_TRIGGER.createSql(expected.table)))
+      undoAdd.push(raw(ROW_VERSION_TRIGGER.dropSql(expected.table)))
     } else if (d.kind === 'missing-foreign') {
       add.push(addForeign(expected.table, d.foreign))
       undoAdd.push(`t.dropForeign([${literal(d.foreign.column)}])`)
@@ -138,7 +188,9 @@ function alterations(expected: ExpectedTable, live: LiveTable, diffs: Difference
   const liveColumn = (name: string) => live.columns.find((c) => c.name === name)!
   return {
     drops: [...dropConstraints.filter((c) => !gone(c)).map(dropConstraint), ...dropColumns.map((c) => `t.dropColumn(${literal(c.name)})`)],
-    undoDrops: [...dropColumns.map((c) => liveColumnCall(c)), ...dropConstraints.map(addLiveConstraint)],
+    undoDrops: [...dropColumns.map((c) => liveColumnCall(c)), ...dropConstraints.map((c) => addLiveConstraint(live.name, c))],
+    /** The trigger function must exist before a trigger is created on the table. */
+    needsFunction: diffs.some((d) => d.kind === 'missing-trigger'),
     columns: [...addColumns.map((c) => columnCall(c)), ...altered.map((name) => columnCall(column(name), { alter: true }))],
     undoColumns: [...addColumns.map((c) => `t.dropColumn(${literal(c.name)})`), ...altered.map((name) => liveColumnCall(liveColumn(name), true))],
     fills,
@@ -184,12 +236,14 @@ export function planMigration(defs: ResourceDefinition[], live: Map<string, Live
   const down: string[] = []
   const steps = changed.map((c) => ({ table: c.expected.table, ...alterations(c.expected, c.live, c.diffs) }))
 
-  for (const s of steps) up.push(...s.warnings, ...block('alterTable', s.table, s.drops))
+  for (const s of steps) up.push(...s.warnings, ...block('alterTable', s.table, s.drops, true))
+  if (ordered.some((t) => t.triggers.length) || steps.some((s) => s.needsFunction)) up.push(...rowVersionFunction())
   for (const t of ordered) {
     const ready = (fk: ExpectedForeignKey) => fk.table === t.table || existing.has(fk.table)
     for (const fk of t.foreign.filter((f) => !ready(f))) deferred.push({ table: t.table, fk })
     const calls = t.columns.map((c) => columnCall(c, { foreign: t.foreign.find((f) => f.column === c.name && ready(f)) }))
-    calls.push(...t.unique.map((key) => `t.unique(${list(key)})`), ...t.indexes.map((cols) => `t.index(${list(cols)})`))
+    calls.push(...t.unique.map((key) => addUnique(t.table, key)), ...t.indexes.map((cols) => `t.index(${list(cols)})`))
+    calls.push(...t.triggers.map(() => raw(ROW_VERSION_TRIGGER.createSql(t.table))))
     up.push(...block('createTable', t.table, calls))
     existing.add(t.table)
   }
@@ -197,7 +251,7 @@ export function planMigration(defs: ResourceDefinition[], live: Map<string, Live
   for (const s of steps) up.push(...s.fills, ...block('alterTable', s.table, s.columns))
   for (const s of steps) up.push(...block('alterTable', s.table, s.constraints))
 
-  for (const s of [...steps].reverse()) down.push(...block('alterTable', s.table, s.undoConstraints))
+  for (const s of [...steps].reverse()) down.push(...block('alterTable', s.table, s.undoConstraints, true))
   for (const s of [...steps].reverse()) down.push(...block('alterTable', s.table, s.undoColumns))
   for (const { table, fk } of [...deferred].reverse()) down.push(...block('alterTable', table, [`t.dropForeign([${literal(fk.column)}])`]))
   for (const t of [...ordered].reverse()) down.push(`await knex.schema.dropTable(${literal(t.table)})`)
@@ -315,7 +369,7 @@ function checkFlags(options: GenerateOptions, orphans: string[], defs: ResourceD
 
 /**
  * Applies the pending migrations of `migrationsDir` (a new migration must build on all of them), reads
- * the live tables in two catalog queries, and writes a timestamped knex migration with `up` and `down`
+ * the live tables in three catalog queries, and writes a timestamped knex migration with `up` and `down`
  * into `migrationsDir`. Writes nothing when the database matches the schemas.
  *
  * Resource tables no schema owns are reported (`orphans`), dropped with `drop`, renamed with `rename`.

@@ -89,7 +89,12 @@ export function renameTable(table: TableDefinition, to: string): Steps {
 
 /** The live table `from` as it reads once renamed to `to` by {@link renameTable}. */
 export function renamedView(live: LiveTable, to: string): LiveTable {
-  return { name: to, columns: live.columns, constraints: live.constraints.map((c) => ({ ...c, name: renamed(c.name, live.name, to) ?? c.name })) }
+  return {
+    name: to,
+    columns: live.columns,
+    constraints: live.constraints.map((c) => ({ ...c, name: renamed(c.name, live.name, to) ?? c.name })),
+    triggers: live.triggers.map((name) => renamed(name, live.name, to) ?? name),
+  }
 }
 
 /** True when the live table has the columns (names and types) the expected table asks for: a rename candidate. */

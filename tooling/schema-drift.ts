@@ -1,6 +1,14 @@
 import type { Knex } from 'knex'
 import { readCatalog, type LiveColumn, type LiveConstraint, type LiveTable } from './catalog'
-import { COLUMN_TYPES, expectedTable, type ColumnDefault, type ExpectedColumn, type ExpectedForeignKey, type ExpectedTable } from '../core/schema/derive'
+import {
+  COLUMN_TYPES,
+  expectedTable,
+  type ColumnDefault,
+  type ExpectedColumn,
+  type ExpectedForeignKey,
+  type ExpectedTable,
+  type ExpectedUnique,
+} from '../core/schema/derive'
 import type { ResourceDefinition } from '../core/schema/types'
 
 /** The command that writes the migration bringing the database in line with the schemas. */
@@ -14,12 +22,13 @@ export type Difference =
   | { kind: 'column-type'; column: ExpectedColumn; live: LiveColumn }
   | { kind: 'column-nullable'; column: ExpectedColumn; live: LiveColumn }
   | { kind: 'column-default'; column: ExpectedColumn; live: LiveColumn }
-  | { kind: 'missing-unique'; columns: string[] }
+  | { kind: 'missing-unique'; key: ExpectedUnique }
   | { kind: 'extra-unique'; constraint: LiveConstraint }
   | { kind: 'missing-foreign'; foreign: ExpectedForeignKey }
   | { kind: 'extra-foreign'; constraint: LiveConstraint }
   | { kind: 'missing-index'; columns: string[] }
   | { kind: 'extra-index'; constraint: LiveConstraint }
+  | { kind: 'missing-trigger'; trigger: string }
 
 /** Differences that only cost speed or a default value: the generator fixes them, start-up allows them. */
 const TOLERATED = new Set<Difference['kind']>(['column-default', 'missing-index', 'extra-index'])
@@ -61,6 +70,11 @@ function foreignMatches(fk: ExpectedForeignKey, c: LiveConstraint): boolean {
   return c.kind === 'foreign' && same(c.columns, [fk.column]) && c.references?.table === fk.table && c.references.onDelete === fk.onDelete
 }
 
+/** True when a live unique key is the expected one: the same columns or expressions, the same treatment of nulls. */
+function uniqueMatches(key: ExpectedUnique, c: LiveConstraint): boolean {
+  return c.kind === 'unique' && same(c.columns, key.columns) && (c.nullsNotDistinct ?? false) === key.nullsNotDistinct
+}
+
 /**
  * Compares the table a schema asks for with the live one. Plain indexes are compared only when they
  * are the generator's own (knex's `<table>_<columns>_index` names), so hand-made ones are left alone.
@@ -84,8 +98,8 @@ export function diffTable(expected: ExpectedTable, live: LiveTable | undefined):
   }
 
   const of = (kind: LiveConstraint['kind']) => live.constraints.filter((c) => c.kind === kind)
-  for (const key of expected.unique) if (!of('unique').some((c) => same(c.columns, key))) diffs.push({ kind: 'missing-unique', columns: key })
-  for (const c of of('unique')) if (!expected.unique.some((key) => same(c.columns, key))) diffs.push({ kind: 'extra-unique', constraint: c })
+  for (const key of expected.unique) if (!of('unique').some((c) => uniqueMatches(key, c))) diffs.push({ kind: 'missing-unique', key })
+  for (const c of of('unique')) if (!expected.unique.some((key) => uniqueMatches(key, c))) diffs.push({ kind: 'extra-unique', constraint: c })
   for (const fk of expected.foreign) if (!of('foreign').some((c) => foreignMatches(fk, c))) diffs.push({ kind: 'missing-foreign', foreign: fk })
   for (const c of of('foreign')) if (!expected.foreign.some((fk) => foreignMatches(fk, c))) diffs.push({ kind: 'extra-foreign', constraint: c })
   for (const cols of expected.indexes) if (!of('index').some((c) => same(c.columns, cols))) diffs.push({ kind: 'missing-index', columns: cols })
@@ -93,6 +107,7 @@ export function diffTable(expected: ExpectedTable, live: LiveTable | undefined):
     const ours = c.name === `${live.name}_${c.columns.join('_')}_index`.slice(0, 63)
     if (ours && !expected.indexes.some((cols) => same(c.columns, cols))) diffs.push({ kind: 'extra-index', constraint: c })
   }
+  for (const trigger of expected.triggers) if (!live.triggers.includes(trigger)) diffs.push({ kind: 'missing-trigger', trigger })
   return diffs
 }
 
@@ -112,9 +127,9 @@ export function describeDifference(d: Difference): string {
     case 'column-default':
       return `column '${d.column.name}' has default ${d.live.default ?? 'none'} in the database, the schema wants ${d.column.default ? ('sql' in d.column.default ? d.column.default.sql : JSON.stringify(d.column.default.value)) : 'none'}`
     case 'missing-unique':
-      return `unique key (${d.columns.join(', ')}) is missing`
+      return `unique key (${d.key.columns.join(', ')})${d.key.nullsNotDistinct ? ' NULLS NOT DISTINCT' : ''} is missing`
     case 'extra-unique':
-      return `unique key ${d.constraint.name} (${d.constraint.columns.join(', ')}) is not in the schema's x-unique`
+      return `unique key ${d.constraint.name} (${d.constraint.columns.join(', ')})${d.constraint.nullsNotDistinct ? ' NULLS NOT DISTINCT' : ''} is not in the schema's x-unique`
     case 'missing-foreign':
       return `foreign key ${d.foreign.column} -> ${d.foreign.table}.id (on delete ${d.foreign.onDelete}) is missing`
     case 'extra-foreign':
@@ -123,6 +138,8 @@ export function describeDifference(d: Difference): string {
       return `index on (${d.columns.join(', ')}) is missing`
     case 'extra-index':
       return `index ${d.constraint.name} is not asked for by the schema`
+    case 'missing-trigger':
+      return `trigger ${d.trigger} (a new ETag and updated_at on every UPDATE, the database's own included) is missing`
   }
 }
 
@@ -147,9 +164,10 @@ export class SchemaDriftError extends Error {
 }
 
 /**
- * Compares every resource's table with its schema in two catalog queries and throws
+ * Compares every resource's table with its schema in three catalog queries and throws
  * {@link SchemaDriftError} on a missing table, a missing or extra column, a wrong type or nullability,
- * or a missing or extra unique or foreign key. Defaults and indexes are left to the generator.
+ * a missing or extra unique or foreign key, or a missing row-version trigger (ETags would then miss
+ * the database's own changes). Defaults and indexes are left to the generator.
  */
 export async function checkSchemaDrift(db: Knex, defs: ResourceDefinition[]): Promise<void> {
   const live = await readCatalog(

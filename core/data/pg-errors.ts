@@ -97,6 +97,13 @@ export function translateDbError(err: unknown, ctx: DbErrorContext): ApiError | 
   switch (e.code) {
     case '23505': {
       const fields = described?.fields ?? []
+      if (ctx.operation === 'delete' && described?.referencing) {
+        // ON DELETE SET NULL would make two rows of another table equal on one of its unique keys.
+        return errors.conflict(`Deleting this ${ctx.resource} would make two ${described.referencing} equal on (${fields.join(', ')})`, {
+          fields,
+          referenced_by: described.referencing,
+        })
+      }
       const what = fields.length ? fields.join(', ') : 'a unique key'
       return errors.conflict(`A ${ctx.resource} with the same ${what} already exists`, { fields })
     }

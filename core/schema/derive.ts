@@ -159,11 +159,15 @@ export function constraintMeanings(def: ResourceDefinition, defs: readonly Resou
   for (const field of def.fields) {
     if (field.relation) names.set(constraintName(def.plural, [field.name], 'foreign'), { fields: [field.name], referenced: field.relation.resource })
   }
-  // A delete blocked by another table's foreign key names that table's constraint.
+  // A delete blocked by another table's foreign key names that table's constraint; one whose `set null`
+  // would make two rows of another table equal on a unique key names that key.
   for (const other of defs) {
     for (const field of other.fields) {
       if (field.relation?.resource === def.name) {
         names.set(constraintName(other.plural, [field.name], 'foreign'), { fields: [field.name], referenced: def.name, referencing: other.plural })
+        if (field.relation.onDelete !== 'set null') continue
+        for (const key of other.unique.filter((k) => k.includes(field.name)))
+          names.set(constraintName(other.plural, key, 'unique'), { fields: key, referenced: def.name, referencing: other.plural })
       }
     }
   }
@@ -227,15 +231,82 @@ export interface ExpectedForeignKey {
   onDelete: OnDelete
 }
 
-/** The table a resource definition asks for: columns in order, unique keys, foreign keys, indexes. */
+/**
+ * A unique key as the table enforces it. A plain key is a unique constraint; a key with a
+ * case-insensitive field (`x-case-insensitive`) is a unique index on `lower(<column>)`; a composite
+ * key with an optional member is `NULLS NOT DISTINCT`, so a null member is a value like any other (two
+ * rows with the same name and no team are duplicates), as an index or a constraint.
+ */
+export interface ExpectedUnique {
+  /** The schema's fields, in key order (what a 409 names). */
+  fields: string[]
+  /** Per field, what the index holds as PostgreSQL prints it: the column, or `lower(<column>)`. */
+  columns: string[]
+  nullsNotDistinct: boolean
+  /** True when a field is compared case-insensitively: the key is then a unique index, not a constraint. */
+  expression: boolean
+  /** knex's default name, `<table>_<fields>_unique`, whichever form the key takes. */
+  name: string
+}
+
+/** The table a resource definition asks for: columns in order, unique keys, foreign keys, indexes, triggers. */
 export interface ExpectedTable {
   resource: string
   table: string
   columns: ExpectedColumn[]
-  unique: string[][]
+  unique: ExpectedUnique[]
   foreign: ExpectedForeignKey[]
   /** Plain (non-unique) indexes, each a list of columns. */
   indexes: string[][]
+  /** Row triggers the engine relies on, by name (see {@link ROW_VERSION_TRIGGER}). */
+  triggers: string[]
+}
+
+/**
+ * The trigger every resource table has: BEFORE UPDATE, for each row, it gives the row a new `etag`
+ * and `updated_at` when the statement did not set a new etag itself. So a change the database makes
+ * on its own (`ON DELETE SET NULL`, SQL by hand, a plugin's raw UPDATE) changes the ETag like one
+ * made by the API, and the engine's own UPDATE, which sets the etag it answers, is left alone (one new
+ * ETag per write). The etag is 32 hex digits as `newEtag()` makes them (md5 of a random UUID).
+ * Migrations copy `functionSql` as it is when written (the generator adds it to every migration that
+ * creates a resource table: `CREATE OR REPLACE` is harmless when it exists).
+ */
+export const ROW_VERSION_TRIGGER = {
+  name: 'row_version',
+  functionSql: [
+    'CREATE OR REPLACE FUNCTION row_version() RETURNS trigger LANGUAGE plpgsql AS $$',
+    'BEGIN',
+    '  IF NEW.etag IS NOT DISTINCT FROM OLD.etag THEN',
+    '    NEW.etag := md5(gen_random_uuid()::text);',
+    '    NEW.updated_at := now();',
+    '  END IF;',
+    '  RETURN NEW;',
+    'END',
+    '$$',
+  ].join('\n'),
+  /** The statement that installs the trigger on one table. */
+  createSql: (table: string) => `CREATE TRIGGER row_version BEFORE UPDATE ON "${table}" FOR EACH ROW EXECUTE FUNCTION row_version()`,
+  dropSql: (table: string) => `DROP TRIGGER IF EXISTS row_version ON "${table}"`,
+} as const
+
+/**
+ * The unique keys of a resource's table: one per `x-unique` entry, each field's column or
+ * `lower(<column>)` for a text field with `x-case-insensitive`, NULLS NOT DISTINCT when the key has
+ * several fields and one of them is optional (a single optional field stays distinct when null: many
+ * users may have no e-mail).
+ */
+export function uniqueKeys(def: ResourceDefinition): ExpectedUnique[] {
+  return def.unique.map((fields) => {
+    const members = fields.map((name) => def.fields.find((f) => f.name === name))
+    const columns = fields.map((name, i) => (members[i]?.caseInsensitive ? `lower(${name})` : name))
+    return {
+      fields,
+      columns,
+      nullsNotDistinct: fields.length > 1 && members.some((f) => f && !f.required),
+      expression: members.some((f) => f?.caseInsensitive),
+      name: constraintName(def.plural, fields, 'unique'),
+    }
+  })
 }
 
 const NOW: ColumnDefault = { sql: 'now()', alternatives: ['now()', 'CURRENT_TIMESTAMP'] }
@@ -254,9 +325,10 @@ function engineColumn(field: EngineField): ExpectedColumn {
 
 /**
  * The table of a resource. Required fields are NOT NULL; `default` becomes the column default; each
- * x-unique key is a unique constraint; each x-relation a foreign key to the other resource's table.
+ * x-unique key is a unique constraint or index ({@link uniqueKeys}); each x-relation a foreign key to the
+ * other resource's table; every table has the {@link ROW_VERSION_TRIGGER}.
  * Every foreign key, x-index field and `created_at` gets an index, unless a unique key already starts
- * with that column (its index serves the same lookups).
+ * with that column itself, not `lower()` of it (its index serves the same lookups).
  */
 export function expectedTable(def: ResourceDefinition, defs: readonly ResourceDefinition[]): ExpectedTable {
   const columns: ExpectedColumn[] = [
@@ -279,8 +351,10 @@ export function expectedTable(def: ResourceDefinition, defs: readonly ResourceDe
       return { column: f.name, table: target.plural, onDelete: f.relation!.onDelete }
     })
   const indexed = [...def.fields.filter((f) => f.index || f.relation).map((f) => f.name), 'created_at']
-  const indexes = [...new Set(indexed)].filter((c) => !def.unique.some((key) => key[0] === c)).map((c) => [c])
-  return { resource: def.name, table: def.plural, columns, unique: def.unique, foreign, indexes }
+  const unique = uniqueKeys(def)
+  // A key on lower(<column>) does not serve lookups of the column itself.
+  const indexes = [...new Set(indexed)].filter((c) => !unique.some((key) => key.columns[0] === c)).map((c) => [c])
+  return { resource: def.name, table: def.plural, columns, unique, foreign, indexes, triggers: [ROW_VERSION_TRIGGER.name] }
 }
 
 /**

@@ -197,9 +197,22 @@ function parseSchemaFile(file: string, text: string, ajv: Ajv, keywords: ExtraKe
       throw new SchemaError(file, `field '${field}': x-multiline must be true, on a string field`)
     }
     if (prop.writeOnly !== undefined && typeof prop.writeOnly !== 'boolean') throw new SchemaError(file, `field '${field}': writeOnly must be true or false`)
+    if (prop['x-case-insensitive'] !== undefined && (prop['x-case-insensitive'] !== true || kind !== 'string')) {
+      throw new SchemaError(file, `field '${field}': x-case-insensitive must be true, on a string field`)
+    }
     checkKeywords(file, prop, 'property', keywords, field)
     const hidden = prop.writeOnly === true
-    return { name: field, kind, required: required.includes(field), schema: prop, relation, index: prop['x-index'] === true, hidden }
+    const definition: FieldDefinition = {
+      name: field,
+      kind,
+      required: required.includes(field),
+      schema: prop,
+      relation,
+      index: prop['x-index'] === true,
+      hidden,
+    }
+    if (prop['x-case-insensitive'] === true) definition.caseInsensitive = true
+    return definition
   })
   for (const r of required as string[]) {
     if (!fields.some((f) => f.name === r)) throw new SchemaError(file, `required field '${r}' is not in "properties"`)
@@ -214,6 +227,11 @@ function parseSchemaFile(file: string, text: string, ajv: Ajv, keywords: ExtraKe
       const field = fields.find((d) => d.name === f)
       if (!field) throw new SchemaError(file, `x-unique names unknown field '${f}'`)
       if (field.kind === 'json') throw new SchemaError(file, `x-unique field '${f}' is an object or array`)
+    }
+  }
+  for (const field of fields) {
+    if (field.caseInsensitive && !(unique as string[][]).some((key) => key.includes(field.name))) {
+      throw new SchemaError(file, `field '${field.name}': x-case-insensitive applies to unique keys, and the field is in no x-unique key`)
     }
   }
 

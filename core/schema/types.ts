@@ -15,6 +15,8 @@ export interface FieldDefinition {
   index: boolean
   /** `writeOnly: true`: accepted on writes, never answered (a password hash...). */
   hidden: boolean
+  /** `x-case-insensitive: true` (a text field in a unique key): `RHEL` and `rhel` are one value of the key. */
+  caseInsensitive?: boolean
 }
 
 export interface ResourceDefinition {

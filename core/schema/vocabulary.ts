@@ -8,7 +8,8 @@ import addFormats from 'ajv-formats'
  * - on a property: `x-relation` (`"<resource>"` or `{"resource", "onDelete"}`: the field holds the id
  *   of a row of that resource; `onDelete` is `restrict` (default), `cascade` or `set null`), and
  *   `x-index: true` (index the column for `where`/`sort`), `x-multiline: true` (a text field that may
- *   hold line breaks and tabs).
+ *   hold line breaks and tabs), `x-case-insensitive: true` (a text field of an `x-unique` key compared
+ *   case-insensitively there: `RHEL` and `rhel` are one value of the key).
  * - access, at the top level: `x-owner` (the field holding the row's owning team, a relation to a
  *   resource whose own `x-owner` is `"id"`: it owns itself), `x-access` (per operation, `read`,
  *   `create`, `update`, `delete` or an action's name, the roles allowed) and `x-read-only: true`
@@ -17,7 +18,17 @@ import addFormats from 'ajv-formats'
  * Standard keywords the engine gives a meaning: `writeOnly: true` on a property (accepted on writes,
  * never answered), `readOnly` is refused (the engine's own fields are the read-only ones).
  */
-export const SCHEMA_KEYWORDS = ['x-plural', 'x-unique', 'x-relation', 'x-index', 'x-multiline', 'x-owner', 'x-access', 'x-read-only'] as const
+export const SCHEMA_KEYWORDS = [
+  'x-plural',
+  'x-unique',
+  'x-relation',
+  'x-index',
+  'x-multiline',
+  'x-case-insensitive',
+  'x-owner',
+  'x-access',
+  'x-read-only',
+] as const
 
 /** The engine's keywords a property may carry (on the property itself, never deeper); the others are top-level ones. */
 export const PROPERTY_KEYWORDS: readonly string[] = ['x-relation', 'x-index', 'x-multiline']

@@ -249,6 +249,71 @@ export function conformanceSuite(def: ResourceDefinition, getApp: () => TestApp,
       })
     })
 
+    describe("every write path changes the ETag, the database's own included", () => {
+      it('an UPDATE made in SQL by hand gives the row a new ETag and updated_at: a stale If-Match then answers 412', async () => {
+        const row = await rows.create(name)
+        const field = def.fields[0].name
+        await app.db.raw(`UPDATE "${plural}" SET "${field}" = "${field}" WHERE id = ?`, [row.id])
+        const after = await detail(row.id)
+        expect(after.etag).to.match(/^[0-9a-f]{32}$/)
+        expect(after.etag).to.not.equal(row.etag)
+        expect(new Date(after.updated_at).getTime()).to.be.at.least(new Date(row.updated_at).getTime())
+        expectError((await app.http.put(`${base}/${row.id}`).set('If-Match', row.etag).send(rows.updateBody(name))).body, 412)
+        expect(await detail(row.id)).to.deep.equal(after)
+      })
+
+      httpOnly('after an UPDATE made in SQL by hand, If-None-Match with the old ETag answers 200 with the new one', async () => {
+        const row = await rows.create(name)
+        const field = def.fields[0].name
+        await app.db.raw(`UPDATE "${plural}" SET "${field}" = "${field}" WHERE id = ?`, [row.id])
+        const res = await app.http.get(`${base}/${row.id}`).set('If-None-Match', `"${row.etag}"`).expect(200)
+        expect(res.headers.etag).to.not.equal(`"${row.etag}"`)
+        expect(res.headers.etag).to.equal(`"${res.body[name].etag}"`)
+      })
+
+      it('POST, PUT and the PUT that changes nothing: a new ETag for each write, the same for the no-op, and GET answers the one the write answered', async () => {
+        const row = await rows.create(name)
+        expect((await detail(row.id)).etag).to.equal(row.etag)
+        const put = await app.http.put(`${base}/${row.id}`).set('If-Match', row.etag).send(rows.updateBody(name)).expect(204)
+        const etag = put.headers.etag as string
+        expect(etag).to.not.equal(`"${row.etag}"`)
+        expect(`"${(await detail(row.id)).etag}"`).to.equal(etag)
+        await app.http.put(`${base}/${row.id}`).set('If-Match', etag).send({}).expect(204)
+        expect(`"${(await detail(row.id)).etag}"`).to.equal(etag)
+      })
+
+      for (const relation of relations.filter((r) => r.relation!.onDelete === 'set null')) {
+        const target = relation.relation!.resource
+        it(`DELETE of the ${target} a ${name} uses through ${relation.name} (set null) gives the ${name} a new ETag and updated_at: a stale If-Match answers 412`, async () => {
+          const child = await rows.create(name)
+          const parentBase = `${app.engine.prefix}/${app.engine.resource(target).plural}`
+          await app.http.delete(`${parentBase}/${child[relation.name]}`).set('If-Match', '*').expect(204)
+          const after = await detail(child.id)
+          expect(after[relation.name]).to.equal(null)
+          expect(after.etag).to.not.equal(child.etag)
+          expect(new Date(after.updated_at).getTime()).to.be.at.least(new Date(child.updated_at).getTime())
+          expectError(
+            (
+              await app.http
+                .put(`${base}/${child.id}`)
+                .set('If-Match', child.etag)
+                .send({ [relation.name]: null })
+            ).body,
+            412,
+          )
+          expect(await detail(child.id)).to.deep.equal(after)
+        })
+
+        httpOnly(`after a DELETE of the ${target} (set null), If-None-Match with the ${name}'s old ETag answers 200`, async () => {
+          const child = await rows.create(name)
+          const parentBase = `${app.engine.prefix}/${app.engine.resource(target).plural}`
+          await app.http.delete(`${parentBase}/${child[relation.name]}`).set('If-Match', '*').expect(204)
+          const res = await app.http.get(`${base}/${child.id}`).set('If-None-Match', `"${child.etag}"`).expect(200)
+          expect(res.body[name][relation.name]).to.equal(null)
+        })
+      }
+    })
+
     describe('delete', () => {
       it('DELETE with the current ETag answers 204 and the row is gone', async () => {
         const row = await rows.create(name)
