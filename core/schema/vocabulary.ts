@@ -31,7 +31,7 @@ export const SCHEMA_KEYWORDS = [
 ] as const
 
 /** The engine's keywords a property may carry (on the property itself, never deeper); the others are top-level ones. */
-export const PROPERTY_KEYWORDS: readonly string[] = ['x-relation', 'x-index', 'x-multiline']
+export const PROPERTY_KEYWORDS: readonly string[] = ['x-relation', 'x-index', 'x-multiline', 'x-case-insensitive']
 
 /** The JSON Schema draft a schema file is written in, as its `$schema` may say (with or without the `#`). */
 export const SCHEMA_DRAFT = 'http://json-schema.org/draft-07/schema#'
