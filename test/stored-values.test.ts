@@ -135,6 +135,24 @@ describe('stored as sent, or refused naming the field: integers, NUL, object fie
         expectError(await app.http.get('/api/v1/samples').query({ sort: 'nope' }), 400, "Invalid 'sort' parameter: unknown field 'nope'")
       })
 
+      it('sort puts null values last ascending and first descending, for every sortable kind, as the README says', async () => {
+        for (const [field, low, high] of [
+          ['priority', 1, 2],
+          ['ratio', -1.5, 2.5],
+          ['notes', 'a', 'b'],
+          ['level', 'high', 'low'],
+          ['due_at', '2024-01-01T00:00:00.000Z', '2025-01-01T00:00:00.000Z'],
+          ['enabled', false, true],
+        ] as const) {
+          await resetTables(app.db, TABLES)
+          for (const value of [high, null, low]) await create({ label: 'a', [field]: value })
+          const order = async (sort: string) =>
+            (await app.http.get('/api/v1/samples').query({ sort }).expect(200)).body.samples.map((r: Record<string, unknown>) => r[field])
+          expect(await order(field), field).to.deep.equal([low, high, null])
+          expect(await order(`-${field}`), field).to.deep.equal([null, high, low])
+        }
+      })
+
       it('a POST answers the row with its fields in the order a GET answers them: the same text, byte for byte', async () => {
         const team = (await app.http.post('/api/v1/teams').send({ name: 'ci' }).expect(201)).body.team
         // Sent in another order than the table's, with a field left to its default (null).
