@@ -82,6 +82,27 @@ describe('stored as sent, or refused naming the field: integers, NUL, object fie
         }
       })
 
+      it('date-times of every year read back as sent: years 1 and 99 (once read as 2001 and 1999 on PGlite), leap days, 9999', async () => {
+        for (const due_at of [
+          '0001-01-01T00:00:00.000Z',
+          '0099-12-31T23:59:59.999Z',
+          '0004-02-29T12:00:00.010Z',
+          '2024-02-29T00:00:00.291Z',
+          '9999-12-31T23:59:59.999Z',
+        ]) {
+          const row = await create({ label: 'a', due_at })
+          expect(row.due_at).to.equal(due_at)
+          expect((await app.http.get(`/api/v1/samples/${row.id}`).expect(200)).body.sample.due_at).to.equal(due_at)
+          const listed = (
+            await app.http
+              .get('/api/v1/samples')
+              .query({ where: `due_at:${due_at}` })
+              .expect(200)
+          ).body.samples
+          expect(listed.map((r: { id: string }) => r.id)).to.deep.equal([row.id])
+        }
+      })
+
       it('where on an integer beyond the integer column answers 400 naming the field', async () => {
         const res = await app.http.get('/api/v1/samples').query({ where: 'priority:3000000000' })
         const body = expectError(res, 400, "Invalid 'where' parameter: '3000000000' is not a valid value for 'priority'", 'invalid_parameter')

@@ -1,4 +1,5 @@
 import { expect } from 'chai'
+import { parseTimestamptz } from '../core/data/db'
 import { etagMatches, formatEtag, parseEtagHeader } from '../core/data/etag'
 import { isConnectionError, isTransientStartupError, translateDbError } from '../core/data/pg-errors'
 import { jsonTextProblem, keepsNumber } from '../core/http/json-text'
@@ -205,5 +206,26 @@ describe('pure parts, table by table', () => {
         expect(jsonTextProblem(text)).to.deep.equal(problem)
       })
     }
+  })
+})
+
+describe('parseTimestamptz: a timestamptz as PostgreSQL prints it, to the instant it names', () => {
+  for (const [text, iso] of [
+    ['2024-06-01 10:00:00.123+00', '2024-06-01T10:00:00.123Z'],
+    ['0099-12-31 23:59:59.999+00', '0099-12-31T23:59:59.999Z'],
+    ['0001-01-01 00:00:00+00', '0001-01-01T00:00:00.000Z'],
+    ['2024-02-29 00:00:00.29+00', '2024-02-29T00:00:00.290Z'],
+    ['2024-06-01 15:30:00+05:30', '2024-06-01T10:00:00.000Z'],
+    ['2024-06-01 07:00:00-03', '2024-06-01T10:00:00.000Z'],
+    ['1900-01-01 00:09:21+00:09:21', '1900-01-01T00:00:00.000Z'],
+    ['0001-01-01 00:00:00+00 BC', '0000-01-01T00:00:00.000Z'],
+  ] as const) {
+    it(`${text} is ${iso}`, () => {
+      expect((parseTimestamptz(text) as Date).toISOString()).to.equal(iso)
+    })
+  }
+  it('infinity and -infinity are the infinities, as node-postgres answers them', () => {
+    expect(parseTimestamptz('infinity')).to.equal(Number.POSITIVE_INFINITY)
+    expect(parseTimestamptz('-infinity')).to.equal(Number.NEGATIVE_INFINITY)
   })
 })

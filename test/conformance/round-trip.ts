@@ -57,9 +57,8 @@ function arbitraryFor(schema: JsonSchema, field?: FieldDefinition): fc.Arbitrary
     case 'string': {
       if (schema.format === 'uuid') return fc.uuid()
       if (schema.format === 'date-time') {
-        // From year 100: both databases' drivers read the years 1 to 99 back as 1901 to 1999 (a known
-        // gap, left to its own change: the timestamp parsers of pg and PGlite).
-        return fc.date({ min: new Date('0100-01-01T00:00:00Z'), max: new Date('9999-12-31T23:59:59.999Z'), noInvalidDate: true }).map((d) => d.toISOString())
+        // Every year RFC 3339 and PostgreSQL share (PGlite's own parser read 1 to 99 as 1901 to 1999).
+        return fc.date({ min: new Date('0001-01-01T00:00:00Z'), max: new Date('9999-12-31T23:59:59.999Z'), noInvalidDate: true }).map((d) => d.toISOString())
       }
       if (schema.format !== undefined || schema.pattern !== undefined) return fallback
       const min = (schema.minLength as number | undefined) ?? 0
