@@ -307,6 +307,39 @@ describe(`schema changes: removed and renamed schemas, risky changes, rollback (
       )
     })
 
+    it('a unique key over values several rows share is refused, naming the count and an example; over distinct values it is written with a warning', async () => {
+      const team = (await fresh.db('teams').first('id')).id as string
+      const err = await rejection(change((s) => s['x-unique'].push(['team'])))
+      expect(err).to.be.instanceOf(RiskyMigrationError)
+      expect(err.message).to.include(
+        `- widgets gets the unique key (team) but 1 value here is shared by several rows (e.g. ${team}): the migration would fail.`,
+      )
+      // Case-insensitive: W1 and w1 would collide, once a row is named so.
+      await fresh.db('widgets').where({ name: 'w2' }).update({ name: 'W1' })
+      const folded = await rejection(
+        change((s) => {
+          s['x-unique'].push(['name'])
+          s.properties.name['x-case-insensitive'] = true
+        }),
+      )
+      expect(folded.message).to.include('- widgets gets the unique key (name) but 1 value here is shared by several rows (e.g. w1): the migration would fail.')
+      await fresh.db('widgets').where({ name: 'W1' }).update({ name: 'w2' })
+      const result = await change((s) => s['x-unique'].push(['size']))
+      expect(result.warnings).to.deep.equal([
+        'widgets gets the unique key (size): no two rows here share a value; the migration fails on a database where two do',
+      ])
+      fs.rmSync(result.file!)
+    })
+
+    it('a relation over ids of no row of the related resource is refused, naming the count and an example', async () => {
+      const team = (await fresh.db('teams').first('id')).id as string
+      const err = await rejection(change((s) => (s.properties.team['x-relation'].resource = 'componenttype')))
+      expect(err).to.be.instanceOf(RiskyMigrationError)
+      expect(err.message).to.include(
+        `- widgets.team becomes a relation to componenttypes but 2 rows here hold ids of no componenttypes row (e.g. ${team}): the migration would fail.`,
+      )
+    })
+
     it('type changes that convert and dropped columns are written, with a warning of what becomes of the values', async () => {
       const result = await change((s) => {
         s.properties.size = { type: 'number' }

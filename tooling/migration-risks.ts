@@ -5,7 +5,7 @@
  */
 import type { Knex } from 'knex'
 import type { LiveTable, TableDefinition } from './catalog'
-import { COLUMN_TYPES } from '../core/schema/derive'
+import { COLUMN_TYPES, type ExpectedUnique } from '../core/schema/derive'
 import { GENERATE_COMMAND, type Difference } from './schema-drift'
 
 /** A consequence of a migration: `fails` when it would fail on this database's data. */
@@ -56,10 +56,38 @@ async function conversion(db: Knex, table: string, column: string, from: string,
   }
 }
 
+/** How many values of a new unique key several rows share here (as the key will compare them), and one of them. */
+async function duplicates(db: Knex, table: string, key: ExpectedUnique): Promise<{ groups: number; example: string | null }> {
+  // The key's columns as the index holds them (a column, or lower(column)): names the loader checked.
+  const columns = key.columns.join(', ')
+  // Without NULLS NOT DISTINCT, a row with a null member never collides.
+  const present = key.nullsNotDistinct ? 'true' : key.fields.map((f) => `"${f}" is not null`).join(' and ')
+  const { rows } = await db.raw<{ rows: Array<{ groups: number; example: string | null }> }>(
+    `select count(*)::int as groups, min(shared) as example
+     from (select concat_ws(', ', ${key.columns.map((c) => `coalesce((${c})::text, 'null')`).join(', ')}) as shared
+           from ?? where ${present} group by ${columns} having count(*) > 1) s`,
+    [table],
+  )
+  return rows[0]
+}
+
+/** How many rows hold, in `column`, the id of no row of `target`, and one such id. */
+async function dangling(db: Knex, table: string, column: string, target: string): Promise<{ rows: number; example: string | null }> {
+  // A table this migration creates is empty: every id names no row of it.
+  const exists = (await db.raw<{ rows: Array<{ t: string | null }> }>('select to_regclass(?)::text as t', [target])).rows[0].t !== null
+  const { rows } = await db.raw<{ rows: Array<{ rows: number; example: string | null }> }>(
+    exists
+      ? 'select count(*)::int as rows, min(t.??::text) as example from ?? t where t.?? is not null and not exists (select 1 from ?? r where r.id = t.??)'
+      : 'select count(*)::int as rows, min(t.??::text) as example from ?? t where t.?? is not null',
+    exists ? [column, table, column, target, column] : [column, table, column],
+  )
+  return rows[0]
+}
+
 /**
  * The risks of changing the tables of `changes` and dropping the tables of `dropped`, checked against
- * the rows of `db`: new required columns without a default, columns made NOT NULL, type changes,
- * dropped columns and tables.
+ * the rows of `db`: new required columns without a default, columns made NOT NULL, type changes, new
+ * unique keys over shared values, new relations over ids of no row, dropped columns and tables.
  */
 export async function assessRisks(db: Knex, changes: TableChange[], dropped: TableDefinition[]): Promise<Risk[]> {
   const risks: Risk[] = []
@@ -90,6 +118,27 @@ export async function assessRisks(db: Knex, changes: TableChange[], dropped: Tab
             `${what} but ${rows(empty)} here ${empty === 1 ? 'has' : 'have'} no value: the migration would fail. Fill them in (PUT each row), or give the field a default in the schema (the migration then fills them with it), then run \`${GENERATE_COMMAND}\` again`,
           )
         else warn(`${what}: no row here lacks it; the migration fails on a database where a row has no value`)
+      } else if (d.kind === 'missing-unique') {
+        const what = `${t} gets the unique key (${d.key.fields.join(', ')})`
+        if (!d.key.fields.every((f) => live.columns.some((c) => c.name === f))) {
+          warn(`${what} over a column this migration adds: the migration fails where two rows of ${t} would get the same value`)
+          continue
+        }
+        const found = await duplicates(db, t, d.key)
+        if (found.groups > 0)
+          fail(
+            `${what} but ${found.groups} value${found.groups === 1 ? '' : 's'} here ${found.groups === 1 ? 'is' : 'are'} shared by several rows (e.g. ${example(found.example ?? '')}): the migration would fail. Make those rows differ (PUT or DELETE them), then run \`${GENERATE_COMMAND}\` again`,
+          )
+        else warn(`${what}: no two rows here share a value; the migration fails on a database where two do`)
+      } else if (d.kind === 'missing-foreign') {
+        const what = `${t}.${d.foreign.column} becomes a relation to ${d.foreign.table}`
+        if (!live.columns.some((c) => c.name === d.foreign.column)) continue // a new column: every value is null
+        const found = await dangling(db, t, d.foreign.column, d.foreign.table)
+        if (found.rows > 0)
+          fail(
+            `${what} but ${rows(found.rows)} here ${found.rows === 1 ? 'holds an id' : 'hold ids'} of no ${d.foreign.table} row (e.g. ${found.example}): the migration would fail. Clear or correct those values first`,
+          )
+        else warn(`${what}: every value here names a row; the migration fails on a database where one does not`)
       } else if (d.kind === 'column-type') {
         const to = COLUMN_TYPES[d.column.kind].sql
         const what = `${t}.${d.column.name} changes from ${d.live.type} to ${to}`
