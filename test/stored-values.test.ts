@@ -103,6 +103,21 @@ describe('stored as sent, or refused naming the field: integers, NUL, object fie
         }
       })
 
+      it('a date-time the column would not keep as sent (sub-millisecond digits, a leap second, year 0000) answers 400 naming the field, and stores nothing', async () => {
+        for (const due_at of ['2024-01-01T00:00:00.1234Z', '2016-12-31T23:59:60Z', '0000-01-01T00:00:00Z']) {
+          const res = await unchanged(() => app.http.post('/api/v1/samples').send({ label: 'a', due_at }))
+          expect(expectError(res, 400, undefined, 'validation_failed').payload.errors, due_at).to.deep.equal({ due_at: 'must match format "date-time"' })
+        }
+      })
+
+      it('date-times and uuids are answered in their canonical form, the same instant and id: UTC with milliseconds, lowercase', async () => {
+        const team = (await app.http.post('/api/v1/teams').send({ name: 'ci' }).expect(201)).body.team
+        const row = await create({ label: 'a', due_at: '2024-01-01T01:30:00.120000+02:00', team: team.id.toUpperCase() })
+        expect(row.due_at).to.equal('2023-12-31T23:30:00.120Z')
+        expect(row.team).to.equal(team.id)
+        expect((await app.http.get(`/api/v1/samples/${row.id}`).expect(200)).body.sample).to.include({ due_at: '2023-12-31T23:30:00.120Z', team: team.id })
+      })
+
       it('where on an integer beyond the integer column answers 400 naming the field', async () => {
         const res = await app.http.get('/api/v1/samples').query({ where: 'priority:3000000000' })
         const body = expectError(res, 400, "Invalid 'where' parameter: '3000000000' is not a valid value for 'priority'", 'invalid_parameter')

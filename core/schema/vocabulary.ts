@@ -1,5 +1,6 @@
 import Ajv, { type Options } from 'ajv'
 import addFormats from 'ajv-formats'
+import { fullFormats } from 'ajv-formats/dist/formats'
 
 /**
  * The vocabulary a schema file may use on top of JSON Schema (draft-07):
@@ -114,6 +115,19 @@ export function isUuid(id: string): boolean {
   return UUID.test(id)
 }
 
+const RFC3339 = (fullFormats['date-time'] as { validate: (value: string) => boolean }).validate
+
+/**
+ * A date-time that a `timestamptz(3)` column keeps as sent: RFC 3339 (ajv-formats' full check), at
+ * most millisecond precision (`.1234` would be rounded; trailing zeros are fine), no leap second (`:60`
+ * would become the next minute), and a year from 0001 (year 0000 is 1 BC to PostgreSQL).
+ */
+export function isStorableDateTime(value: string): boolean {
+  if (!RFC3339(value)) return false
+  const m = /^(\d{4})-\d\d-\d\d[Tt ]\d\d:\d\d:(\d\d)(?:\.(\d+))?/.exec(value)
+  return m !== null && m[1] !== '0000' && m[2] !== '60' && !/[1-9]/.test((m[3] ?? '').slice(3))
+}
+
 /**
  * An ajv instance that knows the engine's schema keywords (and `extra` ones from plugins) and the
  * string formats, with `uuid` meaning what a uuid column accepts (ajv-formats also takes
@@ -123,6 +137,7 @@ export function schemaAjv(options: Options = {}, extra: readonly string[] = []):
   const ajv = new Ajv({ strict: true, allErrors: false, ...options })
   addFormats(ajv)
   ajv.addFormat('uuid', isUuid)
+  ajv.addFormat('date-time', isStorableDateTime)
   ajv.addVocabulary([...SCHEMA_KEYWORDS, ...extra])
   return ajv
 }
