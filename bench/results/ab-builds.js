@@ -7,19 +7,25 @@
 // req/s and CPU us/req of each build, the load average; at the end, medians and the paired per-round ratios.
 const { spawn } = require('child_process'); const fs = require('fs'); const http = require('http')
 const autocannon = require(`${process.argv[2].split(',')[0]}/node_modules/autocannon`); const { Client } = require(`${process.argv[2].split(',')[0]}/node_modules/pg`)
-const URL = 'postgres://postgres@127.0.0.1:5432/dci_bench'
 const builds = process.argv[2].split(',') // dirs with dist/server.js
+// AB_URLS: one database per build, comma-separated, when the builds' migrations differ (a build refuses a
+// database holding a migration it lacks); AB_SERVER: the server each build runs (default dist/server.js;
+// dist/bench/anonymous-server.js is the engine without identity, which needs no credentials).
+const URLS = (process.env.AB_URLS || 'postgres://postgres@127.0.0.1:5432/dci_bench').split(',')
+const URL = URLS[0]
+const SERVER = process.env.AB_SERVER || 'dist/server.js'
 const ROUNDS = Number(process.argv[3] || 4), DUR = Number(process.argv[4] || 4)
 const only = (process.argv[5] || 'detail,list-sorted,list-where,create,update').split(',')
 const cpu = (pid) => { const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' '); return (Number(f[11]) + Number(f[12])) * 1e4 }
 const pick = (l) => l[Math.floor(Math.random() * l.length)]
 async function start(dir, port) {
-  const proc = spawn(process.execPath, [`${dir}/dist/server.js`], { cwd: dir, env: { ...process.env, DATABASE_URL: URL, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' }, stdio: ['ignore', 'inherit', 'inherit'] })
+  const proc = spawn(process.execPath, [`${dir}/${SERVER}`], { cwd: dir, env: { ...process.env, DATABASE_URL: URLS[builds.indexOf(dir)] ?? URL, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' }, stdio: ['ignore', 'inherit', 'inherit'] })
   for (;;) { await new Promise((r) => setTimeout(r, 300)); const ok = await new Promise((r) => http.get({ host: '127.0.0.1', port, path: '/api/v1/none' }, (res) => { res.resume(); r(true) }).on('error', () => r(false))); if (ok) return { dir, port, proc } }
 }
 async function main() {
   const c = new Client(URL); await c.connect()
-  const ids = (await c.query('select id from components order by random() limit 1000')).rows.map((r) => r.id)
+  // Seeded rows only (created before 2026-06), which every build's database holds when one is a copy of the other.
+  const ids = (await c.query("select id from components where created_at < '2026-06-01' order by random() limit 1000")).rows.map((r) => r.id)
   const names = (await c.query('select name from components order by random() limit 1000')).rows.map((r) => r.name)
   const types = (await c.query('select id from componenttypes limit 100')).rows.map((r) => r.id)
   await c.end()
