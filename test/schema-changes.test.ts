@@ -1,5 +1,4 @@
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import { expect } from 'chai'
 import type { Knex } from 'knex'
@@ -9,23 +8,11 @@ import { readCatalog } from '../tooling/catalog'
 import { generateMigration, RenameProposalError, type GenerateOptions } from '../tooling/migration-generator'
 import { RiskyMigrationError } from '../tooling/migration-risks'
 import { DATABASE, freshDatabase, ROOT, SCHEMAS } from './support'
+import { scratchFolders } from './helpers/scratch'
 
 const WIDGET = path.join(ROOT, 'test', 'fixtures', 'schemas', 'widget.json')
 
-const tempDirs: string[] = []
-const tmpDir = (prefix: string) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
-  tempDirs.push(dir)
-  return dir
-}
-
-/** A temp folder holding the project's schemas plus the given extra files (name -> JSON value). */
-function schemasDir(extra: Record<string, unknown> = {}): string {
-  const dir = tmpDir('dci-schemas-')
-  for (const f of fs.readdirSync(SCHEMAS)) fs.copyFileSync(path.join(SCHEMAS, f), path.join(dir, f))
-  for (const [name, value] of Object.entries(extra)) fs.writeFileSync(path.join(dir, name), JSON.stringify(value, null, 2))
-  return dir
-}
+const { tmpDir, schemasDir, remove: removeScratch } = scratchFolders()
 
 /** The test widget, its team relation `restrict` as the issue's: a widget keeps its team from being deleted. */
 function widget(): Record<string, any> {
@@ -66,7 +53,7 @@ async function rejection(promise: Promise<unknown>): Promise<Error> {
 describe(`schema changes: removed and renamed schemas, risky changes, rollback (${DATABASE})`, function () {
   this.timeout(120_000)
   after(() => {
-    for (const dir of tempDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true })
+    removeScratch()
   })
 
   describe('a schema file removed: its table is named, and dropped only when asked', () => {

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { expect } from 'chai'
@@ -7,24 +6,8 @@ import { openDatabase } from '../core'
 import { PG_URL } from './helpers/pg'
 import { killAllServers, ownDatabase, spawnServer, startServer, stopServer, type OwnDatabase } from './helpers/server-process'
 import { claimPort } from './helpers/ports'
-import { DATABASE, MIGRATIONS, ROOT } from './support'
-
-/** Runs `npm run <script>` as npm would (node with tsx's loader) on the server's database. */
-function runScript(file: string, args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--require', 'tsx/cjs', file, ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c))
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c))
-    child.once('error', reject)
-    child.once('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}
+import { runScript } from './helpers/scripts'
+import { DATABASE, MIGRATIONS } from './support'
 
 /** The project's migrations by name, oldest first. */
 const PROJECT_MIGRATIONS = fs

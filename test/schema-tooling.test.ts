@@ -1,5 +1,4 @@
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import { expect } from 'chai'
 import type { Knex } from 'knex'
@@ -11,30 +10,17 @@ import { planMigration } from '../tooling/migration-generator'
 // Without the identity plugin: its tables are not in these databases, and the widget is what is tested.
 import { resourcePlugins as plugins } from '../resources'
 import { freshDatabase, MIGRATIONS, ROOT, SCHEMAS } from './support'
+import { scratchFolders } from './helpers/scratch'
 
 const WIDGET = path.join(ROOT, 'test', 'fixtures', 'schemas', 'widget.json')
 
-/** Every temp folder these tests made, removed once they have all run. */
-const tempDirs: string[] = []
-const tmpDir = (prefix: string) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
-  tempDirs.push(dir)
-  return dir
-}
-
-/** A temp folder holding the project's schemas plus the given extra files (name -> JSON value). */
-function schemasDir(extra: Record<string, unknown> = {}): string {
-  const dir = tmpDir('dci-schemas-')
-  for (const f of fs.readdirSync(SCHEMAS)) fs.copyFileSync(path.join(SCHEMAS, f), path.join(dir, f))
-  for (const [name, value] of Object.entries(extra)) fs.writeFileSync(path.join(dir, name), JSON.stringify(value, null, 2))
-  return dir
-}
+const { tmpDir, schemasDir, remove: removeScratch } = scratchFolders()
 
 const widget = () => JSON.parse(fs.readFileSync(WIDGET, 'utf8'))
 
 describe('schema tooling', () => {
   after(() => {
-    for (const dir of tempDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true })
+    removeScratch()
   })
 
   describe('a schema file dropped in is a working resource after npm run db:generate', () => {

@@ -449,7 +449,10 @@ describe('write-only fields and resources a plugin brings', function () {
     )
     const strict = definePlugin({
       name: 'strict',
-      setup: (api) => (api.keyword({ name: 'x-keeper', on: 'resource', check: () => 'is never right' }), api.resource(VAULT)),
+      setup: (api) => {
+        api.keyword({ name: 'x-keeper', on: 'resource', check: () => 'is never right' })
+        api.resource(VAULT)
+      },
     })
     expect(String(await createEngine({ db: fresh.db, schemasDir: SCHEMAS, plugins: [strict], checkSchema: false }).catch((e: Error) => e))).to.include(
       'vault.json: x-keeper is never right',

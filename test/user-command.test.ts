@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -9,31 +8,14 @@ import { createEngine, openDatabase } from '../core'
 import { verifyPassword } from '../core/identity'
 import { serverPlugins } from '../resources'
 import { PG_URL } from './helpers/pg'
+import { runScript, type ScriptRun } from './helpers/scripts'
 import { ownDatabase, type OwnDatabase } from './helpers/server-process'
-import { DATABASE, ROOT, SCHEMAS } from './support'
+import { DATABASE, SCHEMAS } from './support'
 
-interface Run {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
-/** Runs `npm run user -- ...args` as npm would (node with tsx's loader), with `env` added to the environment. */
-function runUser(args: string[], env: Record<string, string>): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--require', 'tsx/cjs', 'scripts/user.ts', ...args], {
-      cwd: ROOT,
-      // No USER_PASSWORD from the caller's environment unless the test gives one.
-      env: { ...process.env, USER_PASSWORD: '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c))
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c))
-    child.once('error', reject)
-    child.once('close', (code) => resolve({ code, stdout, stderr }))
-  })
+/** Runs `npm run user -- ...args` as npm would, with `env` added to the environment. */
+function runUser(args: string[], env: Record<string, string>): Promise<ScriptRun> {
+  // No USER_PASSWORD from the caller's environment unless the test gives one.
+  return runScript('scripts/user.ts', args, { USER_PASSWORD: '', ...env })
 }
 
 const USAGE = 'usage:\n  npm run user -- create <name> --team <team name>'
