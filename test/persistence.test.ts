@@ -6,7 +6,9 @@ describe('npm start on the embedded database', () => {
     this.timeout(300_000)
     const own = await ownDatabase('persistence', false)
     try {
-      let server = await startServer({ ...own.env, LOG_LEVEL: 'warn' })
+      // At info, start-up waits for this process's own "listening" line: at a quieter level a server of
+      // another test run on the same port could answer the readiness poll (seen: ECONNREFUSED just after).
+      let server = await startServer({ ...own.env, LOG_LEVEL: 'info' })
       const created = await adminFetch(`${server.origin}/api/v1/componenttypes`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
@@ -16,7 +18,7 @@ describe('npm start on the embedded database', () => {
       const { componenttype } = (await created.json()) as { componenttype: { id: string } }
       expect(await stopServer(server)).to.equal(0)
 
-      server = await startServer({ ...own.env, LOG_LEVEL: 'warn' })
+      server = await startServer({ ...own.env, LOG_LEVEL: 'info' })
       try {
         const res = await adminFetch(`${server.origin}/api/v1/componenttypes/${componenttype.id}`)
         expect(res.status).to.equal(200)
