@@ -134,7 +134,9 @@ export async function freshDatabase(): Promise<{ db: Knex; drop(): Promise<void>
     return { db, drop: () => db.destroy() }
   }
   const name = `dci_schema_${randomBytes(6).toString('hex')}`
-  const admin = openDatabase({ url, poolSize: 1 })
+  // CREATE and DROP DATABASE copy and remove files: on a loaded machine they can outlast the default
+  // 10 s statement timeout (a DROP was cancelled so in a CI try), which is for requests, not for these.
+  const admin = openDatabase({ url, poolSize: 1, statementTimeout: 300_000 })
   await admin.raw(`CREATE DATABASE "${name}"`)
   const target = new URL(url)
   target.pathname = `/${name}`
