@@ -391,7 +391,8 @@ function sameJson(a: unknown, b: unknown): boolean {
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null || Array.isArray(a) !== Array.isArray(b)) return false
   const ka = Object.keys(a)
   const kb = Object.keys(b)
-  return ka.length === kb.length && ka.every((k) => Object.hasOwn(b, k) && sameJson((a as never)[k], (b as never)[k]))
+  const [ra, rb] = [a as Record<string, unknown>, b as Record<string, unknown>]
+  return ka.length === kb.length && ka.every((k) => Object.hasOwn(rb, k) && sameJson(ra[k], rb[k]))
 }
 
 /** A body with its aliases renamed to the fields' names, and which fields the body named by their alias. */
@@ -441,7 +442,7 @@ export function aliasSchema(field: FieldDefinition, schema: JsonSchema): JsonSch
  * The required fields of a create body as documents state them: a required field with an alias is
  * required under either name, so it leaves `required` for an `anyOf` of the two.
  */
-export function documentedCreateRequired(def: ResourceDefinition): { required: string[]; anyOf?: JsonSchema[] } {
+export function documentedCreateRequired(def: ResourceDefinition): { required: string[]; anyOf?: JsonSchema[]; allOf?: JsonSchema[] } {
   const required = createRequired(def)
   const either = def.fields.filter((f) => f.alias && required.includes(f.name))
   if (either.length === 0) return { required }
@@ -449,8 +450,5 @@ export function documentedCreateRequired(def: ResourceDefinition): { required: s
   const branch = (name: string) => ({ required: [name], properties: { [name]: true } })
   const alternatives = either.map((f) => ({ anyOf: [branch(f.name), branch(f.alias!)] }))
   const names = new Set(either.map((f) => f.name))
-  return {
-    required: required.filter((r) => !names.has(r)),
-    ...(alternatives.length === 1 ? alternatives[0] : { allOf: alternatives }),
-  } as { required: string[]; anyOf?: JsonSchema[] }
+  return { required: required.filter((r) => !names.has(r)), ...(alternatives.length === 1 ? alternatives[0] : { allOf: alternatives }) }
 }
