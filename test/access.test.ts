@@ -131,9 +131,10 @@ describe('access: role x operation x (own team, other team, global), generated f
   let rows: RowFactory
   let fixtureHash: string
 
-  /** A row as the API answers it (JSON, no write-only field). */
+  /** A row as the API answers it (JSON, no write-only field, each alias key beside its field). */
   const asAnswered = (def: ResourceDefinition, row: Row): ApiRow => {
     const copy = JSON.parse(JSON.stringify(row))
+    for (const field of def.fields) if (field.alias) copy[field.alias] = copy[field.name]
     for (const field of hiddenFields(def)) delete copy[field]
     return copy
   }
@@ -678,7 +679,11 @@ describe('access: embeds and nested routes across teams (a test resource: jobs o
     for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true })
   })
 
-  const remoteciRow = async (id: string) => JSON.parse(JSON.stringify(await world.db('remotecis').where({ id }).first()))
+  // As answered: the stored row and its alias key team_id.
+  const remoteciRow = async (id: string) => {
+    const row = JSON.parse(JSON.stringify(await world.db('remotecis').where({ id }).first()))
+    return { ...row, team_id: row.team }
+  }
 
   for (const transport of ['http', 'services'] as Transport[]) {
     for (const role of ROLES) {

@@ -150,6 +150,7 @@ describe('OpenAPI document', () => {
       const clause = check.compile(params.where.schema.items)
       expect(clause('name:RHEL-9.4')).to.equal(true)
       expect(clause(`componenttype:${MISSING}`)).to.equal(true)
+      expect(clause(`componenttype_id:${MISSING}`), 'an alias is filterable').to.equal(true)
       expect(clause('etag:abc'), 'etag is not filterable').to.equal(false)
       expect(clause('nope:x')).to.equal(false)
       expect(clause('name')).to.equal(false)
@@ -164,6 +165,8 @@ describe('OpenAPI document', () => {
         '-name',
         'componenttype',
         '-componenttype',
+        'componenttype_id',
+        '-componenttype_id',
       ])
       expect(params.embed.schema.items.enum).to.deep.equal(['componenttype'])
       expect(params.limit.schema).to.include({ minimum: 0, maximum: 200, default: 20 })
@@ -186,12 +189,30 @@ describe('OpenAPI document', () => {
 
     it('a relation field is oneOf the id and the related object; engine fields are required and read-only', () => {
       const component = doc.components.schemas.component as Json
-      expect(component.required).to.have.members(['id', 'name', 'componenttype', 'created_at', 'updated_at', 'etag'])
+      expect(component.required).to.have.members(['id', 'name', 'componenttype', 'componenttype_id', 'created_at', 'updated_at', 'etag'])
       expect(component.properties.componenttype.oneOf).to.deep.equal([{ type: 'string', format: 'uuid' }, { $ref: '#/components/schemas/componenttype' }])
       expect(component.properties.id).to.include({ readOnly: true, format: 'uuid' })
       expect(JSON.stringify(doc.components.schemas), 'no x- keyword is left in the schemas').to.not.match(/"x-/)
-      expect((doc.components.schemas['component.create'] as Json).required).to.deep.equal(['name', 'componenttype'])
+      expect((doc.components.schemas['component.create'] as Json).required).to.deep.equal(['name'])
       expect(doc.components.schemas['component.update'] as Json).to.not.have.property('required')
+    })
+
+    it('an alias (x-alias) is documented in answers and bodies, described as the alias of its field; a required field is required under either name', () => {
+      const component = doc.components.schemas.component as Json
+      expect(component.properties.componenttype_id).to.deep.equal({
+        type: 'string',
+        format: 'uuid',
+        description: "Alias of `componenttype`: the id of a componenttype, also with `embed=componenttype`. Id of the component's type.",
+      })
+      for (const variant of ['component.create', 'component.update']) {
+        const body = doc.components.schemas[variant] as Json
+        expect(body.properties.componenttype_id.description, variant).to.match(/^Alias of `componenttype`/)
+      }
+      const create = check.compile({ $ref: '#/components/schemas/component.create' })
+      expect(create({ name: 'a', componenttype: MISSING })).to.equal(true)
+      expect(create({ name: 'a', componenttype_id: MISSING })).to.equal(true)
+      expect(create({ name: 'a' }), 'neither name').to.equal(false)
+      expect((doc.components.schemas.remoteci as Json).properties.team_id.description).to.match(/^Alias of `team`/)
     })
 
     it('_meta has the count, and count_exact: false only when the count is an estimate', () => {
@@ -417,10 +438,17 @@ describe('OpenAPI document', () => {
         const plural = schema['x-plural'] ?? `${name}s`
         expect(doc.paths, file).to.include.keys(`/${plural}`, `/${plural}/{id}`)
         const stored = doc.components.schemas[name] as Json
-        expect(Object.keys(stored.properties), file).to.have.members(['id', ...Object.keys(schema.properties), 'created_at', 'updated_at', 'etag'])
-        // The owner field (the access rules fill in the caller's team) and fields with a default may be omitted.
+        const aliases = Object.values(schema.properties as Record<string, Json>).flatMap((p) => (p['x-alias'] ? [p['x-alias']] : []))
+        expect(Object.keys(stored.properties), file).to.have.members(['id', ...Object.keys(schema.properties), ...aliases, 'created_at', 'updated_at', 'etag'])
+        // The owner field (the access rules fill in the caller's team) and fields with a default may be omitted;
+        // a field with an alias is required under either name.
         const omissible = (f: string) => f === schema['x-owner'] || schema.properties[f].default !== undefined
-        expect((doc.components.schemas[`${name}.create`] as Json).required, file).to.deep.equal((schema.required ?? []).filter((f: string) => !omissible(f)))
+        const requiredHere = (schema.required ?? []).filter((f: string) => !omissible(f))
+        const create = doc.components.schemas[`${name}.create`] as Json
+        expect(create.required, file).to.deep.equal(requiredHere.filter((f: string) => !schema.properties[f]['x-alias']))
+        const either = requiredHere.filter((f: string) => schema.properties[f]['x-alias'])
+        const alternatives = [...(create.anyOf ? [create] : []), ...(create.allOf ?? [])].map((a: Json) => a.anyOf.map((b: Json) => b.required[0]))
+        expect(alternatives, file).to.deep.equal(either.map((f: string) => [f, schema.properties[f]['x-alias']]))
       }
     })
 

@@ -199,6 +199,40 @@ describe('schema files that stop start-up', () => {
     }
   })
 
+  it('an x-alias that is not a safe identifier, not a string, an engine field, or the name or alias of another field is refused, naming the field', () => {
+    const ref = { type: 'string', format: 'uuid', 'x-relation': 'componenttype' }
+    expectRefused({ 'probe.json': schema({}, { kind: { ...ref, 'x-alias': 'Kind-Id' } }) }, 'probe.json', /field 'kind': x-alias must be a field name/)
+    expectRefused({ 'probe.json': schema({}, { kind: { ...ref, 'x-alias': 7 } }) }, 'probe.json', /field 'kind': x-alias must be a field name/)
+    expectRefused({ 'probe.json': schema({}, { kind: { ...ref, 'x-alias': 'etag' } }) }, 'probe.json', /field 'kind': x-alias 'etag' is reserved/)
+    expectRefused(
+      { 'probe.json': schema({}, { kind: { ...ref, 'x-alias': 'name' } }) },
+      'probe.json',
+      /x-alias 'name' is already the name or alias of another field/,
+    )
+    expectRefused({ 'probe.json': schema({}, { kind: { ...ref, 'x-alias': 'kind' } }) }, 'probe.json', /x-alias 'kind' is already the name or alias/)
+    expectRefused(
+      { 'probe.json': schema({}, { kind: { ...ref, 'x-alias': 'kind_id' }, sort: { type: 'string', 'x-alias': 'kind_id' } }) },
+      'probe.json',
+      /x-alias 'kind_id' is already the name or alias of another field/,
+    )
+    expectRefused(
+      { 'probe.json': schema({}, { data: { type: 'object', properties: { a: { type: 'string', 'x-alias': 'b' } } } }) },
+      'probe.json',
+      /field 'data' \(at properties\.a\): x-alias is only allowed on a field itself/,
+    )
+  })
+
+  it('an x-alias loads on a field of any kind: the definition carries it', () => {
+    const dir = schemasWith({ 'probe.json': schema({}, { label: { type: 'string', 'x-alias': 'title' } }) })
+    try {
+      const probe = loadSchemas(dir).find((d) => d.name === 'probe')!
+      expect(probe.fields.find((f) => f.name === 'label')!.alias).to.equal('title')
+      expect(probe.fields.find((f) => f.name === 'name')!.alias).to.equal(undefined)
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
   it('integer bounds beyond the 32-bit integer column are refused, naming the field and the bound', () => {
     for (const [key, value] of [
       ['maximum', 3_000_000_000],

@@ -6,7 +6,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { compile, type JSONSchema } from 'json-schema-to-typescript'
-import { answeredFields, createRequired, ENGINE_FIELDS, fieldSchema } from '../core/schema/derive'
+import { aliasSchema, answeredFields, createRequired, ENGINE_FIELDS, fieldSchema } from '../core/schema/derive'
 import { loadSchemas } from '../core/schema/loader'
 import type { ActionDefinition } from '../core/plugins/plugin'
 import type { ExtraKeywords, JsonSchema, ResourceDefinition } from '../core/schema/types'
@@ -33,11 +33,13 @@ function typeName(name: string): string {
 function typeSchemas(def: ResourceDefinition): { input: JSONSchema; stored: JSONSchema } {
   const name = typeName(def.name)
   const props = Object.fromEntries(def.fields.map((f) => [f.name, fieldSchema(f, plain)]))
+  // An alias is optional in a body (the field's own name is the typed client's) and answered beside its field.
+  const aliases = Object.fromEntries(def.fields.filter((f) => f.alias).map((f) => [f.alias, aliasSchema(f, props[f.name])]))
   const input = {
     title: `${name}Input`,
     description: `What a client sends to create a ${def.name} (POST /${def.plural}); PUT takes any part of it.`,
     type: 'object',
-    properties: props,
+    properties: { ...props, ...aliases },
     required: createRequired(def),
     additionalProperties: false,
   }
@@ -46,6 +48,11 @@ function typeSchemas(def: ResourceDefinition): { input: JSONSchema; stored: JSON
   const storedProps = {
     id: engine.id,
     ...Object.fromEntries(answeredFields(def).map((f) => [f.name, props[f.name]])),
+    ...Object.fromEntries(
+      answeredFields(def)
+        .filter((f) => f.alias)
+        .map((f) => [f.alias, aliases[f.alias!]]),
+    ),
     created_at: engine.created_at,
     updated_at: engine.updated_at,
     etag: engine.etag,

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex'
 import { errors } from '../errors'
 import type { ListQuery } from '../query/list-query'
-import { jsonFields, type ConstraintMeaning } from '../schema/derive'
+import { addAliasKeys, fieldAliases, jsonFields, type ConstraintMeaning } from '../schema/derive'
 import type { ResourceDefinition } from '../schema/types'
 import { isUuid } from '../schema/vocabulary'
 import { newEtag, type EtagCondition } from './etag'
@@ -54,6 +54,8 @@ export interface CompanionRow {
 export class Repository {
   /** Fields stored as JSON text: written stringified, read back parsed (as objection's jsonAttributes). */
   private readonly jsonFields: string[]
+  /** Field -> alias pairs: every row read carries the alias keys too. */
+  private readonly aliases: Array<[string, string]>
   /** Compiled SQL by statement shape (see {@link Repository.statement}). */
   private readonly statements = new Map<string, string>()
 
@@ -64,6 +66,7 @@ export class Repository {
     private readonly describeConstraint: (constraint: string) => ConstraintMeaning | undefined,
   ) {
     this.jsonFields = jsonFields(def)
+    this.aliases = fieldAliases(def)
   }
 
   /**
@@ -82,7 +85,9 @@ export class Repository {
     return out
   }
 
+  /** Parses JSON columns and adds the alias keys (with the stored value, before any embed), in place. */
   private fromDb<T extends Record<string, unknown>>(rows: T[]): T[] {
+    if (this.aliases.length) for (const row of rows) addAliasKeys(this.aliases, row)
     if (this.jsonFields.length === 0) return rows
     for (const row of rows) {
       for (const f of this.jsonFields) {

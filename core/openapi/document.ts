@@ -3,7 +3,7 @@ import type { ErrorRegistry } from '../errors'
 import type { ActionDefinition } from '../plugins/plugin'
 import type { Resource } from '../plugins/registry'
 import { COUNT_MODES, LIST_PARAMETERS, type ListLimits } from '../query/list-query'
-import { answeredFields, createRequired, ENGINE_FIELDS, fieldSchema } from '../schema/derive'
+import { aliasSchema, answeredFields, documentedCreateRequired, ENGINE_FIELDS, fieldSchema } from '../schema/derive'
 import type { JsonSchema } from '../schema/types'
 
 /** A JSON object of the OpenAPI document (operation, parameter, response...). */
@@ -308,7 +308,11 @@ function resourceSchemas(resource: Resource): Record<string, JsonSchema> {
   const { def } = resource
   const engine = Object.fromEntries(ENGINE_FIELDS.map((f) => [f.name, f.schema]))
   const stored: Record<string, JsonSchema> = { id: engine.id }
-  const body: Record<string, JsonSchema> = Object.fromEntries(def.fields.map((f) => [f.name, fieldSchema(f, draft2020)]))
+  const body: Record<string, JsonSchema> = {}
+  for (const f of def.fields) {
+    body[f.name] = fieldSchema(f, draft2020)
+    if (f.alias) body[f.alias] = aliasSchema(f, body[f.name])
+  }
   for (const field of answeredFields(def)) {
     const schema = fieldSchema(field, draft2020)
     if (!field.relation) {
@@ -322,6 +326,7 @@ function resourceSchemas(resource: Resource): Record<string, JsonSchema> {
       oneOf: [{ ...idSchema, type: 'string' }, ref('schemas', schemaName(target, 'object')), ...(field.required ? [] : [{ type: 'null' }])],
     }
   }
+  for (const field of answeredFields(def)) if (field.alias) stored[field.alias] = aliasSchema(field, fieldSchema(field, draft2020))
   for (const field of ENGINE_FIELDS.slice(1)) stored[field.name] = field.schema
   const computed = Object.fromEntries(Object.entries(resource.outputFields).map(([name, schema]) => [name, { ...draft2020(schema), readOnly: true }]))
   const describe = (what: string) => ({
@@ -340,7 +345,7 @@ function resourceSchemas(resource: Resource): Record<string, JsonSchema> {
       ...describe(' (create)'),
       type: 'object',
       properties: body,
-      required: createRequired(def),
+      ...documentedCreateRequired(def),
       additionalProperties: false,
       // A schema file's examples are bodies a client sends, without the engine's fields.
       ...(def.schema.examples !== undefined ? { examples: def.schema.examples } : {}),

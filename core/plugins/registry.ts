@@ -5,7 +5,7 @@ import { consoleLogger, type EngineLogger } from '../http/frame'
 import { Repository } from '../data/repository'
 import { ErrorRegistry } from '../errors'
 import { compileListQuery, type ListLimits, type ListQueryParser } from '../query/list-query'
-import { bodySchema, constraintMeanings } from '../schema/derive'
+import { bodySchema, constraintMeanings, fieldAliases, hiddenKeys } from '../schema/derive'
 import type { JsonSchema, ResourceDefinition } from '../schema/types'
 import { SCHEMA_KEYWORDS, schemaAjv, type SchemaKeyword } from '../schema/vocabulary'
 import { HookRegistry, type MethodHooks } from '../service/hooks'
@@ -145,7 +145,7 @@ export function buildResources(defs: ResourceDefinition[], contributions: Plugin
       return def
     },
   }
-  const hidden = new Map(defs.map((d) => [d.name, d.fields.filter((f) => f.hidden).map((f) => f.name)]))
+  const hidden = new Map(defs.map((d) => [d.name, hiddenKeys(d)]))
   const repositories = new Map<string, Repository>()
   for (const def of defs) {
     const repository = new Repository(def, knex, (name) => repositories.get(name)!, constraintMeanings(def, defs))
@@ -158,8 +158,8 @@ export function buildResources(defs: ResourceDefinition[], contributions: Plugin
         def,
         repository,
         query,
-        validateCreate: validator(ajv.compile(bodySchema(def, 'create')), text),
-        validateUpdate: validator(ajv.compile(bodySchema(def, 'update')), text),
+        validateCreate: validator(ajv.compile(bodySchema(def, 'create')), text, fieldAliases(def)),
+        validateUpdate: validator(ajv.compile(bodySchema(def, 'update')), text, fieldAliases(def)),
         hooks,
       },
       host,

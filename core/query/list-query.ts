@@ -1,7 +1,7 @@
 import type Ajv from 'ajv'
 import type { ValidateFunction } from 'ajv'
 import { errors } from '../errors'
-import { filterableFields } from '../schema/derive'
+import { fieldAliases, filterableFields } from '../schema/derive'
 import type { FieldKind, ResourceDefinition } from '../schema/types'
 import { schemaAjv } from '../schema/vocabulary'
 
@@ -123,7 +123,13 @@ function nonNegativeInteger(name: string, raw: string, max: number): number {
 export function compileListQuery(def: ResourceDefinition, limits: ListLimits, ajv: Ajv = schemaAjv()) {
   const filterable = new Map<string, Filterable>()
   for (const field of filterableFields(def)) filterable.set(field.name, { kind: field.kind, check: ajv.compile(field.schema) })
-  const fieldNames = [...filterable.keys()]
+  // `where` and `sort` take a field's alias for the field itself.
+  const aliasOf = new Map(
+    fieldAliases(def)
+      .filter(([field]) => filterable.has(field))
+      .map(([field, alias]) => [alias, field]),
+  )
+  const fieldNames = [...filterable.keys(), ...aliasOf.keys()]
   const relations = def.fields.filter((f) => f.relation).map((f) => f.name)
   // Answered object and array fields are known, but neither compared nor ordered: say so, not "unknown".
   const structured = new Set(def.fields.filter((f) => f.kind === 'json' && !f.hidden).map((f) => f.name))
@@ -140,14 +146,15 @@ export function compileListQuery(def: ResourceDefinition, limits: ListLimits, aj
     return raw.split(',').map((clause) => {
       const colon = clause.indexOf(':')
       if (colon <= 0) throw errors.badParameter('where', `'${clause.slice(0, 80)}' is not of the form field:value`, { fields: fieldNames })
-      const name = clause.slice(0, colon)
+      const sent = clause.slice(0, colon)
+      const name = aliasOf.get(sent) ?? sent
       const value = clause.slice(colon + 1)
       const field = filterable.get(name)
-      if (!field) throw unknownField('where', name)
+      if (!field) throw unknownField('where', sent)
       const converted = convert(field.kind, value)
       if (converted === undefined || !field.check(converted)) {
-        throw errors.badParameter('where', `'${value.slice(0, 80)}' is not a valid value for '${name}'`, {
-          field: name,
+        throw errors.badParameter('where', `'${value.slice(0, 80)}' is not a valid value for '${sent}'`, {
+          field: sent,
           error: field.check.errors?.[0]?.message ?? `must be ${field.kind}`,
         })
       }
@@ -159,9 +166,10 @@ export function compileListQuery(def: ResourceDefinition, limits: ListLimits, aj
     const seen = new Set<string>()
     return raw.split(',').map((item) => {
       const desc = item.startsWith('-')
-      const name = desc ? item.slice(1) : item
-      if (!filterable.has(name)) throw unknownField('sort', name)
-      if (seen.has(name)) throw errors.badParameter('sort', `field '${name}' is given twice`, { fields: fieldNames })
+      const sent = desc ? item.slice(1) : item
+      const name = aliasOf.get(sent) ?? sent
+      if (!filterable.has(name)) throw unknownField('sort', sent)
+      if (seen.has(name)) throw errors.badParameter('sort', `field '${sent}' is given twice`, { fields: fieldNames })
       seen.add(name)
       return [name, desc ? 'desc' : 'asc']
     })

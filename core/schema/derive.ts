@@ -364,3 +364,91 @@ export function expectedTable(def: ResourceDefinition, defs: readonly ResourceDe
 export function constraintName(table: string, columns: string[], kind: 'unique' | 'foreign' | 'index'): string {
   return `${table}_${columns.join('_')}_${kind}`.slice(0, 63)
 }
+
+/**
+ * The aliases of a resource's fields (`x-alias`), as pairs of the field's name and its alias. A body
+ * may use either name ({@link canonicalBody}), `where` and `sort` take either, and answers carry both
+ * keys with the same value ({@link addAliasKeys}): with `embed`, the embedded row replaces the value
+ * under the field's own name and the alias keeps the id.
+ */
+export function fieldAliases(def: ResourceDefinition): Array<[field: string, alias: string]> {
+  return def.fields.filter((f) => f.alias !== undefined).map((f) => [f.name, f.alias!])
+}
+
+/** The keys answers leave out: write-only fields and their aliases. */
+export function hiddenKeys(def: ResourceDefinition): string[] {
+  return def.fields.filter((f) => f.hidden).flatMap((f) => (f.alias ? [f.name, f.alias] : [f.name]))
+}
+
+/** Adds, in place, each alias key beside its field with the field's value (before any embed). */
+export function addAliasKeys(aliases: ReadonlyArray<readonly [string, string]>, row: Record<string, unknown>): void {
+  for (const [field, alias] of aliases) if (field in row) row[alias] = row[field]
+}
+
+/** Deep equality of two JSON values: a body may send a field and its alias with the same value. */
+function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null || Array.isArray(a) !== Array.isArray(b)) return false
+  const ka = Object.keys(a)
+  const kb = Object.keys(b)
+  const [ra, rb] = [a as Record<string, unknown>, b as Record<string, unknown>]
+  return ka.length === kb.length && ka.every((k) => Object.hasOwn(rb, k) && sameJson(ra[k], rb[k]))
+}
+
+/** A body with its aliases renamed to the fields' names, and which fields the body named by their alias. */
+export interface CanonicalBody {
+  body: Record<string, unknown>
+  /** Field name -> the alias the body used for it: errors name a field as the client sent it. */
+  sentAs: Map<string, string>
+}
+
+/**
+ * Renames the aliases a body uses to their fields' names, so validation, hooks and the repository see
+ * one name per field. A body that gives a field under both names with different values gets `conflicts`
+ * (alias -> message) instead; the same value twice is fine. A body without aliases is answered as it is.
+ */
+export function canonicalBody(
+  aliases: ReadonlyArray<readonly [string, string]>,
+  body: Record<string, unknown>,
+): CanonicalBody | { conflicts: Record<string, string> } {
+  const sentAs = new Map<string, string>()
+  let out = body
+  let conflicts: Record<string, string> | undefined
+  for (const [field, alias] of aliases) {
+    if (!Object.hasOwn(body, alias)) continue
+    if (Object.hasOwn(body, field) && !sameJson(body[field], body[alias])) {
+      ;(conflicts ??= {})[alias] = `is an alias of '${field}', and the body gives them different values`
+      continue
+    }
+    if (out === body) out = { ...body }
+    if (!Object.hasOwn(body, field)) sentAs.set(field, alias)
+    out[field] = body[alias]
+    delete out[alias]
+  }
+  return conflicts ? { conflicts } : { body: out, sentAs }
+}
+
+/**
+ * The schema of an alias key, from its field's schema as bodies and answers take it: the same values,
+ * described as an alias. A relation's alias always holds the id, with `embed` too.
+ */
+export function aliasSchema(field: FieldDefinition, schema: JsonSchema): JsonSchema {
+  const { description, ...rest } = schema
+  const what = field.relation ? `the id of a ${field.relation.resource}, also with \`embed=${field.name}\`` : 'the same value'
+  return { ...rest, description: `Alias of \`${field.name}\`: ${what}.${description ? ` ${String(description)}` : ''}` }
+}
+
+/**
+ * The required fields of a create body as documents state them: a required field with an alias is
+ * required under either name, so it leaves `required` for an `anyOf` of the two.
+ */
+export function documentedCreateRequired(def: ResourceDefinition): { required: string[]; anyOf?: JsonSchema[]; allOf?: JsonSchema[] } {
+  const required = createRequired(def)
+  const either = def.fields.filter((f) => f.alias && required.includes(f.name))
+  if (either.length === 0) return { required }
+  // `properties` of each branch only names the key: strict validators (ajv's strictRequired) ask it.
+  const branch = (name: string) => ({ required: [name], properties: { [name]: true } })
+  const alternatives = either.map((f) => ({ anyOf: [branch(f.name), branch(f.alias!)] }))
+  const names = new Set(either.map((f) => f.name))
+  return { required: required.filter((r) => !names.has(r)), ...(alternatives.length === 1 ? alternatives[0] : { allOf: alternatives }) }
+}

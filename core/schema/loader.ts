@@ -200,6 +200,13 @@ function parseSchemaFile(file: string, text: string, ajv: Ajv, keywords: ExtraKe
     if (prop['x-case-insensitive'] !== undefined && (prop['x-case-insensitive'] !== true || kind !== 'string')) {
       throw new SchemaError(file, `field '${field}': x-case-insensitive must be true, on a string field`)
     }
+    const alias = prop['x-alias']
+    if (alias !== undefined && (typeof alias !== 'string' || !SAFE_IDENTIFIER.test(alias))) {
+      throw new SchemaError(file, `field '${field}': x-alias must be a field name, a safe SQL identifier (${SAFE_IDENTIFIER})`)
+    }
+    if (typeof alias === 'string' && ENGINE_FIELD_NAMES.includes(alias)) {
+      throw new SchemaError(file, `field '${field}': x-alias '${alias}' is reserved: the engine adds ${ENGINE_FIELD_NAMES.join(', ')} itself`)
+    }
     checkKeywords(file, prop, 'property', keywords, field)
     const hidden = prop.writeOnly === true
     const definition: FieldDefinition = {
@@ -212,8 +219,14 @@ function parseSchemaFile(file: string, text: string, ajv: Ajv, keywords: ExtraKe
       hidden,
     }
     if (prop['x-case-insensitive'] === true) definition.caseInsensitive = true
+    if (typeof alias === 'string') definition.alias = alias
     return definition
   })
+  const names = new Set<string>()
+  for (const name of fields.flatMap((f) => (f.alias ? [f.name, f.alias] : [f.name]))) {
+    if (names.has(name)) throw new SchemaError(file, `x-alias '${name}' is already the name or alias of another field`)
+    names.add(name)
+  }
   for (const r of required as string[]) {
     if (!fields.some((f) => f.name === r)) throw new SchemaError(file, `required field '${r}' is not in "properties"`)
   }

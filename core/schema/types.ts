@@ -17,6 +17,8 @@ export interface FieldDefinition {
   hidden: boolean
   /** `x-case-insensitive: true` (a text field in a unique key): `RHEL` and `rhel` are one value of the key. */
   caseInsensitive?: boolean
+  /** `x-alias`: a second name of the field, taken on writes, `where` and `sort`, and answered beside it. */
+  alias?: string
 }
 
 export interface ResourceDefinition {

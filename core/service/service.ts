@@ -3,7 +3,7 @@ import { parseEtagHeader, type EtagCondition } from '../data/etag'
 import type { Db, Repository, Row } from '../data/repository'
 import { errors } from '../errors'
 import { toRawQuery, type ListQueryParser, type RawQuery } from '../query/list-query'
-import { fieldDefaults, requiredAfterHooks } from '../schema/derive'
+import { canonicalBody, fieldAliases, fieldDefaults, hiddenKeys, requiredAfterHooks } from '../schema/derive'
 import type { ResourceDefinition } from '../schema/types'
 import type { MethodHooks } from './hooks'
 import type { CompanionRow, HookContext, HookNeeds, Identity, Page, Params, ResourceService, ServiceMethod, TransactionLike } from './types'
@@ -114,13 +114,15 @@ export class Service implements ResourceService {
   private readonly hidden: readonly string[]
   private readonly fillLater: readonly string[]
   private readonly defaults: ReadonlyArray<[string, unknown]>
+  private readonly aliases: ReadonlyArray<[string, string]>
 
   constructor(
     private readonly parts: ServiceParts,
     private readonly host: ServiceHost,
   ) {
     this.name = parts.def.name
-    this.hidden = parts.def.fields.filter((f) => f.hidden).map((f) => f.name)
+    this.hidden = hiddenKeys(parts.def)
+    this.aliases = fieldAliases(parts.def)
     this.fillLater = requiredAfterHooks(parts.def)
     this.defaults = fieldDefaults(parts.def)
   }
@@ -144,7 +146,7 @@ export class Service implements ResourceService {
 
   create(data: Record<string, unknown>, params: Params = {}): Promise<Row> {
     const db = dbOf(params.transaction, this.host.knex)
-    if (params.trusted) return this.parts.repository.create(data, db)
+    if (params.trusted) return this.trustedData(data).then((canonical) => this.parts.repository.create(canonical, db))
     const validate = (ctx: HookContext) => {
       ctx.data = { ...this.parts.validateCreate(data) }
       // An omitted field with a `default` gets it (a copy: hooks may change it).
@@ -160,7 +162,8 @@ export class Service implements ResourceService {
 
   update(id: string, data: Record<string, unknown>, params: Params = {}): Promise<Row> {
     const db = dbOf(params.transaction, this.host.knex)
-    if (params.trusted) return this.parts.repository.update(id, data, ifMatchOf(params), db, ifNoneMatchOf(params))
+    if (params.trusted)
+      return this.trustedData(data).then((canonical) => this.parts.repository.update(id, canonical, ifMatchOf(params), db, ifNoneMatchOf(params)))
     let condition: EtagCondition
     return this.call(
       'update',
@@ -184,6 +187,14 @@ export class Service implements ResourceService {
     return this.call('remove', params, db, { id, validate: () => void (condition = ifMatchOf(params)) }, (ctx, companions) =>
       this.parts.repository.remove(id, condition, ctx.db, ifNoneMatchOf(params), companions),
     )
+  }
+
+  /** Trusted data skips validation, not the aliases: a field named by its alias is stored under its name. */
+  private async trustedData(data: Record<string, unknown>): Promise<Record<string, unknown>> {
+    if (this.aliases.length === 0) return data
+    const canonical = canonicalBody(this.aliases, data)
+    if ('conflicts' in canonical) throw errors.validation(canonical.conflicts)
+    return canonical.body
   }
 
   private async getRow(id: string, embed: string[], db: Db): Promise<Row> {

@@ -1,6 +1,6 @@
 import type { ErrorObject, ValidateFunction } from 'ajv'
 import { errors } from '../errors'
-import { ENGINE_FIELD_NAMES } from '../schema/derive'
+import { canonicalBody, ENGINE_FIELD_NAMES } from '../schema/derive'
 import type { FieldDefinition } from '../schema/types'
 
 function fieldOf(error: ErrorObject): string {
@@ -17,6 +17,8 @@ function messageOf(error: ErrorObject): string {
   if (error.keyword === 'required') return 'is required'
   return error.message ?? 'is invalid'
 }
+
+const NO_ALIASES: ReadonlyMap<string, string> = new Map()
 
 /** Most fields one validation error lists; the payload counts the others in `more_errors`. */
 const MAX_LISTED_FIELD_ERRORS = 100
@@ -85,19 +87,20 @@ function textProblem(value: string, rule: TextRule): string | undefined {
  * (a new object only when one changes), or throws the 400 naming each refused field (a text field
  * breaking its rules, an object or array field holding a NUL).
  */
-function applyTextRules(body: Record<string, unknown>, rules: readonly TextRule[]): Record<string, unknown> {
+function applyTextRules(body: Record<string, unknown>, rules: readonly TextRule[], sentAs: ReadonlyMap<string, string>): Record<string, unknown> {
   let out = body
   let refused: Record<string, string> | undefined
   for (const rule of rules) {
     const value = body[rule.field]
+    const named = sentAs.get(rule.field) ?? rule.field
     if (rule.json) {
       if (holdsNul(value))
-        (refused ??= Object.create(null) as Record<string, string>)[rule.field] = 'must not contain a NUL character (U+0000), which cannot be stored'
+        (refused ??= Object.create(null) as Record<string, string>)[named] = 'must not contain a NUL character (U+0000), which cannot be stored'
       continue
     }
     if (typeof value !== 'string') continue
     const problem = textProblem(value, rule)
-    if (problem) (refused ??= Object.create(null) as Record<string, string>)[rule.field] = problem
+    if (problem) (refused ??= Object.create(null) as Record<string, string>)[named] = problem
     const normal = value.normalize('NFC')
     if (normal !== value) {
       if (out === body) out = { ...body }
@@ -108,11 +111,23 @@ function applyTextRules(body: Record<string, unknown>, rules: readonly TextRule[
   return out
 }
 
-/** Builds a validator that answers with every field's first error (up to {@link MAX_LISTED_FIELD_ERRORS}). */
-export function validator(check: ValidateFunction, rules: readonly TextRule[] = []): (body: unknown) => Record<string, unknown> {
-  return (body: unknown): Record<string, unknown> => {
-    if (!body || typeof body !== 'object' || Array.isArray(body)) throw errors.bodyNotObject()
-    if (check(body)) return rules.length ? applyTextRules(body as Record<string, unknown>, rules) : (body as Record<string, unknown>)
+/**
+ * Builds a validator that answers with every field's first error (up to {@link MAX_LISTED_FIELD_ERRORS}).
+ * A field the body names by its alias (`aliases`, field -> alias pairs) is renamed to the field's name
+ * first, and its errors name it as the body did; a field given under both names with different values
+ * is refused, naming the alias.
+ */
+export function validator(
+  check: ValidateFunction,
+  rules: readonly TextRule[] = [],
+  aliases: ReadonlyArray<readonly [string, string]> = [],
+): (body: unknown) => Record<string, unknown> {
+  return (sent: unknown): Record<string, unknown> => {
+    if (!sent || typeof sent !== 'object' || Array.isArray(sent)) throw errors.bodyNotObject()
+    const canonical = aliases.length ? canonicalBody(aliases, sent as Record<string, unknown>) : { body: sent as Record<string, unknown>, sentAs: NO_ALIASES }
+    if ('conflicts' in canonical) throw errors.validation(canonical.conflicts)
+    const { body, sentAs } = canonical
+    if (check(body)) return rules.length ? applyTextRules(body, rules, sentAs) : body
     // No prototype: an unknown field named "constructor" or "toString" must still be listed.
     const fieldErrors: Record<string, string> = Object.create(null)
     let listed = 0
@@ -121,7 +136,9 @@ export function validator(check: ValidateFunction, rules: readonly TextRule[] = 
     const all = check.errors ?? []
     const ordered = [...all.filter((e) => e.keyword !== 'additionalProperties'), ...all.filter((e) => e.keyword === 'additionalProperties')]
     for (const error of ordered) {
-      const field = fieldOf(error)
+      const path = fieldOf(error)
+      const top = path.split('.')[0]
+      const field = sentAs.has(top) ? sentAs.get(top)! + path.slice(top.length) : path
       if (field in fieldErrors) continue
       // A body of many bad fields must not make an error many times its size.
       if (listed === MAX_LISTED_FIELD_ERRORS) unlisted++

@@ -17,6 +17,10 @@ export interface Component {
    */
   componenttype: string
   /**
+   * Alias of `componenttype`: the id of a componenttype, also with `embed=componenttype`. Id of the component's type.
+   */
+  componenttype_id: string
+  /**
    * When the row was created.
    */
   created_at: string
@@ -42,4 +46,8 @@ export interface ComponentInput {
    * Id of the component's type.
    */
   componenttype: string
+  /**
+   * Alias of `componenttype`: the id of a componenttype, also with `embed=componenttype`. Id of the component's type.
+   */
+  componenttype_id?: string
 }

@@ -23,6 +23,10 @@ export interface Remoteci {
    */
   team: string
   /**
+   * Alias of `team`: the id of a team, also with `embed=team`. Id of the team that owns the remote CI.
+   */
+  team_id: string
+  /**
    * When the row was created.
    */
   created_at: string
@@ -54,4 +58,8 @@ export interface RemoteciInput {
    * Id of the team that owns the remote CI.
    */
   team?: string
+  /**
+   * Alias of `team`: the id of a team, also with `embed=team`. Id of the team that owns the remote CI.
+   */
+  team_id?: string
 }

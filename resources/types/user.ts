@@ -25,6 +25,10 @@ export interface User {
    */
   team: string
   /**
+   * Alias of `team`: the id of a team, also with `embed=team`. Id of the user's team.
+   */
+  team_id: string
+  /**
    * When the row was created.
    */
   created_at: string
@@ -62,4 +66,8 @@ export interface UserInput {
    * Id of the user's team.
    */
   team?: string
+  /**
+   * Alias of `team`: the id of a team, also with `embed=team`. Id of the user's team.
+   */
+  team_id?: string
 }

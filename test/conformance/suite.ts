@@ -79,6 +79,7 @@ export function conformanceSuite(def: ResourceDefinition, getApp: () => TestApp,
   const { name, plural } = def
   const filterable = filterableFields(def)
   const relations = def.fields.filter((f) => f.relation)
+  const aliased = def.fields.filter((f) => f.alias !== undefined && !f.hidden)
 
   // Cases about what only HTTP has (conditional GET, Location, Prefer) are declared for HTTP alone.
   const httpOnly: (title: string, test: () => Promise<void>) => void = options.transport === 'services' ? () => {} : (title, test) => it(title, test)
@@ -136,10 +137,11 @@ export function conformanceSuite(def: ResourceDefinition, getApp: () => TestApp,
         expect(body).to.have.all.keys(plural, '_meta')
         expect(body._meta).to.deep.equal({ count: 3 })
         expect(body[plural].map((r: ApiRow) => r.id)).to.have.members(made.map((r) => r.id))
-        const known = [...ENGINE_FIELDS, ...def.fields.map((f) => f.name)]
+        const known = [...ENGINE_FIELDS, ...def.fields.flatMap((f) => (f.alias ? [f.name, f.alias] : [f.name]))]
         for (const row of body[plural]) {
           expect(row).to.include.all.keys(...ENGINE_FIELDS, ...def.fields.filter((f) => f.required).map((f) => f.name))
           expect(Object.keys(row).filter((k) => !known.includes(k))).to.deep.equal([])
+          for (const f of aliased) expect(row[f.alias!], `${f.alias} beside ${f.name}`).to.deep.equal(row[f.name])
         }
       })
 
@@ -502,6 +504,140 @@ export function conformanceSuite(def: ResourceDefinition, getApp: () => TestApp,
         expectError((await app.http.get(base).query({ embed: 'id' }).expect(400)).body, 400, /'embed'/)
         expectError((await app.http.get(`${base}/${row.id}`).query({ embed: 'no_such_relation' }).expect(400)).body, 400, /'embed'/)
       })
+    })
+
+    describe('aliases (x-alias)', () => {
+      for (const field of aliased) {
+        const alias = field.alias!
+        const byAlias = async (body: Record<string, unknown>) => {
+          const { [field.name]: value, ...rest } = body
+          return { ...rest, [alias]: value }
+        }
+
+        it(`POST naming ${field.name} by its alias ${alias} stores it; answers carry both keys with the same value (POST, detail, list)`, async () => {
+          const body = await rows.body(name)
+          const res = await app.http
+            .post(base)
+            .send(await byAlias(body))
+            .expect(201)
+          const row = res.body[name]
+          expect(row[field.name]).to.deep.equal(body[field.name])
+          expect(row[alias]).to.deep.equal(body[field.name])
+          expect(await detail(row.id)).to.deep.equal(row)
+          const [listed] = (await list())[plural]
+          expect(listed).to.deep.equal(row)
+        })
+
+        it(`POST giving ${field.name} and ${alias} the same value is fine; different values answer 400 naming ${alias}, and add nothing`, async () => {
+          const body = await rows.body(name)
+          await app.http
+            .post(base)
+            .send({ ...body, [alias]: body[field.name] })
+            .expect(201)
+          const other = await rows.value(name, field.name, 99)
+          expect(other).to.not.deep.equal(body[field.name])
+          const conflicting = { ...(await rows.body(name)), [alias]: other }
+          const before = await tableChecksums(app.db, tables)
+          const res = await app.http.post(base).send(conflicting).expect(400)
+          expectError(res.body, 400)
+          expect(res.body.code).to.equal('validation_failed')
+          expect(res.body.payload.errors[alias]).to.match(new RegExp(`alias of '${field.name}'`))
+          expect(await tableChecksums(app.db, tables)).to.deep.equal(before)
+        })
+
+        it(`PUT naming ${field.name} by ${alias} changes it; PUT giving both with different values answers 400 and changes nothing`, async () => {
+          const row = await rows.create(name)
+          const value = await rows.value(name, field.name, 98)
+          await app.http
+            .put(`${base}/${row.id}`)
+            .set('If-Match', row.etag)
+            .send({ [alias]: value })
+            .expect(204)
+          const changed = await detail(row.id)
+          expect(changed[field.name]).to.deep.equal(value)
+          expect(changed[alias]).to.deep.equal(value)
+          const res = await app.http
+            .put(`${base}/${row.id}`)
+            .set('If-Match', '*')
+            .send({ [field.name]: row[field.name], [alias]: value })
+            .expect(400)
+          expect(res.body.payload.errors).to.have.property(alias)
+          expect(await detail(row.id)).to.deep.equal(changed)
+        })
+
+        httpOnly(`PUT with Prefer: return=representation answers both ${field.name} and ${alias}`, async () => {
+          const row = await rows.create(name)
+          const value = await rows.value(name, field.name, 97)
+          const res = await app.http
+            .put(`${base}/${row.id}`)
+            .set('If-Match', row.etag)
+            .set('Prefer', 'return=representation')
+            .send({ [alias]: value })
+            .expect(200)
+          expect(res.body[name][field.name]).to.deep.equal(value)
+          expect(res.body[name][alias]).to.deep.equal(value)
+          expect(res.headers.etag).to.equal(`"${res.body[name].etag}"`)
+        })
+
+        it(`POST and PUT with ${alias} of the wrong JSON type answer 400 naming ${alias}, as sent`, async () => {
+          const row = await rows.create(name)
+          const post = await app.http
+            .post(base)
+            .send(await byAlias({ ...(await rows.body(name)), [field.name]: wrongTypeFor(field) }))
+            .expect(400)
+          expect(Object.keys(post.body.payload.errors)).to.deep.equal([alias])
+          const put = await app.http
+            .put(`${base}/${row.id}`)
+            .set('If-Match', '*')
+            .send({ [alias]: wrongTypeFor(field) })
+            .expect(400)
+          expect(Object.keys(put.body.payload.errors)).to.deep.equal([alias])
+        })
+
+        if (filterable.some((f) => f.name === field.name)) {
+          it(`where and sort take ${alias} for ${field.name}`, async () => {
+            const seeds = uniqueAlone(def, field.name) ? [3, 1, 2] : [3, 1, 3, 2]
+            for (const seed of seeds) await rows.create(name, { [field.name]: await rows.value(name, field.name, seed) })
+            const all = await allRows()
+            const value = all[0][field.name]
+            const byField = await list({ where: `${field.name}:${whereText(value)}`, limit: 200 })
+            const byItsAlias = await list({ where: `${alias}:${whereText(value)}`, limit: 200 })
+            expect(byItsAlias).to.deep.equal(byField)
+            expect(byField[plural].length).to.be.at.least(1)
+            for (const sort of [field.name, `-${field.name}`]) {
+              const viaAlias = sort.replace(field.name, alias)
+              expect(
+                (await list({ sort: viaAlias, limit: 200 }))[plural].map((r: ApiRow) => r.id),
+                viaAlias,
+              ).to.deep.equal((await list({ sort, limit: 200 }))[plural].map((r: ApiRow) => r.id))
+            }
+            expectError(
+              (
+                await app.http
+                  .get(base)
+                  .query({ sort: `${field.name},-${alias}` })
+                  .expect(400)
+              ).body,
+              400,
+              /twice/,
+            )
+          })
+        }
+
+        if (field.relation) {
+          it(`embed=${field.name} replaces the id under ${field.name} by the row; ${alias} keeps the id`, async () => {
+            const row = await rows.create(name)
+            const target = app.engine.resource(field.relation!.resource)
+            const parent = (await app.http.get(`${app.engine.prefix}/${target.plural}/${row[field.name]}`).expect(200)).body[target.name]
+            const one = (await app.http.get(`${base}/${row.id}`).query({ embed: field.name }).expect(200)).body[name]
+            expect(one[field.name]).to.deep.equal(parent)
+            expect(one[alias]).to.equal(row[field.name])
+            const [listed] = (await list({ embed: field.name }))[plural]
+            expect(listed[field.name]).to.deep.equal(parent)
+            expect(listed[alias]).to.equal(row[field.name])
+          })
+        }
+      }
     })
 
     describe('validation', () => {
