@@ -4,6 +4,7 @@ import type { Db, Repository, Row } from '../data/repository'
 import { errors } from '../errors'
 import { toRawQuery, type ListQueryParser, type RawQuery } from '../query/list-query'
 import { fieldDefaults, requiredAfterHooks } from '../schema/derive'
+import { isUuid } from '../schema/vocabulary'
 import type { ResourceDefinition } from '../schema/types'
 import type { MethodHooks } from './hooks'
 import type { CompanionRow, HookContext, HookNeeds, Identity, Page, Params, ResourceService, ServiceMethod, TransactionLike } from './types'
@@ -136,9 +137,9 @@ export class Service implements ResourceService {
 
   get(id: string, params: Params = {}): Promise<Row> {
     const db = dbOf(params.transaction, this.host.knex)
-    if (params.trusted) return this.getRow(id, this.parts.query.parseDetail(rawQueryOf(params)), db)
+    if (params.trusted) return this.resolve(id, db).then((found) => this.getRow(found, this.parts.query.parseDetail(rawQueryOf(params)), db))
     return this.call('get', params, db, { id, validate: (ctx) => (ctx.embed = this.parts.query.parseDetail(rawQueryOf(params))) }, (ctx) =>
-      this.getRow(id, ctx.embed!, ctx.db),
+      this.getRow(ctx.id!, ctx.embed!, ctx.db),
     )
   }
 
@@ -160,7 +161,7 @@ export class Service implements ResourceService {
 
   update(id: string, data: Record<string, unknown>, params: Params = {}): Promise<Row> {
     const db = dbOf(params.transaction, this.host.knex)
-    if (params.trusted) return this.parts.repository.update(id, data, ifMatchOf(params), db, ifNoneMatchOf(params))
+    if (params.trusted) return this.resolve(id, db).then((found) => this.parts.repository.update(found, data, ifMatchOf(params), db, ifNoneMatchOf(params)))
     let condition: EtagCondition
     return this.call(
       'update',
@@ -173,17 +174,29 @@ export class Service implements ResourceService {
           ctx.data = { ...this.parts.validateUpdate(data) }
         },
       },
-      (ctx, companions) => this.parts.repository.update(id, ctx.data!, condition, ctx.db, ifNoneMatchOf(params), companions),
+      (ctx, companions) => this.parts.repository.update(ctx.id!, ctx.data!, condition, ctx.db, ifNoneMatchOf(params), companions),
     )
   }
 
   remove(id: string, params: Params = {}): Promise<Row> {
     const db = dbOf(params.transaction, this.host.knex)
-    if (params.trusted) return this.parts.repository.remove(id, ifMatchOf(params), db, ifNoneMatchOf(params))
+    if (params.trusted) return this.resolve(id, db).then((found) => this.parts.repository.remove(found, ifMatchOf(params), db, ifNoneMatchOf(params)))
     let condition: EtagCondition
     return this.call('remove', params, db, { id, validate: () => void (condition = ifMatchOf(params)) }, (ctx, companions) =>
-      this.parts.repository.remove(id, condition, ctx.db, ifNoneMatchOf(params), companions),
+      this.parts.repository.remove(ctx.id!, condition, ctx.db, ifNoneMatchOf(params), companions),
     )
+  }
+
+  /**
+   * The id a detail call names: `id` itself, or, on a resource with `x-lookup`, the id of the row whose
+   * lookup field holds it when it does not parse as a uuid (a uuid is always an id). An unknown name
+   * is a 404, as an unknown id.
+   */
+  private async resolve(id: string, db: Db): Promise<string> {
+    if (this.parts.def.lookup === undefined || isUuid(id)) return id
+    const found = await this.parts.repository.idByLookup(id, db)
+    if (found === undefined) throw errors.notFound(this.name)
+    return found
   }
 
   private async getRow(id: string, embed: string[], db: Db): Promise<Row> {
@@ -214,9 +227,11 @@ export class Service implements ResourceService {
       return this.host.knex.transaction((trx) => this.call(method, { ...params, transaction: trx }, trx, input, execute))
     }
     try {
+      // Hooks and the write see the row's id, whichever way the caller named it.
+      if (input.id !== undefined) (ctx as { id?: string }).id = await this.resolve(input.id, db)
       input.validate(ctx)
       if (before) {
-        ctx.before = await this.parts.repository.get(input.id!, [], db, true)
+        ctx.before = await this.parts.repository.get(ctx.id!, [], db, true)
         if (!ctx.before) throw errors.notFound(this.name)
       }
       for (const hook of hooks.before) await hook(ctx)
