@@ -258,6 +258,8 @@ export class Repository {
   async idByLookup(value: string, db: Db = this.knex): Promise<string | undefined> {
     const field = this.def.fields.find((f) => f.name === this.def.lookup)
     if (!field) return undefined
+    // No text column holds a NUL, so no row has that name (the database would refuse the value).
+    if (value.includes('\u0000')) return undefined
     const name = value.normalize('NFC')
     const [row] = await this.run('read', () =>
       this.statement<{ id: string }>(db, 'lookup', [name, 1], () => {

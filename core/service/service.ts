@@ -137,7 +137,10 @@ export class Service implements ResourceService {
 
   get(id: string, params: Params = {}): Promise<Row> {
     const db = dbOf(params.transaction, this.host.knex)
-    if (params.trusted) return this.resolve(id, db).then((found) => this.getRow(found, this.parts.query.parseDetail(rawQueryOf(params)), db))
+    if (params.trusted) {
+      if (this.named(id)) return this.resolve(id, db).then((found) => this.get(found, params))
+      return this.getRow(id, this.parts.query.parseDetail(rawQueryOf(params)), db)
+    }
     return this.call('get', params, db, { id, validate: (ctx) => (ctx.embed = this.parts.query.parseDetail(rawQueryOf(params))) }, (ctx) =>
       this.getRow(ctx.id!, ctx.embed!, ctx.db),
     )
@@ -161,7 +164,10 @@ export class Service implements ResourceService {
 
   update(id: string, data: Record<string, unknown>, params: Params = {}): Promise<Row> {
     const db = dbOf(params.transaction, this.host.knex)
-    if (params.trusted) return this.resolve(id, db).then((found) => this.parts.repository.update(found, data, ifMatchOf(params), db, ifNoneMatchOf(params)))
+    if (params.trusted) {
+      if (this.named(id)) return this.resolve(id, db).then((found) => this.update(found, data, params))
+      return this.parts.repository.update(id, data, ifMatchOf(params), db, ifNoneMatchOf(params))
+    }
     let condition: EtagCondition
     return this.call(
       'update',
@@ -180,21 +186,24 @@ export class Service implements ResourceService {
 
   remove(id: string, params: Params = {}): Promise<Row> {
     const db = dbOf(params.transaction, this.host.knex)
-    if (params.trusted) return this.resolve(id, db).then((found) => this.parts.repository.remove(found, ifMatchOf(params), db, ifNoneMatchOf(params)))
+    if (params.trusted) {
+      if (this.named(id)) return this.resolve(id, db).then((found) => this.remove(found, params))
+      return this.parts.repository.remove(id, ifMatchOf(params), db, ifNoneMatchOf(params))
+    }
     let condition: EtagCondition
     return this.call('remove', params, db, { id, validate: () => void (condition = ifMatchOf(params)) }, (ctx, companions) =>
       this.parts.repository.remove(ctx.id!, condition, ctx.db, ifNoneMatchOf(params), companions),
     )
   }
 
-  /**
-   * The id a detail call names: `id` itself, or, on a resource with `x-lookup`, the id of the row whose
-   * lookup field holds it when it does not parse as a uuid (a uuid is always an id). An unknown name
-   * is a 404, as an unknown id.
-   */
-  private async resolve(id: string, db: Db): Promise<string> {
-    if (this.parts.def.lookup === undefined || isUuid(id)) return id
-    const found = await this.parts.repository.idByLookup(id, db)
+  /** True when a detail call names its row by its `x-lookup` field: the resource has one and `id` is no uuid (a uuid is always an id). */
+  private named(id: string): boolean {
+    return this.parts.def.lookup !== undefined && !isUuid(id)
+  }
+
+  /** The id of the row whose `x-lookup` field holds `name`; an unknown name is a 404, as an unknown id. */
+  private async resolve(name: string, db: Db): Promise<string> {
+    const found = await this.parts.repository.idByLookup(name, db)
     if (found === undefined) throw errors.notFound(this.name)
     return found
   }
@@ -227,9 +236,10 @@ export class Service implements ResourceService {
       return this.host.knex.transaction((trx) => this.call(method, { ...params, transaction: trx }, trx, input, execute))
     }
     try {
-      // Hooks and the write see the row's id, whichever way the caller named it.
-      if (input.id !== undefined) (ctx as { id?: string }).id = await this.resolve(input.id, db)
       input.validate(ctx)
+      // Hooks and the write see the row's id, whichever way the caller named it (checked after the
+      // input, as an unknown id is: a bad body or a missing If-Match answers the same by name and by id).
+      if (input.id !== undefined && this.named(input.id)) (ctx as { id?: string }).id = await this.resolve(input.id, db)
       if (before) {
         ctx.before = await this.parts.repository.get(ctx.id!, [], db, true)
         if (!ctx.before) throw errors.notFound(this.name)

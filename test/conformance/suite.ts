@@ -68,7 +68,8 @@ function whereText(value: unknown): string {
 
 /**
  * The generic HTTP contract of one resource, as mocha tests: list shape, create, read, conditional
- * writes with ETags, 404s, where, sort, paging, embed, validation, unique keys, relations, concurrency.
+ * writes with ETags, 404s, lookup by an `x-lookup` field, where, sort, paging, embed, validation, unique
+ * keys, relations, concurrency.
  * It needs only the resource's definition: rows are generated from its schema, so a new schema file
  * gets the whole suite with no code. Tables of every resource are truncated before each test.
  *
@@ -395,6 +396,11 @@ export function conformanceSuite(def: ResourceDefinition, getApp: () => TestApp,
           expectError((await app.http.get(at(unknown))).body, 404)
           expectError((await app.http.put(at(unknown)).set('If-Match', '*').send(rows.updateBody(name))).body, 404)
           expectError((await app.http.delete(at(unknown)).set('If-Match', '*')).body, 404)
+          // The input is checked first, as for an unknown id: without If-Match, the same 412.
+          const byId = await app.http.put(`${base}/${MISSING}`).send(rows.updateBody(name))
+          const byName = await app.http.put(at(unknown)).send(rows.updateBody(name))
+          expect([byName.status, byName.body]).to.deep.equal([byId.status, byId.body])
+          expect(byName.status).to.equal(412)
           expect(await tableChecksums(app.db, tables)).to.deep.equal(before)
         })
 
