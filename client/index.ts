@@ -70,7 +70,11 @@ export interface Updated<T> {
 export interface ReadResourceClient<T extends { item: object }> {
   /** `GET /<plural>`: one page of rows. */
   list<E extends EmbeddableField<T['item']> = never>(params?: ListParams<T['item'], E>): Promise<ListPage<WithEmbedded<T['item'], E>>>
-  /** `GET /<plural>/<id>`: one row; a missing one throws an {@link ApiRequestError} with status 404. */
+  /**
+   * `GET /<plural>/<id>`: one row; a missing one throws an {@link ApiRequestError} with status 404. On
+   * a resource with `x-lookup` (componenttypes and teams: their `name`), `id` may be that field's value
+   * instead, here and in `update` and `remove` (a value that parses as a uuid is always an id).
+   */
   get<E extends EmbeddableField<T['item']> = never>(id: string, options?: { embed?: E[] }): Promise<WithEmbedded<T['item'], E>>
 }
 

@@ -241,12 +241,16 @@ describe('access: role x operation x (own team, other team, global), generated f
             })
           }
 
-          for (const role of ROLES) {
+          // A resource with x-lookup is addressed by its lookup field too: the same rules apply to the row it names.
+          const addressing = def.lookup ? ['id', def.lookup] : ['id']
+          for (const [role, by] of ROLES.flatMap((r) => addressing.map((a) => [r, a] as const))) {
+            const byText = by === 'id' ? '' : ` by ${by}`
+            const at = (row: ApiRow) => `${base(def)}/${encodeURIComponent(String(row[by]))}`
             for (const scope of scopesOf(def)) {
               const read = expectedRead(def, role, scope)
-              it(`${role}: GET of ${SCOPE_TEXT[scope]} answers ${describeExpected(read)}`, async () => {
+              it(`${role}: GET${byText} of ${SCOPE_TEXT[scope]} answers ${describeExpected(read)}`, async () => {
                 const row = await fixture(def.name, scope)
-                const res = await as(role)('GET', `${base(def)}/${row.id}`)
+                const res = await as(role)('GET', at(row))
                 expectAnswer(res, read)
                 if (res.status === 200) expect(res.body).to.deep.equal({ [def.name]: row })
                 if (res.status === 404) {
@@ -259,11 +263,11 @@ describe('access: role x operation x (own team, other team, global), generated f
               for (const operation of ['update', 'delete'] as const) {
                 const expected = expectedWrite(def, role, scope, operation)
                 const verb = operation === 'update' ? 'PUT' : 'DELETE'
-                it(`${role}: ${verb} of ${SCOPE_TEXT[scope]} with If-Match answers ${describeExpected(expected)}${expected.status < 300 ? '' : ' and changes nothing'}`, async () => {
+                it(`${role}: ${verb}${byText} of ${SCOPE_TEXT[scope]} with If-Match answers ${describeExpected(expected)}${expected.status < 300 ? '' : ' and changes nothing'}`, async () => {
                   const row = await fixture(def.name, scope)
                   const body = operation === 'update' ? updateBody(def.name) : undefined
                   const headers = { 'If-Match': `"${row.etag}"` }
-                  const res = await as(role)(verb, `${base(def)}/${row.id}`, { body, headers })
+                  const res = await as(role)(verb, at(row), { body, headers })
                   expectAnswer(res, expected)
                   const after = await stored(def.name, row.id)
                   if (expected.status === 204 && operation === 'delete') expect(after).to.equal(undefined)

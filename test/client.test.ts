@@ -49,6 +49,19 @@ describe('typed client against a live server', () => {
     expect(await client.componenttypes.get(type.id)).to.deep.equal(type)
   })
 
+  it('get, update and remove take the name of a resource with x-lookup in place of its id', async () => {
+    const type = await client.componenttypes.create({ name: 'rhel 9/beta' })
+    expect(await client.componenttypes.get('rhel 9/beta')).to.deep.equal(type)
+    const updated = await client.componenttypes.update('rhel 9/beta', { name: 'rhel-9' }, { etag: type.etag, representation: true })
+    expect(updated.item).to.include({ id: type.id, name: 'rhel-9' })
+    const stale = await rejection(client.componenttypes.remove('rhel-9', { etag: type.etag }))
+    expect(stale).to.be.instanceOf(PreconditionFailedError)
+    await client.componenttypes.remove('rhel-9', { etag: updated.etag })
+    const gone = await rejection(client.componenttypes.get('rhel-9'))
+    expect(gone).to.be.instanceOf(ApiRequestError)
+    expect((gone as ApiRequestError).status).to.equal(404)
+  })
+
   it('get with embed replaces the relation id by the related object', async () => {
     const type = await client.componenttypes.create({ name: 'rhel' })
     const component = await client.components.create({ name: 'RHEL-9.4', componenttype: type.id })

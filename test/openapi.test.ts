@@ -125,6 +125,24 @@ describe('OpenAPI document', () => {
       expect(Object.keys(doc.paths)).to.include.members([...generated, '/componenttypes/{id}/components'])
     })
 
+    it('the {id} of a resource with x-lookup is documented as an id or its lookup field; other resources take an id only', () => {
+      const param = (plural: string) => (doc.paths[`/${plural}/{id}`] as Json).parameters[0]
+      for (const plural of ['componenttypes', 'teams']) {
+        expect(param(plural), plural).to.deep.include({ name: 'id', in: 'path', required: true, 'x-lookup': 'name' })
+        expect(param(plural).schema, plural).to.deep.equal({
+          anyOf: [
+            { type: 'string', format: 'uuid' },
+            { type: 'string', minLength: 1, maxLength: 255 },
+          ],
+        })
+        expect(param(plural).description, plural).to.match(/or its name .*a value that parses as a uuid is always an id/)
+      }
+      for (const plural of ['components', 'remotecis']) {
+        expect(param(plural), plural).to.not.have.property('x-lookup')
+        expect(param(plural).schema, plural).to.deep.equal({ type: 'string', format: 'uuid' })
+      }
+    })
+
     it('every component schema compiles as JSON Schema 2020-12 in strict mode', () => {
       for (const name of Object.keys(doc.components.schemas)) {
         expect(() => check.compile({ $ref: `#/components/schemas/${name}` }), name).to.not.throw()
@@ -165,6 +183,7 @@ describe('OpenAPI document', () => {
         '-name',
         'componenttype',
         '-componenttype',
+        ...['canonical_project_name', 'sha', 'title', 'message', 'url', 'git', 'ref'].flatMap((f) => [f, `-${f}`]),
         'componenttype_id',
         '-componenttype_id',
       ])
@@ -189,7 +208,17 @@ describe('OpenAPI document', () => {
 
     it('a relation field is oneOf the id and the related object; engine fields are required and read-only', () => {
       const component = doc.components.schemas.component as Json
-      expect(component.required).to.have.members(['id', 'name', 'componenttype', 'componenttype_id', 'created_at', 'updated_at', 'etag'])
+      // Every field is answered (null when unset), so every field is required in an answer; so is the alias.
+      expect(component.required).to.have.members([
+        'id',
+        'name',
+        'componenttype',
+        'componenttype_id',
+        ...['canonical_project_name', 'data', 'sha', 'title', 'message', 'url', 'git', 'ref'],
+        'created_at',
+        'updated_at',
+        'etag',
+      ])
       expect(component.properties.componenttype.oneOf).to.deep.equal([{ type: 'string', format: 'uuid' }, { $ref: '#/components/schemas/componenttype' }])
       expect(component.properties.id).to.include({ readOnly: true, format: 'uuid' })
       expect(JSON.stringify(doc.components.schemas), 'no x- keyword is left in the schemas').to.not.match(/"x-/)

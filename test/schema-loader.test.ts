@@ -353,3 +353,61 @@ describe('x-case-insensitive', () => {
     )
   })
 })
+
+describe('x-lookup', () => {
+  it('a text field that is a unique key on its own loads as the lookup field; the project marks componenttypes and teams', () => {
+    const dir = schemasWith({ 'probe.json': schema({ 'x-unique': [['name']], 'x-lookup': 'name' }) })
+    try {
+      const defs = loadSchemas(dir)
+      expect(defs.find((d) => d.name === 'probe')!.lookup).to.equal('name')
+      expect(Object.fromEntries(defs.map((d) => [d.name, d.lookup]))).to.deep.include({
+        componenttype: 'name',
+        team: 'name',
+        component: undefined,
+        remoteci: undefined,
+      })
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('a field that is not a unique key on its own is refused: unique in no key, or only with another field (a remoteci name in its team)', () => {
+    expectRefused(
+      { 'probe.json': schema({ 'x-lookup': 'name' }) },
+      'probe.json',
+      /x-lookup 'name' must be a unique key on its own \(x-unique: \[\["name"\]\]\)/,
+    )
+    expectRefused(
+      { 'probe.json': schema({ 'x-unique': [['name', 'size']], 'x-lookup': 'name' }, { size: { type: 'integer' } }) },
+      'probe.json',
+      /x-lookup 'name' must be a unique key on its own/,
+    )
+  })
+
+  it('an unknown field, a list of fields or a field that is not text is refused', () => {
+    expectRefused(
+      { 'probe.json': schema({ 'x-unique': [['name']], 'x-lookup': 'nmae' }) },
+      'probe.json',
+      /x-lookup must name one field of the schema \(got "nmae"\)/,
+    )
+    expectRefused({ 'probe.json': schema({ 'x-unique': [['name']], 'x-lookup': ['name'] }) }, 'probe.json', /x-lookup must name one field of the schema/)
+    expectRefused(
+      { 'probe.json': schema({ 'x-unique': [['size']], 'x-lookup': 'size' }, { size: { type: 'integer' } }) },
+      'probe.json',
+      /x-lookup 'size' must be a text field/,
+    )
+    expectRefused(
+      { 'probe.json': schema({ 'x-unique': [['ref']], 'x-lookup': 'ref' }, { ref: { type: 'string', format: 'uuid' } }) },
+      'probe.json',
+      /x-lookup 'ref' must be a text field \(a uuid-shaped value is always an id\)/,
+    )
+  })
+
+  it('on a property it is refused as a top-level keyword', () => {
+    expectRefused(
+      { 'probe.json': schema({ 'x-unique': [['name']] }, { name: { type: 'string', 'x-lookup': 'name' } }) },
+      'probe.json',
+      /x-lookup belongs at the top level/,
+    )
+  })
+})

@@ -256,6 +256,25 @@ export class Repository {
     return row
   }
 
+  /**
+   * The id of the row whose `x-lookup` field holds `value` (compared as its unique key compares it:
+   * NFC, and lowercased when the field is case-insensitive), or undefined.
+   */
+  async idByLookup(value: string, db: Db = this.knex): Promise<string | undefined> {
+    const field = this.def.fields.find((f) => f.name === this.def.lookup)
+    if (!field) return undefined
+    // No text column holds a NUL, so no row has that name (the database would refuse the value).
+    if (value.includes('\u0000')) return undefined
+    const name = value.normalize('NFC')
+    const [row] = await this.run('read', () =>
+      this.statement<{ id: string }>(db, 'lookup', [name, 1], () => {
+        const qb = db(this.def.plural).select('id')
+        return (field.caseInsensitive ? qb.whereRaw('lower(??) = lower(?)', [field.name, name]) : qb.where(field.name, name)).limit(1)
+      }),
+    )
+    return row?.id
+  }
+
   /** Rows by id, for embedding. */
   async getMany(ids: string[], db: Db = this.knex): Promise<Row[]> {
     if (ids.length === 0) return []

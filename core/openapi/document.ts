@@ -397,6 +397,29 @@ function idParameter(resource: string, name = 'id', description?: string): OpenA
   return { name, in: 'path', required: true, description: description ?? `Id of a ${resource}.`, schema: { type: 'string', format: 'uuid' } }
 }
 
+/**
+ * The `{id}` of a detail route: an id, or on a resource with `x-lookup` the value of that field too
+ * (a value that parses as a uuid is always taken as an id).
+ */
+function detailParameter(resource: Resource): OpenApiObject {
+  const { name, def } = resource
+  if (def.lookup === undefined) return idParameter(name)
+  const field = def.fields.find((f) => f.name === def.lookup)!
+  return {
+    name: 'id',
+    in: 'path',
+    required: true,
+    description: `Id of a ${name}, or its ${field.name} (unique): a value that parses as a uuid is always an id; an unknown ${field.name} answers 404.`,
+    schema: { anyOf: [{ type: 'string', format: 'uuid' }, withoutAnnotations(draft2020(field.schema))] },
+    'x-lookup': field.name,
+  }
+}
+
+/** A field's schema without what documents the field itself (its description, title, default, examples). */
+function withoutAnnotations(schema: JsonSchema): JsonSchema {
+  return Object.fromEntries(Object.entries(schema).filter(([key]) => !['description', 'title', 'default', 'examples'].includes(key)))
+}
+
 /** A GET answering one page of `resource`: its list parameters, ETag, 304, 400 and 5XX, plus the given ones. */
 function listOperation(
   resource: Resource,
@@ -447,7 +470,7 @@ function resourcePaths(resource: Resource, source: OpenApiSource): Record<string
       },
     },
     [`/${plural}/{id}`]: {
-      parameters: [idParameter(name)],
+      parameters: [detailParameter(resource)],
       get: {
         operationId: `get_${name}`,
         summary: `Read one ${name}`,

@@ -248,6 +248,20 @@ function parseSchemaFile(file: string, text: string, ajv: Ajv, keywords: ExtraKe
     }
   }
 
+  const lookup = schema['x-lookup']
+  if (lookup !== undefined) {
+    const field = typeof lookup === 'string' ? fields.find((f) => f.name === lookup) : undefined
+    if (!field) throw new SchemaError(file, `x-lookup must name one field of the schema (got ${JSON.stringify(lookup)})`)
+    if (field.kind !== 'string') throw new SchemaError(file, `x-lookup '${lookup}' must be a text field (a uuid-shaped value is always an id)`)
+    if (!(unique as string[][]).some((key) => key.length === 1 && key[0] === lookup)) {
+      throw new SchemaError(
+        file,
+        `x-lookup '${lookup}' must be a unique key on its own (x-unique: [["${lookup}"]]): a value must name at most one row` +
+          ' (a field unique only with others, as a remoteci name in its team, cannot be a lookup)',
+      )
+    }
+  }
+
   const owner = schema['x-owner']
   if (owner !== undefined) {
     if (typeof owner !== 'string') throw new SchemaError(file, 'x-owner must be a field name, or "id" for a resource that owns itself')
@@ -288,7 +302,18 @@ function parseSchemaFile(file: string, text: string, ajv: Ajv, keywords: ExtraKe
   } catch (err) {
     throw new SchemaError(file, `not a valid JSON Schema: ${(err as Error).message}`)
   }
-  return { name, plural, file, schema, fields, unique: unique as string[][], owner, access: access as Record<string, string[]>, readOnly }
+  return {
+    name,
+    plural,
+    file,
+    schema,
+    fields,
+    unique: unique as string[][],
+    ...(lookup !== undefined ? { lookup: lookup as string } : {}),
+    owner,
+    access: access as Record<string, string[]>,
+    readOnly,
+  }
 }
 
 /** Checks that relate several files: unique plurals and names, relations to known resources. */

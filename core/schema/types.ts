@@ -30,6 +30,8 @@ export interface ResourceDefinition {
   schema: JsonSchema
   fields: FieldDefinition[]
   unique: string[][]
+  /** `x-lookup`: a string field, unique on its own, whose value names a row in detail routes in place of its id. */
+  lookup?: string
   /** `x-owner`: the field holding the owning team's id, or `id` for the team resource itself. */
   owner?: string
   /** `x-access`: the roles allowed per operation (`read`, `create`, `update`, `delete`, action names). */

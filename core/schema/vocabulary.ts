@@ -5,7 +5,8 @@ import { fullFormats } from 'ajv-formats/dist/formats'
 /**
  * The vocabulary a schema file may use on top of JSON Schema (draft-07):
  * - top level: `x-plural` (route and table name, default `<name>s`), `x-unique` (list of unique keys,
- *   each a list of field names);
+ *   each a list of field names), `x-lookup` (a string field that is a unique key on its own: its value
+ *   names a row in detail routes in place of the id; a value that parses as a uuid is always an id);
  * - on a property: `x-relation` (`"<resource>"` or `{"resource", "onDelete"}`: the field holds the id
  *   of a row of that resource; `onDelete` is `restrict` (default), `cascade` or `set null`), and
  *   `x-index: true` (index the column for `where`/`sort`), `x-multiline: true` (a text field that may
@@ -23,6 +24,7 @@ import { fullFormats } from 'ajv-formats/dist/formats'
 export const SCHEMA_KEYWORDS = [
   'x-plural',
   'x-unique',
+  'x-lookup',
   'x-relation',
   'x-index',
   'x-multiline',

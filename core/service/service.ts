@@ -4,6 +4,7 @@ import type { Db, Repository, Row } from '../data/repository'
 import { errors } from '../errors'
 import { toRawQuery, type ListQueryParser, type RawQuery } from '../query/list-query'
 import { canonicalBody, fieldAliases, fieldDefaults, hiddenKeys, requiredAfterHooks } from '../schema/derive'
+import { isUuid } from '../schema/vocabulary'
 import type { ResourceDefinition } from '../schema/types'
 import type { MethodHooks } from './hooks'
 import type { CompanionRow, HookContext, HookNeeds, Identity, Page, Params, ResourceService, ServiceMethod, TransactionLike } from './types'
@@ -138,9 +139,12 @@ export class Service implements ResourceService {
 
   get(id: string, params: Params = {}): Promise<Row> {
     const db = dbOf(params.transaction, this.host.knex)
-    if (params.trusted) return this.getRow(id, this.parts.query.parseDetail(rawQueryOf(params)), db)
+    if (params.trusted) {
+      if (this.named(id)) return this.resolve(id, db).then((found) => this.get(found, params))
+      return this.getRow(id, this.parts.query.parseDetail(rawQueryOf(params)), db)
+    }
     return this.call('get', params, db, { id, validate: (ctx) => (ctx.embed = this.parts.query.parseDetail(rawQueryOf(params))) }, (ctx) =>
-      this.getRow(id, ctx.embed!, ctx.db),
+      this.getRow(ctx.id!, ctx.embed!, ctx.db),
     )
   }
 
@@ -162,8 +166,10 @@ export class Service implements ResourceService {
 
   update(id: string, data: Record<string, unknown>, params: Params = {}): Promise<Row> {
     const db = dbOf(params.transaction, this.host.knex)
-    if (params.trusted)
+    if (params.trusted) {
+      if (this.named(id)) return this.resolve(id, db).then((found) => this.update(found, data, params))
       return this.trustedData(data).then((canonical) => this.parts.repository.update(id, canonical, ifMatchOf(params), db, ifNoneMatchOf(params)))
+    }
     let condition: EtagCondition
     return this.call(
       'update',
@@ -176,16 +182,19 @@ export class Service implements ResourceService {
           ctx.data = { ...this.parts.validateUpdate(data) }
         },
       },
-      (ctx, companions) => this.parts.repository.update(id, ctx.data!, condition, ctx.db, ifNoneMatchOf(params), companions),
+      (ctx, companions) => this.parts.repository.update(ctx.id!, ctx.data!, condition, ctx.db, ifNoneMatchOf(params), companions),
     )
   }
 
   remove(id: string, params: Params = {}): Promise<Row> {
     const db = dbOf(params.transaction, this.host.knex)
-    if (params.trusted) return this.parts.repository.remove(id, ifMatchOf(params), db, ifNoneMatchOf(params))
+    if (params.trusted) {
+      if (this.named(id)) return this.resolve(id, db).then((found) => this.remove(found, params))
+      return this.parts.repository.remove(id, ifMatchOf(params), db, ifNoneMatchOf(params))
+    }
     let condition: EtagCondition
     return this.call('remove', params, db, { id, validate: () => void (condition = ifMatchOf(params)) }, (ctx, companions) =>
-      this.parts.repository.remove(id, condition, ctx.db, ifNoneMatchOf(params), companions),
+      this.parts.repository.remove(ctx.id!, condition, ctx.db, ifNoneMatchOf(params), companions),
     )
   }
 
@@ -195,6 +204,18 @@ export class Service implements ResourceService {
     const canonical = canonicalBody(this.aliases, data)
     if ('conflicts' in canonical) throw errors.validation(canonical.conflicts)
     return canonical.body
+  }
+
+  /** True when a detail call names its row by its `x-lookup` field: the resource has one and `id` is no uuid (a uuid is always an id). */
+  private named(id: string): boolean {
+    return this.parts.def.lookup !== undefined && !isUuid(id)
+  }
+
+  /** The id of the row whose `x-lookup` field holds `name`; an unknown name is a 404, as an unknown id. */
+  private async resolve(name: string, db: Db): Promise<string> {
+    const found = await this.parts.repository.idByLookup(name, db)
+    if (found === undefined) throw errors.notFound(this.name)
+    return found
   }
 
   private async getRow(id: string, embed: string[], db: Db): Promise<Row> {
@@ -226,8 +247,11 @@ export class Service implements ResourceService {
     }
     try {
       input.validate(ctx)
+      // Hooks and the write see the row's id, whichever way the caller named it (checked after the
+      // input, as an unknown id is: a bad body or a missing If-Match answers the same by name and by id).
+      if (input.id !== undefined && this.named(input.id)) (ctx as { id?: string }).id = await this.resolve(input.id, db)
       if (before) {
-        ctx.before = await this.parts.repository.get(input.id!, [], db, true)
+        ctx.before = await this.parts.repository.get(ctx.id!, [], db, true)
         if (!ctx.before) throw errors.notFound(this.name)
       }
       for (const hook of hooks.before) await hook(ctx)

@@ -17,6 +17,40 @@ export interface Component {
    */
   componenttype: string
   /**
+   * Name of the project the component comes from, as feeders name it.
+   */
+  canonical_project_name: string | null
+  /**
+   * Free-form data about the component (an empty object by default).
+   */
+  data: {
+    [k: string]: unknown
+  } | null
+  /**
+   * Commit hash the component was built from.
+   */
+  sha: string | null
+  /**
+   * Title of the component (a commit's or a release's).
+   */
+  title: string | null
+  /**
+   * Message of the commit or release the component comes from.
+   */
+  message: string | null
+  /**
+   * Where the component can be found.
+   */
+  url: string | null
+  /**
+   * Git repository of the component.
+   */
+  git: string | null
+  /**
+   * Git reference (branch or tag) of the component.
+   */
+  ref: string | null
+  /**
    * Alias of `componenttype`: the id of a componenttype, also with `embed=componenttype`. Id of the component's type.
    */
   componenttype_id: string
@@ -46,6 +80,40 @@ export interface ComponentInput {
    * Id of the component's type.
    */
   componenttype: string
+  /**
+   * Name of the project the component comes from, as feeders name it.
+   */
+  canonical_project_name?: string | null
+  /**
+   * Free-form data about the component (an empty object by default).
+   */
+  data?: {
+    [k: string]: unknown
+  } | null
+  /**
+   * Commit hash the component was built from.
+   */
+  sha?: string | null
+  /**
+   * Title of the component (a commit's or a release's).
+   */
+  title?: string | null
+  /**
+   * Message of the commit or release the component comes from.
+   */
+  message?: string | null
+  /**
+   * Where the component can be found.
+   */
+  url?: string | null
+  /**
+   * Git repository of the component.
+   */
+  git?: string | null
+  /**
+   * Git reference (branch or tag) of the component.
+   */
+  ref?: string | null
   /**
    * Alias of `componenttype`: the id of a componenttype, also with `embed=componenttype`. Id of the component's type.
    */

@@ -13,7 +13,7 @@ export interface Remoteci {
    */
   name: string
   /**
-   * Free-form settings of the remote CI.
+   * Free-form settings of the remote CI (an empty object by default).
    */
   data: {
     [k: string]: unknown
@@ -49,7 +49,7 @@ export interface RemoteciInput {
    */
   name: string
   /**
-   * Free-form settings of the remote CI.
+   * Free-form settings of the remote CI (an empty object by default).
    */
   data?: {
     [k: string]: unknown

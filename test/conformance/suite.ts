@@ -68,7 +68,8 @@ function whereText(value: unknown): string {
 
 /**
  * The generic HTTP contract of one resource, as mocha tests: list shape, create, read, conditional
- * writes with ETags, 404s, where, sort, paging, embed, validation, unique keys, relations, concurrency.
+ * writes with ETags, 404s, lookup by an `x-lookup` field, where, sort, paging, embed, validation, unique
+ * keys, relations, concurrency.
  * It needs only the resource's definition: rows are generated from its schema, so a new schema file
  * gets the whole suite with no code. Tables of every resource are truncated before each test.
  *
@@ -315,6 +316,130 @@ export function conformanceSuite(def: ResourceDefinition, getApp: () => TestApp,
         })
       }
     })
+
+    const lookup = def.fields.find((f) => f.name === def.lookup)
+    if (lookup) {
+      const field = lookup.name
+      // A value of the field that the schema accepts and that needs URL encoding, when the field allows it.
+      const free = !lookup.schema.pattern && !lookup.schema.enum && !lookup.schema.format && ((lookup.schema.maxLength as number | undefined) ?? 255) >= 40
+      const at = (value: string) => `${base}/${encodeURIComponent(value)}`
+
+      describe(`lookup by ${field} (x-lookup)`, () => {
+        it(`GET by ${field} answers the same row and ETag as GET by id`, async () => {
+          const row = await rows.create(name)
+          const res = await app.http.get(at(row[field] as string)).expect(200)
+          expect(res.body).to.deep.equal({ [name]: row })
+          expect(res.headers.etag).to.equal(`"${row.etag}"`)
+        })
+
+        httpOnly(`HEAD by ${field} answers as GET, and If-None-Match by ${field} answers 304 until the row changes`, async () => {
+          const row = await rows.create(name)
+          const head = await app.http.head(at(row[field] as string)).expect(200)
+          expect(head.headers.etag).to.equal(`"${row.etag}"`)
+          await app.http
+            .get(at(row[field] as string))
+            .set('If-None-Match', `"${row.etag}"`)
+            .expect(304)
+          await app.http
+            .head(at(row[field] as string))
+            .set('If-None-Match', `"${row.etag}"`)
+            .expect(304)
+          await app.http.put(`${base}/${row.id}`).set('If-Match', row.etag).send(rows.updateBody(name)).expect(204)
+          const after = await detail(row.id)
+          await app.http
+            .get(at(after[field] as string))
+            .set('If-None-Match', `"${row.etag}"`)
+            .expect(200)
+        })
+
+        it(`PUT by ${field} with the current ETag changes the row; a stale ETag or none answers 412 and changes nothing`, async () => {
+          const row = await rows.create(name)
+          const patch = rows.updateBody(name)
+          expectError((await app.http.put(at(row[field] as string)).send(patch)).body, 412)
+          expect(await detail(row.id)).to.deep.equal(row)
+          const put = await app.http
+            .put(at(row[field] as string))
+            .set('If-Match', `"${row.etag}"`)
+            .send(patch)
+            .expect(204)
+          const after = await detail(row.id)
+          expect(after).to.deep.include(patch)
+          expect(after.etag).to.not.equal(row.etag)
+          expect(put.headers.etag).to.equal(`"${after.etag}"`)
+          expectError(
+            (
+              await app.http
+                .put(at(after[field] as string))
+                .set('If-Match', `"${row.etag}"`)
+                .send(rows.updateBody(name))
+            ).body,
+            412,
+          )
+          expect(await detail(row.id)).to.deep.equal(after)
+        })
+
+        it(`DELETE by ${field} with a stale ETag answers 412 and keeps the row; with the current one deletes it`, async () => {
+          const row = await rows.create(name)
+          await app.http.put(`${base}/${row.id}`).set('If-Match', row.etag).send(rows.updateBody(name)).expect(204)
+          const latest = await detail(row.id)
+          expectError((await app.http.delete(at(latest[field] as string)).set('If-Match', `"${row.etag}"`)).body, 412)
+          expect(await detail(row.id)).to.deep.equal(latest)
+          await app.http
+            .delete(at(latest[field] as string))
+            .set('If-Match', `"${latest.etag}"`)
+            .expect(204)
+          await app.http.get(`${base}/${row.id}`).expect(404)
+        })
+
+        it(`GET, PUT and DELETE of an unknown ${field} answer 404 and change nothing`, async () => {
+          const row = await rows.create(name)
+          const before = await tableChecksums(app.db, tables)
+          const unknown = `${row[field]}-unknown`.slice(-((lookup.schema.maxLength as number | undefined) ?? 255))
+          expectError((await app.http.get(at(unknown))).body, 404)
+          expectError((await app.http.put(at(unknown)).set('If-Match', '*').send(rows.updateBody(name))).body, 404)
+          expectError((await app.http.delete(at(unknown)).set('If-Match', '*')).body, 404)
+          // The input is checked first, as for an unknown id: without If-Match, the same 412.
+          const byId = await app.http.put(`${base}/${MISSING}`).send(rows.updateBody(name))
+          const byName = await app.http.put(at(unknown)).send(rows.updateBody(name))
+          expect([byName.status, byName.body]).to.deep.equal([byId.status, byId.body])
+          expect(byName.status).to.equal(412)
+          expect(await tableChecksums(app.db, tables)).to.deep.equal(before)
+        })
+
+        if (free) {
+          it(`a ${field} that parses as a uuid is always taken as an id: the row named so is not found by it, another row whose id it is is`, async () => {
+            const other = await rows.create(name)
+            const named = await rows.create(name, { [field]: other.id })
+            expect(named[field]).to.equal(other.id)
+            expect((await app.http.get(at(other.id)).expect(200)).body[name].id).to.equal(other.id)
+            const ghost = '00000000-0000-4000-8000-00000000beef'
+            await app.http
+              .put(`${base}/${named.id}`)
+              .set('If-Match', '*')
+              .send({ [field]: ghost })
+              .expect(204)
+            expectError((await app.http.get(at(ghost))).body, 404)
+            expectError((await app.http.delete(at(ghost)).set('If-Match', '*')).body, 404)
+            expect((await detail(named.id))[field]).to.equal(ghost)
+          })
+
+          it(`a ${field} with characters that need URL encoding (space, slash, percent, ?, #, non-ASCII) is found URL-encoded`, async () => {
+            const value = `a b/c%20d?e#f é ${letters(4, 8)}`
+            const row = await rows.create(name, { [field]: value })
+            expect((await app.http.get(at(value)).expect(200)).body[name]).to.deep.equal(row)
+            await app.http.delete(at(value)).set('If-Match', `"${row.etag}"`).expect(204)
+            await app.http.get(`${base}/${row.id}`).expect(404)
+          })
+        }
+
+        if (lookup.caseInsensitive) {
+          it(`${field} is case-insensitive in its unique key, so the lookup is too`, async () => {
+            const row = await rows.create(name, { [field]: `Mixed${letters(4, 8)}` })
+            expect((await app.http.get(at((row[field] as string).toUpperCase())).expect(200)).body[name].id).to.equal(row.id)
+          })
+        }
+      })
+    }
 
     describe('delete', () => {
       it('DELETE with the current ETag answers 204 and the row is gone', async () => {

@@ -84,7 +84,8 @@ export function serviceClient(engine: Engine, params: Params): Client {
     }
     const headers = Object.fromEntries(Object.entries(options.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]))
     const call: Params = { ...params, ...(headers['x-request-id'] ? { requestId: headers['x-request-id'] } : {}) }
-    const segments = url.pathname.slice(engine.prefix.length).split('/').filter(Boolean)
+    // Path segments as the router gives them to routes: URL-decoded.
+    const segments = url.pathname.slice(engine.prefix.length).split('/').filter(Boolean).map(decodeURIComponent)
     try {
       const route = routes.find(
         (r) => r.method === method && r.segments.length === segments.length && r.segments.every((s, i) => s.startsWith('{') || s === segments[i]),

@@ -76,7 +76,9 @@ class ServiceRequest implements PromiseLike<ServiceResponse> {
       const seen = query[key]
       query[key] = seen === undefined ? value : [...(Array.isArray(seen) ? seen : [seen]), value]
     }
-    const [plural, id, ...rest] = pathname.slice(this.engine.prefix.length + 1).split('/')
+    const [plural, encoded, ...rest] = pathname.slice(this.engine.prefix.length + 1).split('/')
+    // The id as the router gives it to the route: URL-decoded.
+    const id = encoded === undefined ? undefined : decodeURIComponent(encoded)
     const resource = [...this.engine.resources.values()].find((r) => r.plural === plural)
     if (!resource || rest.length) throw new Error(`the service agent maps resource routes only, not ${this.path}`)
     const service = resource.service
