@@ -13,6 +13,7 @@ import {
   type ExpectedUnique,
 } from '../core/schema/derive'
 import { listMigrations, migrateLatest } from '../core/data/db'
+import { literal, raw } from './migration-code'
 import { assessRisks, RiskyMigrationError } from './migration-risks'
 import { dropTables, renamedView, renameTable, sameColumns } from './orphans'
 import { describeDifference, diffTable, GENERATE_COMMAND, type Difference } from './schema-drift'
@@ -38,12 +39,6 @@ const RULE: Record<string, string> = {
   'set null': 'SET NULL',
   'no action': 'NO ACTION',
   'set default': 'SET DEFAULT',
-}
-
-/** A TypeScript literal for a JSON value, strings in single quotes. */
-function literal(value: unknown): string {
-  if (typeof value === 'string') return `'${JSON.stringify(value).slice(1, -1).replace(/\\"/g, '"').replace(/'/g, "\\'")}'`
-  return JSON.stringify(value)
 }
 
 const list = (columns: string[]) => `[${columns.map(literal).join(', ')}]`
@@ -75,8 +70,6 @@ function addForeign(table: string, fk: ExpectedForeignKey): string {
   return `t.foreign([${literal(fk.column)}], ${literal(constraintName(table, [fk.column], 'foreign'))}).references('id').inTable(${literal(fk.table)}).onDelete('${RULE[fk.onDelete]}')`
 }
 
-/** `await knex.raw('...')`: a statement knex's table builder cannot write (these lines go outside a table block). */
-const raw = (sql: string) => `await knex.raw(${literal(sql)})`
 const isRaw = (call: string) => call.startsWith('await ')
 
 /** A plain unique key is knex's `t.unique`; one with NULLS NOT DISTINCT or `lower()` is written in SQL. */

@@ -4,6 +4,7 @@
  */
 import type { LiveTable, TableDefinition } from './catalog'
 import type { ExpectedTable } from '../core/schema/derive'
+import { literal, raw } from './migration-code'
 import { diffTable } from './schema-drift'
 
 /** Steps of a migration: lines of `up` and `down`, and the changes in words. */
@@ -14,9 +15,6 @@ export interface Steps {
 }
 
 const ident = (name: string) => `"${name.replace(/"/g, '""')}"`
-/** A single-quoted TypeScript string literal. */
-const text = (value: string) => `'${JSON.stringify(value).slice(1, -1).replace(/\\"/g, '"').replace(/'/g, "\\'")}'`
-const raw = (sql: string) => `await knex.raw(${text(sql)})`
 
 /**
  * Drops `tables` with the foreign keys of other tables that reference them. `down` recreates each
@@ -32,7 +30,7 @@ export function dropTables(tables: TableDefinition[]): Steps {
     up.push(`// Drops table ${t.name}, which no schema owns, and its rows: down() recreates the table, its keys, indexes and triggers, not its rows.`)
   }
   for (const t of tables) for (const fk of t.referencedBy) up.push(raw(`ALTER TABLE ${ident(fk.table)} DROP CONSTRAINT ${ident(fk.name)}`))
-  for (const t of tables) up.push(`await knex.schema.dropTable(${text(t.name)})`)
+  for (const t of tables) up.push(`await knex.schema.dropTable(${literal(t.name)})`)
 
   for (const t of tables) {
     const columns = t.columns.map((c) => `${ident(c.name)} ${c.type}${c.nullable ? '' : ' NOT NULL'}${c.default === null ? '' : ` DEFAULT ${c.default}`}`)
@@ -63,7 +61,7 @@ function renamed(name: string, from: string, to: string): string | undefined {
  */
 export function renameTable(table: TableDefinition, to: string): Steps {
   const from = table.name
-  const up = [`await knex.schema.renameTable(${text(from)}, ${text(to)})`]
+  const up = [`await knex.schema.renameTable(${literal(from)}, ${literal(to)})`]
   const down: string[] = []
   for (const c of table.constraints) {
     const name = renamed(c.name, from, to)
@@ -83,7 +81,7 @@ export function renameTable(table: TableDefinition, to: string): Steps {
     up.push(raw(`ALTER TRIGGER ${ident(g.name)} ON ${ident(to)} RENAME TO ${ident(name)}`))
     down.unshift(raw(`ALTER TRIGGER ${ident(name)} ON ${ident(to)} RENAME TO ${ident(g.name)}`))
   }
-  down.push(`await knex.schema.renameTable(${text(to)}, ${text(from)})`)
+  down.push(`await knex.schema.renameTable(${literal(to)}, ${literal(from)})`)
   return { up, down, summary: [`${from}: renamed to ${to}, keeping its ${table.rows} row${table.rows === 1 ? '' : 's'}`] }
 }
 
