@@ -3,7 +3,14 @@
  * Configuration comes from the environment: PORT, HOST, DATABASE_URL, DATA_DIR, LOG_LEVEL, the
  * limits REQUEST_TIMEOUT_MS (30000), HEADERS_TIMEOUT_MS (10000), SHUTDOWN_TIMEOUT_MS (10000), and
  * identity: ADMIN_PASSWORD (the first start's admin; generated and logged once when unset),
- * JWT_JWKS_URL, JWT_ISSUER, JWT_AUDIENCE, JWT_CLAIM (accept JWTs of that issuer).
+ * JWT_JWKS_URL, JWT_ISSUER, JWT_AUDIENCE, JWT_CLAIM (accept JWTs of that issuer), and the HTTP edge:
+ * ALLOWED_HOSTS (the Host names served, comma separated, `*` for any; default the loopback names when
+ * HOST is a loopback address, required otherwise), CORS_ORIGINS (browser origins allowed, comma
+ * separated, or `*`; default none), METRICS (`off` turns GET /metrics and its counting off) and
+ * METRICS_TOKEN (a bearer token GET /metrics requires; without it only loopback peers are served).
+ * GET /healthz and GET /readyz are always served, outside the API prefix, its authentication and the
+ * Host check. A missing database, refused credentials or a bad DATABASE_URL stop start-up at once
+ * (exit code 1, one log line naming what to fix); an unreachable or starting database is waited for.
  * Logs are JSON lines on stdout (pino), one per request.
  */
 import fs from 'node:fs'
@@ -12,7 +19,21 @@ import net from 'node:net'
 import path from 'node:path'
 import type { Knex } from 'knex'
 import pino from 'pino'
-import { createEngine, isTransientStartupError, migrateLatest, openDatabase, type Engine } from './core'
+import { collectDefaultMetrics } from 'prom-client'
+import {
+  clientErrorHandler,
+  createEngine,
+  databaseUrlProblem,
+  expectContinue,
+  fatalStartupMessage,
+  isLoopbackAddress,
+  isTransientStartupError,
+  LOOPBACK_HOSTS,
+  migrateLatest,
+  openDatabase,
+  type Engine,
+  type EngineOptions,
+} from './core'
 import { ensureAdmin, type JwtOptions } from './core/identity'
 import { serverPlugins } from './resources'
 
@@ -37,8 +58,34 @@ function jwtFromEnv(): JwtOptions | undefined {
   return { jwksUrl, issuer: process.env.JWT_ISSUER || undefined, audience: process.env.JWT_AUDIENCE || undefined, claim: process.env.JWT_CLAIM || undefined }
 }
 
+/** A comma-separated list of the environment, without empty entries; undefined when unset or blank. */
+function listFromEnv(name: string): string[] | undefined {
+  const list = (process.env[name] ?? '')
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter(Boolean)
+  return list.length ? list : undefined
+}
+
+/** The HTTP edge's engine options from the environment; throws naming the variable when one is wrong. */
+function edgeFromEnv(host: string): Pick<EngineOptions, 'allowedHosts' | 'corsOrigins' | 'metrics'> {
+  const allowedHosts = listFromEnv('ALLOWED_HOSTS') ?? (isLoopbackAddress(host) ? [...LOOPBACK_HOSTS] : undefined)
+  if (!allowedHosts) {
+    throw new Error(
+      `ALLOWED_HOSTS must be set when HOST (${host}) is not a loopback address: the host names clients use to reach this server, comma separated (api.example.com,10.0.0.5), or * to serve any Host header`,
+    )
+  }
+  const cors = listFromEnv('CORS_ORIGINS')
+  const metrics = (process.env.METRICS ?? '').toLowerCase() === 'off' ? false : { token: process.env.METRICS_TOKEN || undefined }
+  return { allowedHosts, corsOrigins: cors?.includes('*') ? '*' : cors, metrics }
+}
+
 /** Migrates and builds the engine, retrying transient failures with capped exponential backoff. */
-async function startEngine(db: Knex, stopped: () => boolean): Promise<Engine | undefined> {
+async function startEngine(
+  db: Knex,
+  edge: Pick<EngineOptions, 'allowedHosts' | 'corsOrigins' | 'metrics'>,
+  stopped: () => boolean,
+): Promise<Engine | undefined> {
   for (let attempt = 1; ; attempt++) {
     try {
       const applied = await migrateLatest(db, path.join(__dirname, 'migrations'))
@@ -51,6 +98,8 @@ async function startEngine(db: Knex, stopped: () => boolean): Promise<Engine | u
         logRequests: true,
         openapiInfo,
         indexMessage: 'Distributed CI.',
+        migrationsDir: path.join(__dirname, 'migrations'),
+        ...edge,
       })
       await ensureAdmin(engine, { password: process.env.ADMIN_PASSWORD || undefined, logger })
       return engine
@@ -72,7 +121,14 @@ async function main(): Promise<void> {
   const requestTimeout = numberFromEnv('REQUEST_TIMEOUT_MS', 30_000)
   const headersTimeout = Math.min(numberFromEnv('HEADERS_TIMEOUT_MS', 10_000), requestTimeout || Infinity)
   const shutdownTimeout = numberFromEnv('SHUTDOWN_TIMEOUT_MS', 10_000)
-  const db = openDatabase({ url, dataDir: url ? undefined : path.resolve(process.env.DATA_DIR ?? 'data'), logger })
+  const edge = edgeFromEnv(host)
+  const urlProblem = url && databaseUrlProblem(url)
+  if (urlProblem) throw new Error(urlProblem)
+  // knex's warnings (a connection that failed) wait until start-up is done: until then each failure is
+  // said once, as a retry or as the fatal line naming what to fix.
+  let started = false
+  const dbLogger = { warn: (details: Record<string, unknown>, message: string) => started && logger.warn(details, message) }
+  const db = openDatabase({ url, dataDir: url ? undefined : path.resolve(process.env.DATA_DIR ?? 'data'), logger: dbLogger })
 
   let server: http.Server | undefined
   const inFlight = new Set<http.ServerResponse>()
@@ -105,8 +161,14 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
 
-  const engine = await startEngine(db, () => stopping)
+  const engine = await startEngine(db, edge, () => stopping).catch((err) => {
+    // Said once, naming what to fix: the database, the user, the host of DATABASE_URL.
+    const fatal = fatalStartupMessage(err, url)
+    if (fatal) throw Object.assign(new Error(fatal), { code: (err as { code?: string }).code })
+    throw err
+  })
   if (!engine || stopping) return // a signal came during start-up: stop() is already exiting
+  started = true
   const handle = engine.app().callback()
   server = http.createServer({ requestTimeout, headersTimeout, connectionsCheckingInterval: 1_000 }, (req, res) => {
     if (stopping) res.setHeader('Connection', 'close')
@@ -114,6 +176,11 @@ async function main(): Promise<void> {
     res.once('close', () => inFlight.delete(res))
     handle(req, res)
   })
+  // Node's own answers to requests it cannot parse (400, 408, 431) in the engine's JSON shape, logged.
+  server.on('clientError', clientErrorHandler(logger))
+  // `100 Continue` only once the engine starts reading the body, that is for a request it accepts.
+  server.on('checkContinue', expectContinue(server.listeners('request')[0] as http.RequestListener))
+  if (edge.metrics) collectDefaultMetrics({ register: engine.metrics!.registry })
   server.on('error', (err) => {
     logger.fatal({ err: err.message }, 'cannot listen')
     exit(1)
@@ -125,6 +192,6 @@ async function main(): Promise<void> {
 
 main().catch((err) => {
   if (stopping) return // a signal during start-up: the database was closed under the migrations
-  logger.fatal({ err: String(err?.message ?? err) }, 'start-up failed')
+  logger.fatal({ err: String(err?.message ?? err), ...(err?.code ? { code: err.code } : {}) }, 'start-up failed')
   process.exit(1)
 })

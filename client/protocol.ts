@@ -37,10 +37,15 @@ export const BUILTIN_ERROR_CODES = {
   precondition_failed: { status: 412, description: '`If-Match` does not match the current ETag: someone changed the row since it was read.' },
   payload_too_large: { status: 413, description: 'The body is larger than the server accepts.' },
   unsupported_media_type: { status: 415, description: 'The body is not sent as `application/json`.' },
+  misdirected_request: { status: 421, description: 'The `Host` header names a host this server does not serve (`ALLOWED_HOSTS`).' },
   related_not_found: { status: 422, description: 'A relation field names a row that does not exist.' },
   internal: { status: 500, description: 'The server failed; `payload.request_id` names the log line.' },
   unavailable: { status: 503, description: 'The database cannot be reached (`Retry-After`).' },
   query_timeout: { status: 503, description: 'A statement ran past its timeout (`Retry-After`).' },
+  not_ready: { status: 503, description: '`GET /readyz` only: the database does not answer in time or a migration is pending.' },
+  bad_request: { status: 400, description: 'The request is not valid HTTP (a bad request line or header); answered before any route.' },
+  request_timeout: { status: 408, description: 'The request line and headers did not arrive in time.' },
+  headers_too_large: { status: 431, description: 'The request headers are larger than the server accepts.' },
 } as const satisfies Record<string, { status: number; description: string }>
 
 /** A code the engine itself answers with. */

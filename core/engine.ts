@@ -6,8 +6,11 @@ import { checkSchemaDrift, orphanMessage } from '../tooling/schema-drift'
 import type { ErrorRegistry } from './errors'
 import { errors } from './errors'
 import { jsonBody } from './http/body'
+import { corsPolicy, hostGuard, koaErrorLogger } from './http/edge'
 import { consoleLogger, engineFrame, requestLog, setSecurityHeaders, type EngineLogger } from './http/frame'
 import { nodeHandler, type HandlerOptions, type NodeHandler } from './http/handler'
+import { healthRoutes } from './http/health'
+import { createMetrics, type EngineMetrics, metricsEndpoint, type MetricsOptions } from './http/metrics'
 import { buildRouter } from './http/routes'
 import { buildOpenApiDocument, type OpenApiDocument, type OpenApiInfo } from './openapi/document'
 import { compileAction, type CompiledAction } from './plugins/actions'
@@ -61,6 +64,28 @@ export interface EngineOptions {
    * plugin may install one instead. Without one, callers are anonymous.
    */
   authenticator?: Authenticator
+  /**
+   * The `Host` names served (`localhost`, `api.example.com`, `name:port`, `.example.com` for a domain
+   * and its subdomains, `*` for any); a request naming another host is answered 421
+   * `misdirected_request`. Unset: any host (a library does not know where it is bound; `server.ts`
+   * sets the loopback names when bound to loopback). `/healthz` and `/readyz` are exempt.
+   */
+  allowedHosts?: readonly string[]
+  /**
+   * Browser origins allowed to call the API cross-origin (`https://app.example.com`), or `*` for any.
+   * Unset or empty: no CORS header at all (browsers then refuse cross-origin calls).
+   */
+  corsOrigins?: readonly string[] | '*'
+  /**
+   * Prometheus metrics (prom-client): counted for every request `app()` (or `middleware()`) serves,
+   * and served by `app()` at `GET /metrics` to loopback peers, or to any peer with `token`. Off by
+   * default; `engine.metrics` holds them when on.
+   */
+  metrics?: boolean | MetricsOptions
+  /** `app()` serves `GET /healthz` and `GET /readyz` (default true). */
+  health?: boolean
+  /** The migrations folder `GET /readyz` checks for pending migrations (unset: not checked). */
+  migrationsDir?: string
 }
 
 /** A transaction opened by {@link Engine.transaction}: services in it, and its knex transaction. */
@@ -97,6 +122,13 @@ export interface Engine {
   handler(options?: HandlerOptions): NodeHandler
   /** The OpenAPI 3.1 document of the API, built once from the registered resources at start-up. */
   openapi(): OpenApiDocument
+  /**
+   * Koa middleware answering `GET /healthz` and `GET /readyz` (see `healthRoutes`), other paths pass
+   * through: a host app mounts it first, before any Host check or authentication of its own.
+   */
+  health(): Middleware
+  /** The Prometheus metrics, when the `metrics` option is on: `metrics.refused.inc({ reason })` counts a refusal. */
+  readonly metrics: EngineMetrics | undefined
 }
 
 /**
@@ -163,7 +195,27 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   const openapiText = JSON.stringify(document)
   const indexMessage = options.indexMessage ?? `${document.info.title}.`
 
+  const logger = options.logger ?? consoleLogger
+  const metrics = options.metrics ? createMetrics(options.db) : undefined
+  const metricsOptions = typeof options.metrics === 'object' ? options.metrics : {}
+  // Built once; undefined when the feature is off, so it costs nothing per request.
+  const guard = options.allowedHosts ? hostGuard(options.allowedHosts, metrics && (() => metrics.refused.inc({ reason: 'host' }))) : undefined
+  const cors = options.corsOrigins ? corsPolicy(options.corsOrigins) : undefined
+  const health = healthRoutes({ db: options.db, migrationsDir: options.migrationsDir })
+
   let served: Middleware | undefined
+  /** The engine's paths, behind the edge middleware (metrics, Host check, CORS) that are on and `outer` asks for. */
+  const mount = (outer: boolean): Middleware => {
+    served ??= build()
+    const edge = outer ? [metrics?.track, guard, cors].filter((m): m is Middleware => m !== undefined) : []
+    const inner = edge.length ? compose([...edge, served]) : served
+    // The prefix belongs to the engine: its paths end here (404/405 included), others pass through.
+    const below = `${prefix}/`
+    return (ctx, next) => {
+      const path = ctx.path
+      return path === prefix || path.startsWith(below) ? inner(ctx, nothingAfter) : next()
+    }
+  }
   const engine: Engine = {
     prefix,
     db: options.db,
@@ -179,20 +231,25 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     transaction(work) {
       return options.db.transaction((trx) => work({ knex: trx, service: (name) => withParams(resource(name).service, { transaction: trx }) }))
     },
+    metrics,
     middleware() {
-      served ??= build()
-      const inner = served
-      // The prefix belongs to the engine: its paths end here (404/405 included), others pass through.
-      const below = `${prefix}/`
-      return (ctx, next) => {
-        const path = ctx.path
-        return path === prefix || path.startsWith(below) ? inner(ctx, nothingAfter) : next()
-      }
+      return mount(true)
+    },
+    health() {
+      return health
     },
     app() {
       const app = new Koa()
-      if (options.logRequests) app.use(requestLog(options.logger ?? consoleLogger))
-      app.use(engine.middleware())
+      // koa's default prints a multi-line stack on stderr, also for a client that went away.
+      app.on('error', koaErrorLogger(logger))
+      if (options.logRequests) app.use(requestLog(logger))
+      if (metrics) app.use(metrics.track)
+      // Before the Host check: a load balancer probes by address.
+      if (options.health ?? true) app.use(health)
+      if (guard) app.use(guard)
+      if (metrics) app.use(metricsEndpoint(metrics, metricsOptions))
+      if (cors) app.use(cors)
+      app.use(mount(false))
       app.use(securityHeaders)
       app.use((ctx) => {
         ctx.status = 404

@@ -146,5 +146,8 @@ export const errors = {
   internal: (requestId?: string) => new ApiError(500, 'Internal server error', requestId ? { request_id: requestId } : {}, {}, 'internal'),
   unavailable: (retryAfter: number) =>
     new ApiError(503, 'Database unavailable, retry later', { retry_after: retryAfter }, { 'Retry-After': String(retryAfter) }, 'unavailable'),
+  misdirected: (host: string) =>
+    new ApiError(421, `This server does not serve the host '${host.slice(0, 100)}'`, { host: host.slice(0, 100) }, {}, 'misdirected_request'),
+  notReady: (reason: string) => new ApiError(503, `Not ready: ${reason}`, { reason }, { 'Retry-After': '1' }, 'not_ready'),
   queryTimeout: () => new ApiError(503, 'The query took too long and was cancelled', { retry_after: 1 }, { 'Retry-After': '1' }, 'query_timeout'),
 } as const

@@ -78,7 +78,16 @@ describe('pure parts, table by table', () => {
       })
     }
     const startup: Array<[error: object, transient: boolean]> = [
-      [{ code: '3D000' }, true],
+      [{ code: '3D000' }, false],
+      [{ code: '28P01' }, false],
+      [{ code: '28000' }, false],
+      [{ code: 'ENOTFOUND' }, false],
+      [{ nativeError: { code: '3D000' } }, false],
+      [{ code: 'EAI_AGAIN' }, true],
+      [{ code: 'ECONNREFUSED' }, true],
+      [{ code: 'ECONNRESET' }, true],
+      [{ code: '57P03' }, true],
+      [{ code: '53300' }, true],
       [{ code: '42P07' }, true],
       [{ code: '42710' }, true],
       [{ code: '23505', constraint: 'pg_type_typname_nsp_index' }, true],

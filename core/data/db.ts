@@ -64,7 +64,8 @@ export function openDatabase(options: DatabaseOptions): Knex {
         },
       },
       acquireConnectionTimeout: acquireTimeout,
-      ...(logger ? { log: { warn: (message: string) => logger.warn({ source: 'knex' }, String(message)) } } : {}),
+      // One line: knex's warning carries the stack of the driver's error after its first line.
+      ...(logger ? { log: { warn: (message: string) => logger.warn({ source: 'knex' }, String(message).split('\n', 1)[0]) } } : {}),
     })
   }
   // Loaded lazily: a PostgreSQL deployment never pays for the WebAssembly build.

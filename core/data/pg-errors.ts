@@ -135,16 +135,74 @@ export function translateDbError(err: unknown, ctx: DbErrorContext): ApiError | 
 }
 
 /**
- * Errors worth waiting out at start-up: the database is unreachable or starting, or another server
- * process runs the same migrations at this moment (knex's lock, or PostgreSQL's race on creating the
- * same table). Anything else (a bad schema, a failing migration) should stop start-up at once.
+ * Why start-up cannot succeed however long it waits, as one message that names what to fix, or
+ * undefined when the error is not one of those: the database of `url` does not exist (3D000), its
+ * user or password is refused (28P01, 28000), or its host name is unknown (ENOTFOUND). The URL's
+ * password never appears in the message.
+ */
+export function fatalStartupMessage(err: unknown, url?: string): string | undefined {
+  const target = describeUrl(url)
+  for (const e of causes(err)) {
+    switch (e.code) {
+      case '3D000':
+        return `database "${target.database}" does not exist on ${target.server}: create it (createdb -h ${target.host} -p ${target.port} -U ${target.user} ${target.database}, or CREATE DATABASE "${target.database}") or name another database in DATABASE_URL`
+      case '28P01':
+        return `PostgreSQL on ${target.server} refused the password of user "${target.user}": fix the user or password in DATABASE_URL`
+      case '28000':
+        return `PostgreSQL on ${target.server} refused user "${target.user}" (${e.message ?? 'invalid authorization'}): fix the user in DATABASE_URL, create the role, or allow it in pg_hba.conf`
+      case 'ENOTFOUND':
+        return `the host "${target.host}" of DATABASE_URL is not known (DNS lookup failed: ENOTFOUND): fix the host in DATABASE_URL`
+    }
+  }
+  return undefined
+}
+
+/**
+ * Checks that `url` is a PostgreSQL connection URL before anything connects with it; returns the
+ * problem as a message naming the variable (without the password), or undefined when it is fine.
+ */
+export function databaseUrlProblem(url: string, variable = 'DATABASE_URL'): string | undefined {
+  let parsed: URL
+  try {
+    parsed = new URL(url)
+  } catch {
+    return `${variable} is not a URL (expected postgres://user:password@host:port/database)`
+  }
+  if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
+    return `${variable} must start with postgres:// or postgresql://, not ${parsed.protocol}// (expected postgres://user:password@host:port/database)`
+  }
+  if (parsed.port && !/^\d+$/.test(parsed.port)) return `${variable} has a bad port '${parsed.port}'`
+  return undefined
+}
+
+/** The parts of a connection URL that messages name (never the password). */
+function describeUrl(url: string | undefined): { host: string; port: string; user: string; database: string; server: string } {
+  let parsed: URL | undefined
+  try {
+    parsed = url ? new URL(url) : undefined
+  } catch {
+    parsed = undefined
+  }
+  const host = parsed?.hostname || 'localhost'
+  const port = parsed?.port || '5432'
+  const user = decodeURIComponent(parsed?.username || '') || process.env.PGUSER || process.env.USER || 'postgres'
+  const database = decodeURIComponent(parsed?.pathname.slice(1) || '') || user
+  return { host, port, user, database, server: `${host}:${port}` }
+}
+
+/**
+ * Errors worth waiting out at start-up: the database is unreachable (connection refused or reset, a
+ * DNS failure that may pass: EAI_AGAIN), starting (57P03) or full (53300), or another server process
+ * runs the same migrations at this moment (knex's lock, or PostgreSQL's race on creating the same
+ * table). Anything else stops start-up at once: a missing database, refused credentials or an unknown
+ * host ({@link fatalStartupMessage}), a bad schema, a failing migration.
  */
 export function isTransientStartupError(err: unknown): boolean {
+  if (fatalStartupMessage(err) !== undefined) return false
   if (isConnectionError(err)) return true
   const e = err as { code?: string; name?: string; message?: string; constraint?: string }
-  // 3D000: the database does not exist yet; 42P07 and 42710: a table (or its row type) another process
-  // just created; 40P01: deadlock.
-  if (e?.code === '3D000' || e?.code === '42P07' || e?.code === '42710' || e?.code === '40P01') return true
+  // 42P07 and 42710: a table (or its row type) another process just created; 40P01: deadlock.
+  if (e?.code === '42P07' || e?.code === '42710' || e?.code === '40P01') return true
   // The same race, lost on the catalog's unique indexes of type or relation names.
   if (e?.code === '23505' && (e.constraint === 'pg_type_typname_nsp_index' || e.constraint === 'pg_class_relname_nsp_index')) return true
   return e?.name === 'MigrationLocked' || /Migration table is already locked/.test(e?.message ?? '')

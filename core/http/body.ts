@@ -1,6 +1,8 @@
+import bytes from 'bytes'
 import bodyParser from 'koa-bodyparser'
 import type { Context, Middleware, Next } from 'koa'
 import { type ApiError, errors } from '../errors'
+import { continueIfAwaited } from './edge'
 import { jsonTextProblem } from './json-text'
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
@@ -45,11 +47,13 @@ function textProblem(raw: string | undefined): ApiError | undefined {
 
 /**
  * Parses JSON bodies of POST and PUT: 415 unless the body is `application/json`, 413 over the limit,
- * 400 for invalid JSON, a body that is not an object, or nesting deeper than `maxDepth`.
+ * 400 for invalid JSON, a body that is not an object, or nesting deeper than `maxDepth`. A request
+ * that waits for `100 Continue` (see `expectContinue`) gets it here, right before its body is read.
  */
 export function jsonBody(options: { limit: string; maxDepth: number }): Middleware {
   // Not strict: `null` or `42` are valid JSON, answered "must be a JSON object" below, not "invalid JSON".
   const parse = bodyParser({ enableTypes: ['json'], jsonLimit: options.limit, strict: false })
+  const limitBytes = bytes.parse(options.limit) ?? Number.POSITIVE_INFINITY
   return async (ctx: Context, next: Next) => {
     if (ctx.method !== 'POST' && ctx.method !== 'PUT') return next()
     const hasBody = Boolean(ctx.get('Transfer-Encoding')) || Number(ctx.get('Content-Length') || 0) > 0
@@ -61,6 +65,12 @@ export function jsonBody(options: { limit: string; maxDepth: number }): Middlewa
     // JSON is UTF-8 (RFC 8259): another charset would be decoded as UTF-8 and stored mangled.
     const charset = ctx.request.charset
     if (charset && !/^utf-?8$/i.test(charset)) throw errors.unsupportedMediaType(ctx.get('Content-Type'), 'Request body must be JSON in UTF-8')
+    if (ctx.req.headers.expect !== undefined) {
+      // The client waits for `100 Continue` before it sends the body: sent now that everything but the
+      // body is known good, and not at all for a body declared larger than the limit.
+      if (Number(ctx.get('Content-Length')) > limitBytes) throw errors.bodyTooLarge(options.limit)
+      continueIfAwaited(ctx.req, ctx.res)
+    }
     await parse(ctx, async () => {})
     const body = ctx.request.body
     if (!body || typeof body !== 'object' || Array.isArray(body)) throw errors.bodyNotObject()

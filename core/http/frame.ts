@@ -24,7 +24,7 @@ export const consoleLogger: EngineLogger = {
 const SANE_REQUEST_ID = /^[\w.:-]{1,128}$/
 
 /** The request's id: kept if an outer middleware gave one, else the client's when it is sane, else new. */
-function assignRequestId(ctx: Context): string {
+export function assignRequestId(ctx: Context): string {
   if (typeof ctx.state.requestId === 'string') return ctx.state.requestId
   const given = ctx.get('X-Request-Id')
   const id = SANE_REQUEST_ID.test(given) ? given : randomUUID()
@@ -34,7 +34,7 @@ function assignRequestId(ctx: Context): string {
 }
 
 // Headers for a JSON API: no sniffing, never framed, no document features, no referrer, revalidate.
-const SECURITY_HEADERS: ReadonlyArray<readonly [string, string]> = [
+export const SECURITY_HEADERS: ReadonlyArray<readonly [string, string]> = [
   ['X-Content-Type-Options', 'nosniff'],
   ['Content-Security-Policy', "default-src 'none'; frame-ancestors 'none'"],
   ['X-Frame-Options', 'DENY'],
