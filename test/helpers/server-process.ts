@@ -43,14 +43,14 @@ export function adminFetch(url: string, init: RequestInit = {}): Promise<Respons
 
 /**
  * Spawns `server.ts` the way `npx tsx server.ts` would (node with tsx's CommonJS loader), on
- * 127.0.0.1:`port`, with `env` added to this process's environment (ADMIN_PASSWORD is
+ * 127.0.0.1:`port` (or `env.HOST`), with `env` added to this process's environment (ADMIN_PASSWORD is
  * {@link ADMIN_PASSWORD} unless `env` sets it). Does not wait for it to serve.
  */
 export function spawnServer(port: number, env: Record<string, string>): ServerProcess {
   const logLevel = env.LOG_LEVEL ?? 'info'
   const child = spawn(process.execPath, ['--require', 'tsx/cjs', 'server.ts'], {
     cwd: ROOT,
-    env: { ...process.env, ADMIN_PASSWORD, ...env, LOG_LEVEL: logLevel, PORT: String(port), HOST: '127.0.0.1' },
+    env: { ...process.env, ADMIN_PASSWORD, ...env, LOG_LEVEL: logLevel, PORT: String(port), HOST: env.HOST ?? '127.0.0.1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   started.add(child)
