@@ -170,7 +170,8 @@ async function main(): Promise<void> {
   if (!engine || stopping) return // a signal came during start-up: stop() is already exiting
   started = true
   const handle = engine.app().callback()
-  server = http.createServer({ requestTimeout, headersTimeout, connectionsCheckingInterval: 1_000 }, (req, res) => {
+  // requireHostHeader off: a request without Host reaches the engine, whose Host check answers it in JSON.
+  server = http.createServer({ requestTimeout, headersTimeout, connectionsCheckingInterval: 1_000, requireHostHeader: false }, (req, res) => {
     if (stopping) res.setHeader('Connection', 'close')
     inFlight.add(res)
     res.once('close', () => inFlight.delete(res))

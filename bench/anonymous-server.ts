@@ -11,7 +11,7 @@ import fs from 'node:fs'
 import http from 'node:http'
 import path from 'node:path'
 import pino from 'pino'
-import { createEngine, migrateLatest, openDatabase } from '../core'
+import { clientErrorHandler, createEngine, expectContinue, LOOPBACK_HOSTS, migrateLatest, openDatabase } from '../core'
 import { resourcePlugins } from '../resources'
 
 // Compiled, this file runs from dist/bench/; the schemas and package.json stay at the project root.
@@ -32,16 +32,21 @@ async function main(): Promise<void> {
     logRequests: true,
     openapiInfo: { title: 'Distributed CI control server', version, description },
     indexMessage: 'Distributed CI.',
+    // server.ts's HTTP edge on loopback: the loopback Host names, metrics counted.
+    allowedHosts: [...LOOPBACK_HOSTS],
+    metrics: {},
   })
   let stopping = false
   const inFlight = new Set<http.ServerResponse>()
   const handle = engine.app().callback()
-  const server = http.createServer({ requestTimeout: 30_000, headersTimeout: 10_000, connectionsCheckingInterval: 1_000 }, (req, res) => {
+  const server = http.createServer({ requestTimeout: 30_000, headersTimeout: 10_000, connectionsCheckingInterval: 1_000, requireHostHeader: false }, (req, res) => {
     if (stopping) res.setHeader('Connection', 'close')
     inFlight.add(res)
     res.once('close', () => inFlight.delete(res))
     handle(req, res)
   })
+  server.on('clientError', clientErrorHandler(logger))
+  server.on('checkContinue', expectContinue(server.listeners('request')[0] as http.RequestListener))
   const stop = () => {
     if (stopping) return
     stopping = true

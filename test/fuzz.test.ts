@@ -82,6 +82,9 @@ function encode(value: string): string {
 /** Characters Node lets through in a header value (no CR, LF or other controls). */
 const headerSafe = (s: string) => s.replace(/[^\t\x20-\x7e\x80-\xff]/g, '?')
 
+/** The browser origin the fuzzed engine allows (CORS). */
+const FUZZ_ORIGIN = 'https://app.fuzz.test'
+
 /** Checks one answer against the contract; returns a description of the violation, or undefined. */
 function violation(app: TestApp, req: Request, res: Answer): string | undefined {
   const { status } = res
@@ -114,7 +117,15 @@ function violation(app: TestApp, req: Request, res: Answer): string | undefined 
 
   const prefix = app.engine.prefix
   const path = req.path.split('?')[0]
-  if (req.method === 'OPTIONS') return res.headers.allow ? undefined : 'OPTIONS answer without Allow'
+  if (req.method === 'OPTIONS') {
+    // A CORS preflight of an allowed origin is answered 204 with the allowed methods instead of Allow.
+    if (status === 204)
+      return res.headers['access-control-allow-methods'] && req.headers?.Origin === FUZZ_ORIGIN ? undefined : '204 to an OPTIONS that is no preflight'
+    return res.headers.allow ? undefined : 'OPTIONS answer without Allow'
+  }
+  if (res.headers['access-control-allow-origin'] !== undefined && req.headers?.Origin !== FUZZ_ORIGIN) return 'CORS headers for an origin not allowed'
+  // Health and metrics answer outside the API prefix.
+  if (['/healthz', '/readyz', '/metrics'].includes(path) && ['GET', 'HEAD'].includes(req.method)) return undefined
   // The index answers at the prefix itself too (`GET /api/v1`).
   if (path !== prefix && !path.startsWith(`${prefix}/`)) return `${status} outside the API prefix`
   const segments = path.slice(prefix.length + 1).split('/')
@@ -247,10 +258,17 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
   before(async function () {
     this.timeout(180_000)
     // 5xx causes are kept to be shown with the failing request, not printed thousands of times.
-    app = await testApp({ logger: { error: (details: Record<string, unknown>) => void logged.push(details), info: () => {} } as never })
+    // With the HTTP edge on as server.ts has it: a Host check, a CORS origin, metrics.
+    app = await testApp({
+      logger: { error: (details: Record<string, unknown>) => void logged.push(details), info: () => {} } as never,
+      allowedHosts: ['127.0.0.1', 'localhost'],
+      corsOrigins: [FUZZ_ORIGIN],
+      metrics: true,
+    })
     tables = engineTables(app.engine)
     resources = [...app.engine.resources.values()]
-    server = http.createServer(app.engine.app().callback())
+    // As server.ts: a request without Host reaches the engine (its Host check answers), not Node's bare 400.
+    server = http.createServer({ requireHostHeader: false }, app.engine.app().callback())
     port = await listen(server)
     agent = new http.Agent({ keepAlive: true, maxSockets: 4 })
 
@@ -552,9 +570,24 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
         Prefer: fc.oneof(fc.constantFrom('return=representation', 'return=minimal', 'return=representation; foo', 'handling=strict'), text.map(headerSafe)),
         'X-Request-Id': fc.oneof(fc.constantFrom('abc', 'a'.repeat(200), '../../etc'), text.map(headerSafe)),
         Accept: fc.constantFrom('application/json', 'text/html', '*/*', 'application/xml;q=0.9', ''),
+        ...edgeHeaderArbs(),
       },
       { requiredKeys: [] },
     )
+  /** The HTTP edge's inputs: Host (allowed, refused, malformed), Origin (allowed or not), CORS preflight headers. */
+  const edgeHeaderArbs = () => ({
+    Host: fc.oneof(
+      fc.constantFrom('127.0.0.1', 'localhost:1', 'LOCALHOST', 'evil.example', '[::1]', '[::1', '127.0.0.1:99999', 'a b', ':80', '', 'localhost.evil.example'),
+      text.map(headerSafe),
+    ),
+    Origin: fc.oneof(
+      fc.constantFrom(FUZZ_ORIGIN, 'https://evil.example', 'null', '', 'https://app.fuzz.test:443', 'HTTPS://APP.FUZZ.TEST'),
+      text.map(headerSafe),
+    ),
+    'Access-Control-Request-Method': fc.oneof(fc.constantFrom('GET', 'PUT', 'POST', 'DELETE', 'FOO', ''), text.map(headerSafe)),
+    'Access-Control-Request-Headers': fc.oneof(fc.constantFrom('if-match', 'content-type, authorization', 'x-evil', ',,,', ''), text.map(headerSafe)),
+  })
+  const edgeHeaders = () => fc.oneof({ weight: 1, arbitrary: fc.constant({}) }, { weight: 2, arbitrary: fc.record(edgeHeaderArbs(), { requiredKeys: [] }) })
   const contentType = () =>
     fc.oneof(
       { weight: 6, arbitrary: fc.constant('application/json') },
@@ -643,11 +676,11 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
     )
   })
 
-  it('any method on any path answers 2xx/304 or 4xx with the error body, never 5xx', async () => {
+  it('any method on any path, with any Host, Origin and CORS preflight headers, answers 2xx/304 or 4xx with the error body, never 5xx', async () => {
     const segment = fc.oneof(
       { weight: 3, arbitrary: fc.constantFrom(...resources.map((r) => r.plural), ...resources.map((r) => r.name), ...ids) },
       { weight: 2, arbitrary: text.map(encode) },
-      { weight: 1, arbitrary: fc.constantFrom('', '.', '..', '%', '%2e%2e', 'openapi.json', 'api', 'v1') },
+      { weight: 1, arbitrary: fc.constantFrom('', '.', '..', '%', '%2e%2e', 'openapi.json', 'api', 'v1', 'healthz', 'readyz', 'metrics') },
     )
     const path = fc
       .tuple(fc.constantFrom(app.engine.prefix, app.engine.prefix, '/api', ''), fc.array(segment, { maxLength: 4 }), fc.constantFrom('', '/'))
@@ -657,11 +690,12 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
         fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD', 'TRACE', 'PROPFIND', 'MKCOL'),
         path,
         fc.option(rawBody(resources[0]), { nil: undefined }),
-        async (m, p, body) => {
+        edgeHeaders(),
+        async (m, p, body, edge) => {
           await exchange({
             method: m,
             path: p,
-            headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
+            headers: body === undefined ? edge : { ...edge, 'Content-Type': 'application/json' },
             body: m === 'HEAD' || m === 'GET' ? undefined : body,
           })
         },

@@ -138,7 +138,9 @@ describe('health and metrics', function () {
         expect(sample(text, 'http_requests_total', { route: '(unmatched)', method: 'GET', status: '421' })).to.equal(1)
         expect(text).not.to.include(ids[0])
         expect(sample(text, 'http_request_duration_seconds_count', { route: '/api/v1/componenttypes/:id', method: 'GET', status: '404' })).to.equal(3)
-        expect(sample(text, 'http_request_duration_seconds_bucket', { route: '/api/v1/componenttypes/:id', method: 'GET', status: '404', le: '+Inf' })).to.equal(3)
+        expect(
+          sample(text, 'http_request_duration_seconds_bucket', { route: '/api/v1/componenttypes/:id', method: 'GET', status: '404', le: '+Inf' }),
+        ).to.equal(3)
         // The scrape itself is in flight while it is collected.
         expect(sample(text, 'http_requests_in_flight')).to.equal(1)
         expect(sample(text, 'http_requests_refused_total', { reason: 'host' })).to.equal(1)

@@ -5,7 +5,7 @@ import { killAllServers, spawnServer, type ServerProcess } from './helpers/serve
 
 /** Waits for the process to exit, at most `ms`; undefined if it still runs. */
 async function exitWithin(server: ServerProcess, ms: number): Promise<number | null | undefined> {
-  const timer = new Promise<undefined>((resolve) => setTimeout(resolve, ms).unref())
+  const timer = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), ms).unref())
   return Promise.race([server.exited, timer])
 }
 
