@@ -210,7 +210,8 @@ function clientErrorAnswer(code: string | undefined): { status: number; error: s
 export function clientErrorHandler(logger: EngineLogger): (err: Error & { code?: string }, socket: Duplex) => void {
   return (err, socket) => {
     if (isClientGone(err) || !socket.writable || (socket as { bytesWritten?: number }).bytesWritten) {
-      logger.info?.({ code: err.code, err: err.message }, 'client connection closed')
+      // With a response under way (node:http's `_httpMessage`), koa's error event says it, with the request.
+      if (!(socket as { _httpMessage?: unknown })._httpMessage) logger.info?.({ code: err.code, err: err.message }, 'client connection closed')
       socket.destroy()
       return
     }

@@ -57,9 +57,7 @@ function answer(ctx: Context, route: string, status: number, body: object, heade
  * before its own Host check, as the engine's `app()` does, so a load balancer may probe by address.
  */
 export function healthRoutes(options: HealthOptions): Middleware {
-  return async (ctx, next) => {
-    const path = ctx.path
-    if (path !== '/healthz' && path !== '/readyz') return next()
+  const serve = async (ctx: Context, path: string) => {
     if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
       const error = errors.methodNotAllowed(ctx.method, 'GET, HEAD')
       return answer(ctx, path, error.status, error.toJSON(), error.headers)
@@ -69,5 +67,10 @@ export function healthRoutes(options: HealthOptions): Middleware {
     if (!reason) return answer(ctx, path, 200, { status: 'ready' })
     const error: ApiError = errors.notReady(reason)
     answer(ctx, path, error.status, error.toJSON(), error.headers)
+  }
+  // Not async: every other request passes through without a promise of its own.
+  return (ctx, next) => {
+    const path = ctx.path
+    return path === '/healthz' || path === '/readyz' ? serve(ctx, path) : next()
   }
 }

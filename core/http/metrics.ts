@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { Knex } from 'knex'
-import type { Middleware } from 'koa'
+import type { Context, Middleware } from 'koa'
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { errors } from '../errors'
 import { isLoopbackAddress } from './edge'
@@ -146,8 +146,7 @@ const sha256 = (text: string) => createHash('sha256').update(text).digest()
  */
 export function metricsEndpoint(metrics: EngineMetrics, options: MetricsOptions = {}): Middleware {
   const expected = options.token ? sha256(`Bearer ${options.token}`) : undefined
-  return async (ctx, next) => {
-    if (ctx.path !== '/metrics') return next()
+  const serve = async (ctx: Context) => {
     ctx.state.route = '/metrics'
     assignRequestId(ctx)
     setSecurityHeaders(ctx)
@@ -167,4 +166,6 @@ export function metricsEndpoint(metrics: EngineMetrics, options: MetricsOptions 
     ctx.type = metrics.registry.contentType
     ctx.body = await metrics.text()
   }
+  // Not async: every other request passes through without a promise of its own.
+  return (ctx, next) => (ctx.path === '/metrics' ? serve(ctx) : next())
 }
