@@ -170,17 +170,18 @@ async function main(): Promise<void> {
   if (!engine || stopping) return // a signal came during start-up: stop() is already exiting
   started = true
   const handle = engine.app().callback()
-  // requireHostHeader off: a request without Host reaches the engine, whose Host check answers it in JSON.
-  server = http.createServer({ requestTimeout, headersTimeout, connectionsCheckingInterval: 1_000, requireHostHeader: false }, (req, res) => {
+  const onRequest: http.RequestListener = (req, res) => {
     if (stopping) res.setHeader('Connection', 'close')
     inFlight.add(res)
     res.once('close', () => inFlight.delete(res))
     handle(req, res)
-  })
+  }
+  // requireHostHeader off: a request without Host reaches the engine, whose Host check answers it in JSON.
+  server = http.createServer({ requestTimeout, headersTimeout, connectionsCheckingInterval: 1_000, requireHostHeader: false }, onRequest)
   // Node's own answers to requests it cannot parse (400, 408, 431) in the engine's JSON shape, logged.
   server.on('clientError', clientErrorHandler(logger))
   // `100 Continue` only once the engine starts reading the body, that is for a request it accepts.
-  server.on('checkContinue', expectContinue(server.listeners('request')[0] as http.RequestListener))
+  server.on('checkContinue', expectContinue(onRequest))
   if (edge.metrics) collectDefaultMetrics({ register: engine.metrics!.registry })
   server.on('error', (err) => {
     logger.fatal({ err: err.message }, 'cannot listen')

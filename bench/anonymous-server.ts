@@ -39,14 +39,15 @@ async function main(): Promise<void> {
   let stopping = false
   const inFlight = new Set<http.ServerResponse>()
   const handle = engine.app().callback()
-  const server = http.createServer({ requestTimeout: 30_000, headersTimeout: 10_000, connectionsCheckingInterval: 1_000, requireHostHeader: false }, (req, res) => {
+  const onRequest: http.RequestListener = (req, res) => {
     if (stopping) res.setHeader('Connection', 'close')
     inFlight.add(res)
     res.once('close', () => inFlight.delete(res))
     handle(req, res)
-  })
+  }
+  const server = http.createServer({ requestTimeout: 30_000, headersTimeout: 10_000, connectionsCheckingInterval: 1_000, requireHostHeader: false }, onRequest)
   server.on('clientError', clientErrorHandler(logger))
-  server.on('checkContinue', expectContinue(server.listeners('request')[0] as http.RequestListener))
+  server.on('checkContinue', expectContinue(onRequest))
   const stop = () => {
     if (stopping) return
     stopping = true

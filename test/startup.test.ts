@@ -1,7 +1,9 @@
+import http from 'node:http'
+import net from 'node:net'
 import { expect } from 'chai'
 import { PG_URL, withDatabase } from './helpers/pg'
 import { claimPort } from './helpers/ports'
-import { killAllServers, spawnServer, type ServerProcess } from './helpers/server-process'
+import { killAllServers, ownDatabase, spawnServer, startServer, stopServer, type OwnDatabase, type ServerProcess } from './helpers/server-process'
 
 /** Waits for the process to exit, at most `ms`; undefined if it still runs. */
 async function exitWithin(server: ServerProcess, ms: number): Promise<number | null | undefined> {
@@ -68,5 +70,68 @@ describe('start-up stops at once, naming what to fix, on what waiting cannot cur
     expect(await exitWithin(server, 15_000)).to.equal(1)
     const line = theOnlyLine(server)
     expect(line.err).to.match(/^ALLOWED_HOSTS must be set when HOST \(0\.0\.0\.0\) is not a loopback address/)
+  })
+})
+
+describe('server.ts wires the HTTP edge from its environment', function () {
+  this.timeout(180_000)
+  let own: OwnDatabase
+  let server: ServerProcess
+  const origin = 'https://app.example.com'
+
+  before(async () => {
+    own = await ownDatabase('edge', Boolean(PG_URL))
+    server = await startServer({ ...own.env, CORS_ORIGINS: `${origin}, http://localhost:3000` })
+  })
+  after(async () => {
+    if (server) await stopServer(server)
+    await own?.dispose()
+  })
+
+  /** One GET with a Host header of our choosing (fetch cannot set it). */
+  const get = (path: string, headers: Record<string, string>) =>
+    new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: server.port, path, headers }, (res) => {
+        let body = ''
+        res.setEncoding('utf8').on('data', (c) => (body += c))
+        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }))
+      })
+      req.on('error', reject)
+      req.end()
+    })
+
+  it('loopback names by default: another Host is 421, /healthz and /readyz answer any Host', async () => {
+    expect((await get('/api/v1', { host: `localhost:${server.port}` })).status).to.equal(200)
+    const refused = await get('/api/v1', { host: 'rebound.example' })
+    expect(refused.status).to.equal(421)
+    expect(JSON.parse(refused.body).code).to.equal('misdirected_request')
+    expect((await get('/healthz', { host: '10.0.0.1' })).body).to.equal('{"status":"ok"}')
+    const ready = await get('/readyz', { host: '10.0.0.1' })
+    expect([ready.status, ready.body]).to.deep.equal([200, '{"status":"ready"}'])
+  })
+
+  it('CORS_ORIGINS: the listed origins, no other', async () => {
+    expect((await get('/api/v1', { host: 'localhost', origin })).headers['access-control-allow-origin']).to.equal(origin)
+    expect((await get('/api/v1', { host: 'localhost', origin: 'http://localhost:3000' })).headers['access-control-allow-origin']).to.equal(
+      'http://localhost:3000',
+    )
+    expect((await get('/api/v1', { host: 'localhost', origin: 'https://evil.example' })).headers['access-control-allow-origin']).to.equal(undefined)
+  })
+
+  it('GET /metrics to a loopback peer, with the process metrics; a bad request line is a JSON 400', async () => {
+    const metrics = await get('/metrics', { host: 'localhost' })
+    expect(metrics.status).to.equal(200)
+    expect(metrics.body).to.include('process_resident_memory_bytes')
+    expect(metrics.body).to.match(/http_requests_total\{route="\/api\/v1",method="GET",status="200"\} \d+/)
+    const answer = await new Promise<string>((resolve) => {
+      let text = ''
+      const socket = net.connect(server.port, '127.0.0.1', () => socket.write('BAD REQUEST LINE\r\n\r\n'))
+      socket.setEncoding('utf8').on('data', (c) => (text += c))
+      socket.on('close', () => resolve(text))
+    })
+    expect(answer).to.match(/^HTTP\/1\.1 400 Bad Request\r\n/)
+    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)).code).to.equal('bad_request')
+    const line = server.logs.find((l) => l.msg === 'malformed request')
+    expect(line?.status).to.equal(400)
   })
 })
