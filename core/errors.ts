@@ -146,5 +146,17 @@ export const errors = {
   internal: (requestId?: string) => new ApiError(500, 'Internal server error', requestId ? { request_id: requestId } : {}, {}, 'internal'),
   unavailable: (retryAfter: number) =>
     new ApiError(503, 'Database unavailable, retry later', { retry_after: retryAfter }, { 'Retry-After': String(retryAfter) }, 'unavailable'),
+  overloaded: (reason: string, retryAfter = 1) =>
+    new ApiError(503, `The server is overloaded (${reason}), retry later`, { retry_after: retryAfter }, { 'Retry-After': String(retryAfter) }, 'overloaded'),
+  deadlineExceeded: (deadlineMs: number) =>
+    new ApiError(
+      503,
+      `The request took longer than ${deadlineMs} ms and was cancelled`,
+      { retry_after: 1, deadline_ms: deadlineMs },
+      { 'Retry-After': '1' },
+      'deadline_exceeded',
+    ),
+  rateLimited: (retryAfter: number, headers: Record<string, string>) =>
+    new ApiError(429, 'Too many requests, retry later', { retry_after: retryAfter }, { ...headers, 'Retry-After': String(retryAfter) }, 'rate_limited'),
   queryTimeout: () => new ApiError(503, 'The query took too long and was cancelled', { retry_after: 1 }, { 'Retry-After': '1' }, 'query_timeout'),
 } as const
