@@ -73,7 +73,8 @@ interface Waiter {
 
 /**
  * A counting semaphore with a bounded FIFO queue. Under the cap, taking a place is a counter
- * increment (no promise); a place given back goes straight to the oldest waiter.
+ * increment (no promise); a place given back goes to the oldest waiter, which runs at the next turn
+ * of the event loop.
  */
 export class Gate {
   inFlight = 0
@@ -129,7 +130,9 @@ export class Gate {
     }
     clearTimeout(next.timer)
     next.res.removeListener('close', next.onClose)
-    next.resolve()
+    // On the next turn of the event loop, not in this microtask chain: with the embedded database a
+    // queue of requests would otherwise run back to back without the loop ever reading a socket.
+    setImmediate(next.resolve)
   }
 
   private drop(waiter: Waiter): void {
