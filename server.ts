@@ -11,12 +11,17 @@
  * GET /healthz and GET /readyz are always served, outside the API prefix, its authentication and the
  * Host check. A missing database, refused credentials or a bad DATABASE_URL stop start-up at once
  * (exit code 1, one log line naming what to fix); an unreachable or starting database is waited for.
+ * Admission control: MAX_IN_FLIGHT (64; 0 turns admission control off), MAX_LISTS_IN_FLIGHT (half the
+ * database pool), QUEUE_SIZE (64), QUEUE_TIMEOUT_MS (1000), REQUEST_DEADLINE_MS (30000; 0: none).
+ * Rate limits (off unless set): RATE_LIMIT (`600/60s`: requests per window per caller),
+ * RATE_LIMIT_REDIS_URL (share the counts across processes through Redis).
  * Logs are JSON lines on stdout (pino), one per request.
  */
 import fs from 'node:fs'
 import http from 'node:http'
 import net from 'node:net'
 import path from 'node:path'
+import Redis from 'ioredis'
 import type { Knex } from 'knex'
 import pino from 'pino'
 import { collectDefaultMetrics } from 'prom-client'
@@ -31,8 +36,10 @@ import {
   LOOPBACK_HOSTS,
   migrateLatest,
   openDatabase,
+  type AdmissionOptions,
   type Engine,
   type EngineOptions,
+  type RateLimitOptions,
 } from './core'
 import { ensureAdmin, type JwtOptions } from './core/identity'
 import { serverPlugins } from './resources'
@@ -49,6 +56,44 @@ function numberFromEnv(name: string, fallback: number): number {
   const value = Number(process.env[name] || fallback)
   if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a number of milliseconds`)
   return value
+}
+
+/** An optional whole number of the environment (undefined when unset or empty). */
+function countFromEnv(name: string): number | undefined {
+  const text = process.env[name]
+  if (text === undefined || text === '') return undefined
+  const value = Number(text)
+  if (!Number.isInteger(value) || value < 0) throw new Error(`${name} must be a whole number (got '${text}')`)
+  return value
+}
+
+/** Admission control from the environment; MAX_IN_FLIGHT=0 turns it off. */
+function admissionFromEnv(): AdmissionOptions | false {
+  const maxInFlight = countFromEnv('MAX_IN_FLIGHT')
+  if (maxInFlight === 0) return false
+  return {
+    maxInFlight,
+    maxListsInFlight: countFromEnv('MAX_LISTS_IN_FLIGHT'),
+    queueSize: countFromEnv('QUEUE_SIZE'),
+    queueTimeoutMs: countFromEnv('QUEUE_TIMEOUT_MS'),
+    deadlineMs: countFromEnv('REQUEST_DEADLINE_MS'),
+  }
+}
+
+const WINDOW_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600 }
+
+/** RATE_LIMIT (`600/60s`, `100/1m`, `5000/1h`; seconds when no unit) and RATE_LIMIT_REDIS_URL; undefined when RATE_LIMIT is unset. */
+function rateLimitFromEnv(): { options: RateLimitOptions; redis?: Redis } | undefined {
+  const text = process.env.RATE_LIMIT
+  if (!text) return undefined
+  const m = /^(\d+)\/(\d+)([smh]?)$/.exec(text.trim())
+  if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new Error(`RATE_LIMIT must read <requests>/<window>, such as 600/60s or 100/1m (got '${text}')`)
+  const options: RateLimitOptions = { points: Number(m[1]), windowSeconds: Number(m[2]) * WINDOW_UNITS[m[3] || 's'] }
+  const url = process.env.RATE_LIMIT_REDIS_URL
+  if (!url) return { options }
+  // Commands fail at once while disconnected (the limiter then counts in memory); reconnects forever.
+  const redis = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1 })
+  return { options: { ...options, redis }, redis }
 }
 
 /** The JWT issuer of the environment, if JWT_JWKS_URL names one. */
@@ -85,6 +130,7 @@ async function startEngine(
   db: Knex,
   edge: Pick<EngineOptions, 'allowedHosts' | 'corsOrigins' | 'metrics'>,
   stopped: () => boolean,
+  limits: { admission: AdmissionOptions | false; rateLimit?: RateLimitOptions },
 ): Promise<Engine | undefined> {
   for (let attempt = 1; ; attempt++) {
     try {
@@ -100,6 +146,8 @@ async function startEngine(
         indexMessage: 'Distributed CI.',
         migrationsDir: path.join(__dirname, 'migrations'),
         ...edge,
+        admission: limits.admission,
+        rateLimit: limits.rateLimit,
       })
       await ensureAdmin(engine, { password: process.env.ADMIN_PASSWORD || undefined, logger })
       return engine
@@ -121,6 +169,8 @@ async function main(): Promise<void> {
   const requestTimeout = numberFromEnv('REQUEST_TIMEOUT_MS', 30_000)
   const headersTimeout = Math.min(numberFromEnv('HEADERS_TIMEOUT_MS', 10_000), requestTimeout || Infinity)
   const shutdownTimeout = numberFromEnv('SHUTDOWN_TIMEOUT_MS', 10_000)
+  const admission = admissionFromEnv()
+  const limited = rateLimitFromEnv()
   const edge = edgeFromEnv(host)
   const urlProblem = url && databaseUrlProblem(url)
   if (urlProblem) throw new Error(urlProblem)
@@ -133,6 +183,7 @@ async function main(): Promise<void> {
   let server: http.Server | undefined
   const inFlight = new Set<http.ServerResponse>()
   const exit = (code: number) => {
+    limited?.redis?.disconnect()
     db.destroy()
       .catch((err) => logger.error({ err: String(err?.message ?? err) }, 'closing the database failed'))
       .finally(() => {
@@ -161,7 +212,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
 
-  const engine = await startEngine(db, edge, () => stopping).catch((err) => {
+  const engine = await startEngine(db, edge, () => stopping, { admission, rateLimit: limited?.options }).catch((err) => {
     // Said once, naming what to fix: the database, the user, the host of DATABASE_URL.
     const fatal = fatalStartupMessage(err, url)
     if (fatal) throw Object.assign(new Error(fatal), { code: (err as { code?: string }).code })

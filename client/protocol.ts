@@ -39,6 +39,7 @@ export const BUILTIN_ERROR_CODES = {
   unsupported_media_type: { status: 415, description: 'The body is not sent as `application/json`.' },
   misdirected_request: { status: 421, description: 'The `Host` header names a host this server does not serve (`ALLOWED_HOSTS`).' },
   related_not_found: { status: 422, description: 'A relation field names a row that does not exist.' },
+  rate_limited: { status: 429, description: 'The caller sent more requests than its rate limit allows (`Retry-After`, `RateLimit`, `RateLimit-Policy`).' },
   internal: { status: 500, description: 'The server failed; `payload.request_id` names the log line.' },
   unavailable: { status: 503, description: 'The database cannot be reached (`Retry-After`).' },
   query_timeout: { status: 503, description: 'A statement ran past its timeout (`Retry-After`).' },
@@ -46,6 +47,11 @@ export const BUILTIN_ERROR_CODES = {
   bad_request: { status: 400, description: 'The request is not valid HTTP (a bad request line or header); answered before any route.' },
   request_timeout: { status: 408, description: 'The request line and headers did not arrive in time.' },
   headers_too_large: { status: 431, description: 'The request headers are larger than the server accepts.' },
+  overloaded: {
+    status: 503,
+    description: 'The server has too many requests in flight, or no free database connection in time: retry after `Retry-After` seconds.',
+  },
+  deadline_exceeded: { status: 503, description: "The request ran past the server's deadline for a whole request and was cancelled (`Retry-After`)." },
 } as const satisfies Record<string, { status: number; description: string }>
 
 /** A code the engine itself answers with. */

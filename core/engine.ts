@@ -5,12 +5,14 @@ import { orphanTables } from '../tooling/catalog'
 import { checkSchemaDrift, orphanMessage } from '../tooling/schema-drift'
 import type { ErrorRegistry } from './errors'
 import { errors } from './errors'
+import { admission, admissionSettings, type AdmissionOptions } from './http/admission'
 import { jsonBody } from './http/body'
 import { corsPolicy, hostGuard, koaErrorLogger } from './http/edge'
 import { consoleLogger, engineFrame, requestLog, setSecurityHeaders, type EngineLogger } from './http/frame'
 import { nodeHandler, type HandlerOptions, type NodeHandler } from './http/handler'
 import { healthRoutes } from './http/health'
 import { createMetrics, type EngineMetrics, metricsEndpoint, type MetricsOptions } from './http/metrics'
+import { rateLimit, type RateLimitOptions } from './http/rate-limit'
 import { buildRouter } from './http/routes'
 import { buildOpenApiDocument, type OpenApiDocument, type OpenApiInfo } from './openapi/document'
 import { compileAction, type CompiledAction } from './plugins/actions'
@@ -86,6 +88,13 @@ export interface EngineOptions {
   health?: boolean
   /** The migrations folder `GET /readyz` checks for pending migrations (unset: not checked). */
   migrationsDir?: string
+  /**
+   * Admission control of the engine's requests (see {@link AdmissionOptions}: requests in flight,
+   * lists in flight, queue, deadline); on by default, `false` turns it off.
+   */
+  admission?: AdmissionOptions | false
+  /** A rate limit per caller (see {@link RateLimitOptions}); off unless given. */
+  rateLimit?: RateLimitOptions
 }
 
 /** A transaction opened by {@link Engine.transaction}: services in it, and its knex transaction. */
@@ -193,6 +202,9 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     options.openapiInfo,
   )
   const openapiText = JSON.stringify(document)
+  // Checked now: a bad setting stops start-up.
+  const admitted = options.admission === false ? undefined : admissionSettings(options.admission ?? {}, poolSize(options.db))
+  const limited = options.rateLimit ? rateLimit(options.rateLimit, options.logger) : undefined
   const indexMessage = options.indexMessage ?? `${document.info.title}.`
 
   const logger = options.logger ?? consoleLogger
@@ -274,6 +286,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
         openapiJson: (base) => (base ? JSON.stringify({ ...document, servers: [{ url: `${base}${prefix}` }] }) : openapiText),
         authenticator,
         authenticatorHost: { db: options.db, definition: (name) => resource(name).def },
+        rateLimit: limited,
         index: (base) => ({
           _status: 'OK',
           message: indexMessage,
@@ -283,9 +296,44 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
       },
       jsonBody({ limit: bodyLimit, maxDepth: options.maxDepth ?? 32 }),
     )
-    return compose([engineFrame({ bodyLimit, logger: options.logger }), router.routes() as Middleware, router.allowedMethods() as Middleware])
+    const frame = engineFrame({ bodyLimit, logger: options.logger, db: options.db })
+    const routed = [router.routes() as Middleware, router.allowedMethods() as Middleware]
+    if (!admitted) return compose([frame, ...routed])
+    return compose([frame, admission(admitted, { isList: listMatcher(prefix, resources, [...actions.values()]) }), ...routed])
   }
   return engine
+}
+
+/** Connections of a knex instance's pool (1 for the embedded database). */
+function poolSize(db: Knex): number {
+  const client = db.client as { pool?: { max?: number }; config?: { pool?: { max?: number } } }
+  return client.pool?.max ?? client.config?.pool?.max ?? 10
+}
+
+/**
+ * Whether a request is a list (the costly class of admission control): a GET or HEAD of a resource's
+ * collection or of a list action's path. Built once: a Set lookup, and a regular expression per list action.
+ */
+function listMatcher(
+  prefix: string,
+  resources: ReadonlyMap<string, Resource>,
+  actions: readonly CompiledAction[],
+): (ctx: { method: string; path: string }) => boolean {
+  const collections = new Set<string>()
+  for (const r of resources.values()) collections.add(`${prefix}/${r.plural}`).add(`${prefix}/${r.plural}/`)
+  const literal = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+  const patterns = actions
+    .filter((a) => a.listKey && a.definition.method === 'GET')
+    .map(
+      (a) =>
+        new RegExp(
+          `^${literal(prefix)}${a.definition.path
+            .split('/')
+            .map((part) => (part.startsWith(':') ? '[^/]+' : literal(part)))
+            .join('/')}/?$`,
+        ),
+    )
+  return (ctx) => (ctx.method === 'GET' || ctx.method === 'HEAD') && (collections.has(ctx.path) || patterns.some((p) => p.test(ctx.path)))
 }
 
 /** The end of the engine's chain: its paths never fall through to the host app. */

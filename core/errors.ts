@@ -149,5 +149,17 @@ export const errors = {
   misdirected: (host: string) =>
     new ApiError(421, `This server does not serve the host '${host.slice(0, 100)}'`, { host: host.slice(0, 100) }, {}, 'misdirected_request'),
   notReady: (reason: string) => new ApiError(503, `Not ready: ${reason}`, { reason }, { 'Retry-After': '1' }, 'not_ready'),
+  overloaded: (reason: string, retryAfter = 1) =>
+    new ApiError(503, `The server is overloaded (${reason}), retry later`, { retry_after: retryAfter }, { 'Retry-After': String(retryAfter) }, 'overloaded'),
+  deadlineExceeded: (deadlineMs: number) =>
+    new ApiError(
+      503,
+      `The request took longer than ${deadlineMs} ms and was cancelled`,
+      { retry_after: 1, deadline_ms: deadlineMs },
+      { 'Retry-After': '1' },
+      'deadline_exceeded',
+    ),
+  rateLimited: (retryAfter: number, headers: Record<string, string>) =>
+    new ApiError(429, 'Too many requests, retry later', { retry_after: retryAfter }, { ...headers, 'Retry-After': String(retryAfter) }, 'rate_limited'),
   queryTimeout: () => new ApiError(503, 'The query took too long and was cancelled', { retry_after: 1 }, { 'Retry-After': '1' }, 'query_timeout'),
 } as const

@@ -10,13 +10,15 @@ export {
   FolderMigrationSource,
   type DatabaseOptions,
 } from './data/db'
-export { databaseUrlProblem, fatalStartupMessage, isConnectionError, unavailableError, isTransientStartupError } from './data/pg-errors'
+export { databaseUrlProblem, fatalStartupMessage, isConnectionError, isPoolTimeout, unavailableError, isTransientStartupError } from './data/pg-errors'
 export { EXACT_COUNT_UP_TO, type Row, type ListMeta } from './data/repository'
 export { ApiError, ErrorRegistry, errors, type ErrorBody, type ErrorCode, type ErrorCodeDefinition } from './errors'
 export { requestLog, type EngineLogger } from './http/frame'
 export { clientErrorHandler, expectContinue, isLoopbackAddress, koaErrorLogger, LOOPBACK_HOSTS } from './http/edge'
 export { healthRoutes, readiness, type HealthOptions } from './http/health'
 export { createMetrics, metricsEndpoint, UNMATCHED_ROUTE, type EngineMetrics, type MetricsOptions } from './http/metrics'
+export type { AdmissionOptions } from './http/admission'
+export type { RateLimitOptions } from './http/rate-limit'
 export type { HandlerOptions, NodeHandler } from './http/handler'
 export { buildOpenApiDocument, type OpenApiDocument, type OpenApiInfo, type OpenApiPathItem } from './openapi/document'
 export type { ActionInput, CompiledAction } from './plugins/actions'

@@ -1,3 +1,4 @@
+import type { Knex } from 'knex'
 import { type ApiError, errors } from '../errors'
 
 /** What the database layer knows about the statement that failed, to word the error. */
@@ -6,6 +7,8 @@ export interface DbErrorContext {
   operation: 'read' | 'write' | 'delete'
   /** Resource name, for messages. */
   resource: string
+  /** The database the statement ran on: tells a full pool (overloaded) from an unreachable database. */
+  db?: Knex
   /** Maps a constraint name to a human description (filled by the registry). */
   describeConstraint?: (constraint: string) => { fields?: string[]; referenced?: string; referencing?: string } | undefined
 }
@@ -75,12 +78,35 @@ export function isStatementTimeout(err: unknown): boolean {
   return false
 }
 
+/** True when the error is knex's wait for a pooled connection running out: no statement ran. */
+export function isPoolTimeout(err: unknown): boolean {
+  for (const e of causes(err)) if (e.name === 'KnexTimeoutError' && /Timeout acquiring a connection/.test(e.message ?? '')) return true
+  return false
+}
+
 /**
- * The 503 answer for an error of the database itself (unreachable, or too slow), whatever layer it
- * escaped from; undefined for any other error.
+ * Whether every connection of `db`'s pool is in use: a wait for one that timed out then means too many
+ * requests, not a database out of reach (whose connections fail to open, so are not in use). Without
+ * `db` (or a pool to ask), a pool timeout is taken as overload.
  */
-export function unavailableError(err: unknown): ApiError | undefined {
-  const answer = isStatementTimeout(err) ? errors.queryTimeout() : isConnectionError(err) ? errors.unavailable(2) : undefined
+function poolFull(db: Knex | undefined): boolean {
+  const pool = (db as { client?: { pool?: { numUsed(): number; max: number } } } | undefined)?.client?.pool
+  return !pool || pool.numUsed() >= pool.max
+}
+
+/**
+ * The 503 answer for an error of the database itself, whatever layer it escaped from: `query_timeout`
+ * for a cancelled statement, `overloaded` for no free pooled connection in time (every connection of
+ * `db` busy), `unavailable` when it cannot be reached; undefined for any other error.
+ */
+export function unavailableError(err: unknown, db?: Knex): ApiError | undefined {
+  const answer = isStatementTimeout(err)
+    ? errors.queryTimeout()
+    : isPoolTimeout(err) && poolFull(db)
+      ? errors.overloaded('no free database connection', 1)
+      : isConnectionError(err)
+        ? errors.unavailable(2)
+        : undefined
   if (answer) answer.cause = err // logged by the error middleware, never sent
   return answer
 }
@@ -129,8 +155,8 @@ export function translateDbError(err: unknown, ctx: DbErrorContext): ApiError | 
     case '54000': // program limit exceeded (e.g. index row too large)
       return errors.invalidValue('the database refused a value for this resource')
     default:
-      // 57014 (statement timeout) and connection errors: the database's fault, answered 503.
-      return unavailableError(err)
+      // 57014 (statement timeout), a full pool and connection errors: answered 503.
+      return unavailableError(err, ctx.db)
   }
 }
 

@@ -58,6 +58,10 @@ export class Repository {
   private readonly aliases: Array<[string, string]>
   /** Compiled SQL by statement shape (see {@link Repository.statement}). */
   private readonly statements = new Map<string, string>()
+  /** Set on the views {@link withSignal} makes: the call's signal. */
+  private readonly signal?: AbortSignal
+  /** PostgreSQL through `pg` can cancel a running statement (pg_cancel_backend); PGlite cannot. */
+  private readonly cancellable: boolean
 
   constructor(
     readonly def: ResourceDefinition,
@@ -67,6 +71,46 @@ export class Repository {
   ) {
     this.jsonFields = jsonFields(def)
     this.aliases = fieldAliases(def)
+    this.cancellable = (knex.client as { config?: { client?: unknown } }).config?.client === 'pg'
+  }
+
+  /**
+   * This repository for one call whose answer may stop being wanted: once `signal` aborts, no further
+   * statement starts (its reason is thrown instead), and on PostgreSQL the running one is cancelled.
+   * A view sharing everything with this repository (one small object per call).
+   */
+  withSignal(signal: AbortSignal | undefined): Repository {
+    return signal ? (Object.create(this, { signal: { value: signal } }) as Repository) : this
+  }
+
+  /** Runs one SQL text: through the call's signal when it has one. */
+  private async execute<T>(db: Db, sql: string, bindings: readonly unknown[]): Promise<T[]> {
+    const signal = this.signal
+    if (signal === undefined) return ((await db.raw(sql, bindings as Knex.RawBinding[])) as unknown as { rows: T[] }).rows
+    if (signal.aborted) throw signal.reason
+    if (!this.cancellable) return ((await db.raw(sql, bindings as Knex.RawBinding[])) as unknown as { rows: T[] }).rows
+    // The connection is taken here rather than by knex, to know which backend to cancel. In a
+    // transaction this is the transaction's connection (and releasing it is a no-op).
+    const client = db.client as {
+      acquireConnection(): Promise<unknown>
+      releaseConnection(connection: unknown): Promise<unknown>
+      cancelQuery(connection: unknown): Promise<unknown>
+    }
+    const connection = await client.acquireConnection()
+    let cancelling: Promise<unknown> | undefined
+    const cancel = () => {
+      cancelling = client.cancelQuery(connection).catch(() => undefined)
+    }
+    try {
+      if (signal.aborted) throw signal.reason
+      signal.addEventListener('abort', cancel)
+      return ((await db.raw(sql, bindings as Knex.RawBinding[]).connection(connection)) as unknown as { rows: T[] }).rows
+    } finally {
+      signal.removeEventListener('abort', cancel)
+      // As knex does for its own timeouts: the cancel lands before the connection serves anyone else.
+      if (cancelling) await cancelling
+      await client.releaseConnection(connection)
+    }
   }
 
   /**
@@ -118,12 +162,12 @@ export class Repository {
     if (sql === undefined) {
       const compiled = build().toSQL()
       if (compiled.bindings.length !== bindings.length || compiled.bindings.some((b, i) => b !== bindings[i])) {
-        return ((await db.raw(compiled.sql, compiled.bindings as Knex.RawBinding[])) as unknown as { rows: T[] }).rows
+        return this.execute<T>(db, compiled.sql, compiled.bindings)
       }
       sql = compiled.sql
       if (this.statements.size < MAX_CACHED_STATEMENTS) this.statements.set(key, sql)
     }
-    return ((await db.raw(sql, bindings as Knex.RawBinding[])) as unknown as { rows: T[] }).rows
+    return this.execute<T>(db, sql, bindings)
   }
 
   /**
@@ -173,7 +217,7 @@ export class Repository {
     try {
       return await statement()
     } catch (err) {
-      throw translateDbError(err, { operation, resource: this.def.name, describeConstraint: this.describeConstraint }) ?? err
+      throw translateDbError(err, { operation, resource: this.def.name, db: this.knex, describeConstraint: this.describeConstraint }) ?? err
     }
   }
 
@@ -379,6 +423,7 @@ export class Repository {
 
   /** After a conditional write changed nothing: 404 if the row is gone, 412 if its ETag moved on. */
   private async missOrStale(id: string, db: Db) {
+    if (this.signal?.aborted) throw this.signal.reason
     const current = await this.run('read', () => this.query(db).first('id').where('id', id))
     return current ? errors.preconditionFailed() : errors.notFound(this.def.name)
   }
@@ -389,7 +434,7 @@ export class Repository {
       const target = this.def.fields.find((f) => f.name === field)?.relation
       if (!target || rows.length === 0) continue
       const ids = [...new Set(rows.map((r) => r[field]).filter((v): v is string => typeof v === 'string'))]
-      const related = new Map((await this.related(target.resource).getMany(ids, db)).map((r) => [r.id, r]))
+      const related = new Map((await this.related(target.resource).withSignal(this.signal).getMany(ids, db)).map((r) => [r.id, r]))
       for (const row of rows) row[field] = typeof row[field] === 'string' ? (related.get(row[field] as string) ?? null) : null
     }
   }

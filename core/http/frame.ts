@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto'
+import type { Knex } from 'knex'
 import type { Context, Middleware } from 'koa'
 import { unavailableError } from '../data/pg-errors'
 import { ApiError, errors } from '../errors'
+import { ClientClosedError, REFUSAL_CODES } from './admission'
 
 /**
  * Where the engine reports what the client is not told (5xx causes) and, when asked, one line per
@@ -56,7 +58,7 @@ export function setSecurityHeaders(ctx: Pick<Context, 'res'>): void {
  * when it is sane) echoed in the response, sets the security headers, then answers errors as
  * {@link errorHandler} does.
  */
-export function engineFrame(options: { bodyLimit: string; logger?: EngineLogger }): Middleware {
+export function engineFrame(options: FrameOptions): Middleware {
   const handleErrors = errorHandler(options)
   return (ctx, next) => {
     assignRequestId(ctx)
@@ -74,6 +76,7 @@ export function requestLog(logger: EngineLogger): Middleware {
   return async (ctx, next) => {
     const id = assignRequestId(ctx)
     const started = process.hrtime.bigint()
+    ctx.state.requestLogged = true
     ctx.res.once('close', () => {
       const status = ctx.res.statusCode
       // Below 500 the line is an info line: not built at all when the logger drops those.
@@ -85,6 +88,7 @@ export function requestLog(logger: EngineLogger): Middleware {
         status,
         duration_ms: Math.round(Number(process.hrtime.bigint() - started) / 1e4) / 100,
         ...(ctx.res.writableFinished ? {} : { aborted: true }),
+        ...(ctx.state.refused as object | undefined),
       }
       if (status >= 500) logger.error(line, 'request')
       else logger.info?.(line, 'request')
@@ -121,12 +125,36 @@ function unrouted(ctx: Context): ApiError {
   return errors.routeNotFound(ctx.method, ctx.path)
 }
 
+/** What the frame needs: the body limit (for its 413 message), the logger, the database (for 503s). */
+export interface FrameOptions {
+  bodyLimit: string
+  logger?: EngineLogger
+  db?: Knex
+}
+
+/**
+ * Every answer that refuses work (overloaded, rate limited, past the deadline, the database out of
+ * reach or too slow) passes here once: one log line without a stack (the cause's first line only),
+ * or, when the request log is on, its code and reason added to the request's own line.
+ */
+function refused(ctx: Context, error: ApiError, logger: EngineLogger): void {
+  const cause = error.cause as Error | undefined
+  const reason = cause ? String(cause.message ?? cause).split('\n', 1)[0] : error.message
+  if (ctx.state.requestLogged) {
+    ctx.state.refused = { code: error.code, reason }
+    return
+  }
+  const line = { request_id: ctx.state.requestId, method: ctx.method, path: ctx.path, status: error.status, code: error.code, reason }
+  if (error.status >= 500) logger.error(line, 'refused')
+  else (logger.warn ?? logger.error).call(logger, line, 'refused')
+}
+
 /**
  * Answers every error in the `{"message", "payload", "status_code"}` shape. ApiErrors and client-side
  * http errors are sent as they are; anything else is logged with the request id and answered 500
  * (or 503 when the database cannot be reached) without any detail of the cause.
  */
-function errorHandler(options: { bodyLimit: string; logger?: EngineLogger }): Middleware {
+function errorHandler(options: FrameOptions): Middleware {
   const logger = options.logger ?? consoleLogger
   return async (ctx, next) => {
     let error: ApiError | undefined
@@ -134,8 +162,17 @@ function errorHandler(options: { bodyLimit: string; logger?: EngineLogger }): Mi
       await next()
       if (ctx.body == null && [404, 405, 501].includes(ctx.status)) error = unrouted(ctx)
     } catch (err) {
+      const signal = ctx.state.signal as AbortSignal | undefined
+      if (err instanceof ClientClosedError || (signal?.aborted && signal.reason instanceof ClientClosedError)) {
+        // Nobody to answer: one line, whatever the abandoned work failed with (its cancelled statement).
+        logger.info?.({ request_id: ctx.state.requestId, method: ctx.method, path: ctx.path }, 'client closed the connection, request abandoned')
+        return
+      }
       error = err instanceof ApiError ? err : fromHttpError(err as never, options.bodyLimit)
-      if (error && error.status >= 500) {
+      if (!error) error = unavailableError(err, options.db)
+      if (error && REFUSAL_CODES.has(error.code)) {
+        refused(ctx, error, logger)
+      } else if (error && error.status >= 500) {
         // A 5xx the database layer already translated (503): still logged, with its cause.
         const cause = error.cause as Error | undefined
         logger.error(
@@ -149,11 +186,10 @@ function errorHandler(options: { bodyLimit: string; logger?: EngineLogger }): Mi
           error.message,
         )
       } else if (!error) {
-        const unavailable = unavailableError(err)
-        error = unavailable ?? errors.internal(ctx.state.requestId)
+        error = errors.internal(ctx.state.requestId)
         logger.error(
           { request_id: ctx.state.requestId, method: ctx.method, path: ctx.path, status: error.status, err: String((err as Error)?.stack ?? err) },
-          unavailable ? unavailable.message : 'unhandled error',
+          'unhandled error',
         )
       }
     }

@@ -23,6 +23,8 @@ export interface RouteSource {
   authenticator?: Authenticator
   /** What the authenticator is given besides the request. */
   authenticatorHost?: AuthenticatorHost
+  /** Runs after authentication, before the body is read: the rate limit (per identity, else per address). */
+  rateLimit?: Middleware
 }
 
 /**
@@ -57,6 +59,7 @@ function httpParams(ctx: Context, extra?: Params): Params {
     provider: 'http',
     identity: ctx.state.identity,
     request: { method: ctx.method, path: ctx.path, headers: ctx.headers, id: ctx.state.requestId, ip: ctx.ip },
+    signal: ctx.state.signal,
     ...extra,
   }
 }
@@ -174,6 +177,7 @@ function mountAction(router: Router, action: CompiledAction): void {
 export function buildRouter(source: RouteSource, parseBody?: Middleware): Router {
   const router = new Router({ prefix: source.prefix })
   if (source.authenticator) router.use(authenticate(source.authenticator, source.authenticatorHost!, source.prefix))
+  if (source.rateLimit) router.use(source.rateLimit)
   if (parseBody) router.use(parseBody)
   router.get('/openapi.json', (ctx) => {
     ctx.type = 'application/json'

@@ -130,9 +130,9 @@ export class Service implements ResourceService {
 
   find(params: Params = {}): Promise<Page> {
     const db = dbOf(params.transaction, this.host.knex)
-    if (params.trusted) return this.parts.repository.list(this.parts.query.parseList(rawQueryOf(params)), db)
+    if (params.trusted) return this.repository(params).list(this.parts.query.parseList(rawQueryOf(params)), db)
     return this.call('find', params, db, { validate: (ctx) => (ctx.query = this.parts.query.parseList(rawQueryOf(params))) }, async (ctx) => {
-      const { items, meta } = await this.parts.repository.list(ctx.query!, ctx.db)
+      const { items, meta } = await this.repository(params).list(ctx.query!, ctx.db)
       return { items, meta }
     })
   }
@@ -140,17 +140,17 @@ export class Service implements ResourceService {
   get(id: string, params: Params = {}): Promise<Row> {
     const db = dbOf(params.transaction, this.host.knex)
     if (params.trusted) {
-      if (this.named(id)) return this.resolve(id, db).then((found) => this.get(found, params))
-      return this.getRow(id, this.parts.query.parseDetail(rawQueryOf(params)), db)
+      if (this.named(id)) return this.resolve(id, db, params).then((found) => this.get(found, params))
+      return this.getRow(id, this.parts.query.parseDetail(rawQueryOf(params)), db, params)
     }
     return this.call('get', params, db, { id, validate: (ctx) => (ctx.embed = this.parts.query.parseDetail(rawQueryOf(params))) }, (ctx) =>
-      this.getRow(ctx.id!, ctx.embed!, ctx.db),
+      this.getRow(ctx.id!, ctx.embed!, ctx.db, params),
     )
   }
 
   create(data: Record<string, unknown>, params: Params = {}): Promise<Row> {
     const db = dbOf(params.transaction, this.host.knex)
-    if (params.trusted) return this.trustedData(data).then((canonical) => this.parts.repository.create(canonical, db))
+    if (params.trusted) return this.trustedData(data).then((canonical) => this.repository(params).create(canonical, db))
     const validate = (ctx: HookContext) => {
       ctx.data = { ...this.parts.validateCreate(data) }
       // An omitted field with a `default` gets it (a copy: hooks may change it).
@@ -160,15 +160,15 @@ export class Service implements ResourceService {
       // Fields the body could omit for a before hook to fill (the owner) must be there by now.
       const missing = this.fillLater.filter((f) => ctx.data![f] === undefined || ctx.data![f] === null)
       if (missing.length) throw errors.validation(Object.fromEntries(missing.map((f) => [f, 'is required'])))
-      return this.parts.repository.create(ctx.data!, ctx.db, companions)
+      return this.repository(params).create(ctx.data!, ctx.db, companions)
     })
   }
 
   update(id: string, data: Record<string, unknown>, params: Params = {}): Promise<Row> {
     const db = dbOf(params.transaction, this.host.knex)
     if (params.trusted) {
-      if (this.named(id)) return this.resolve(id, db).then((found) => this.update(found, data, params))
-      return this.trustedData(data).then((canonical) => this.parts.repository.update(id, canonical, ifMatchOf(params), db, ifNoneMatchOf(params)))
+      if (this.named(id)) return this.resolve(id, db, params).then((found) => this.update(found, data, params))
+      return this.trustedData(data).then((canonical) => this.repository(params).update(id, canonical, ifMatchOf(params), db, ifNoneMatchOf(params)))
     }
     let condition: EtagCondition
     return this.call(
@@ -182,19 +182,19 @@ export class Service implements ResourceService {
           ctx.data = { ...this.parts.validateUpdate(data) }
         },
       },
-      (ctx, companions) => this.parts.repository.update(ctx.id!, ctx.data!, condition, ctx.db, ifNoneMatchOf(params), companions),
+      (ctx, companions) => this.repository(params).update(ctx.id!, ctx.data!, condition, ctx.db, ifNoneMatchOf(params), companions),
     )
   }
 
   remove(id: string, params: Params = {}): Promise<Row> {
     const db = dbOf(params.transaction, this.host.knex)
     if (params.trusted) {
-      if (this.named(id)) return this.resolve(id, db).then((found) => this.remove(found, params))
-      return this.parts.repository.remove(id, ifMatchOf(params), db, ifNoneMatchOf(params))
+      if (this.named(id)) return this.resolve(id, db, params).then((found) => this.remove(found, params))
+      return this.repository(params).remove(id, ifMatchOf(params), db, ifNoneMatchOf(params))
     }
     let condition: EtagCondition
     return this.call('remove', params, db, { id, validate: () => void (condition = ifMatchOf(params)) }, (ctx, companions) =>
-      this.parts.repository.remove(ctx.id!, condition, ctx.db, ifNoneMatchOf(params), companions),
+      this.repository(params).remove(ctx.id!, condition, ctx.db, ifNoneMatchOf(params), companions),
     )
   }
 
@@ -212,14 +212,19 @@ export class Service implements ResourceService {
   }
 
   /** The id of the row whose `x-lookup` field holds `name`; an unknown name is a 404, as an unknown id. */
-  private async resolve(name: string, db: Db): Promise<string> {
-    const found = await this.parts.repository.idByLookup(name, db)
+  private async resolve(name: string, db: Db, params: Params): Promise<string> {
+    const found = await this.repository(params).idByLookup(name, db)
     if (found === undefined) throw errors.notFound(this.name)
     return found
   }
 
-  private async getRow(id: string, embed: string[], db: Db): Promise<Row> {
-    const row = await this.parts.repository.get(id, embed, db)
+  /** The repository for one call: statements of a call whose `signal` aborted never start (see `Params.signal`). */
+  private repository(params: Params): Repository {
+    return params.signal ? this.parts.repository.withSignal(params.signal) : this.parts.repository
+  }
+
+  private async getRow(id: string, embed: string[], db: Db, params: Params): Promise<Row> {
+    const row = await this.repository(params).get(id, embed, db)
     if (!row) throw errors.notFound(this.name)
     return row
   }
@@ -249,9 +254,9 @@ export class Service implements ResourceService {
       input.validate(ctx)
       // Hooks and the write see the row's id, whichever way the caller named it (checked after the
       // input, as an unknown id is: a bad body or a missing If-Match answers the same by name and by id).
-      if (input.id !== undefined && this.named(input.id)) (ctx as { id?: string }).id = await this.resolve(input.id, db)
+      if (input.id !== undefined && this.named(input.id)) (ctx as { id?: string }).id = await this.resolve(input.id, db, params)
       if (before) {
-        ctx.before = await this.parts.repository.get(ctx.id!, [], db, true)
+        ctx.before = await this.repository(params).get(ctx.id!, [], db, true)
         if (!ctx.before) throw errors.notFound(this.name)
       }
       for (const hook of hooks.before) await hook(ctx)

@@ -53,6 +53,13 @@ export interface Params {
   trusted?: boolean
   /** The transport's request, when a transport made the call. */
   request?: TransportRequest
+  /**
+   * Aborted when the call's answer is no longer wanted (the HTTP client hung up, or the request ran
+   * past its deadline): no further statement of the call starts, and on PostgreSQL the running one is
+   * cancelled. The HTTP transport sets it; nested calls (`ctx.service`) keep it. Code of a plugin that
+   * runs its own statements or fetches may listen to it too.
+   */
+  signal?: AbortSignal
   /** Plugins may carry their own values (kept across nested calls made with `ctx.service`). */
   [key: string]: unknown
 }

@@ -1,0 +1,232 @@
+import type { ServerResponse } from 'node:http'
+import type { Context, Middleware } from 'koa'
+import { type ApiError, errors } from '../errors'
+
+/**
+ * How many requests one process serves at once, and how long a request may take. Every field has a
+ * default; `createEngine({ admission: false })` turns all of it off.
+ */
+export interface AdmissionOptions {
+  /** Most requests of the engine served at once (default 64). Past it, requests wait in a queue. */
+  maxInFlight?: number
+  /**
+   * Most list requests (`GET` of a collection, and list actions) served at once (default: half the
+   * database pool, at least 1). The rest of the pool stays free for cheap requests: a detail never
+   * waits for a connection behind a crowd of costly lists.
+   */
+  maxListsInFlight?: number
+  /** Most requests waiting for a place, per queue (default 64); past it, 503 `overloaded` at once. */
+  queueSize?: number
+  /** Longest wait in a queue, in milliseconds (default 1000); past it, 503 `overloaded`. */
+  queueTimeoutMs?: number
+  /**
+   * Longest time a whole request may take once admitted, in milliseconds (default 30000; 0: none). Past
+   * it the request answers 503 `deadline_exceeded` and its running statement is cancelled.
+   */
+  deadlineMs?: number
+}
+
+/** What {@link admission} needs besides the settings: which requests are lists. */
+export interface AdmissionHost {
+  /** True for a request of the costly class (lists). */
+  isList(ctx: Context): boolean
+}
+
+/** Why a request was refused before any work: for logs, and the one place to count refusals. */
+export type Refusal = 'queue_full' | 'queue_timeout' | 'rate_limited'
+
+/** The codes of answers that refuse work rather than fail it: logged as one line each, without a stack. */
+export const REFUSAL_CODES: ReadonlySet<string> = new Set(['overloaded', 'rate_limited', 'deadline_exceeded', 'unavailable', 'query_timeout'])
+
+/**
+ * Every refusal of the admission layer and the rate limiter is made here (metrics hook in here).
+ * `what` names the queue or the limit; `headers` go with the answer.
+ */
+export function refuse(reason: Refusal, what: string, retryAfter = 1, headers: Record<string, string> = {}): ApiError {
+  switch (reason) {
+    case 'rate_limited':
+      return errors.rateLimited(retryAfter, headers)
+    case 'queue_full':
+      return errors.overloaded(`${what} queue is full`, retryAfter)
+    case 'queue_timeout':
+      return errors.overloaded(`waited too long in the ${what} queue`, retryAfter)
+    default:
+      return errors.overloaded(what, retryAfter)
+  }
+}
+
+/** The abort reason of a request whose client hung up before its answer. */
+export class ClientClosedError extends Error {
+  constructor() {
+    super('the client closed the connection before the answer')
+    this.name = 'ClientClosedError'
+  }
+}
+
+interface Waiter {
+  resolve(): void
+  reject(err: unknown): void
+  timer: NodeJS.Timeout
+  res: ServerResponse
+  onClose(): void
+}
+
+/**
+ * A counting semaphore with a bounded FIFO queue. Under the cap, taking a place is a counter
+ * increment (no promise); a place given back goes to the oldest waiter, which runs at the next turn
+ * of the event loop.
+ */
+export class Gate {
+  inFlight = 0
+  private readonly queue: Waiter[] = []
+
+  constructor(
+    readonly name: string,
+    readonly max: number,
+    readonly queueSize: number,
+    readonly timeoutMs: number,
+  ) {}
+
+  /** Requests waiting now. */
+  get waiting(): number {
+    return this.queue.length
+  }
+
+  /** Takes a place if one is free now. */
+  tryEnter(): boolean {
+    if (this.inFlight >= this.max) return false
+    this.inFlight++
+    return true
+  }
+
+  /** Waits for a place (FIFO); refuses when the queue is full, after the timeout, or if the client leaves. */
+  wait(res: ServerResponse): Promise<void> {
+    if (this.queue.length >= this.queueSize) return Promise.reject(refuse('queue_full', this.name))
+    return new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = {
+        resolve,
+        reject,
+        res,
+        timer: setTimeout(() => {
+          this.drop(waiter)
+          reject(refuse('queue_timeout', this.name))
+        }, this.timeoutMs),
+        onClose: () => {
+          this.drop(waiter)
+          reject(new ClientClosedError())
+        },
+      }
+      res.once('close', waiter.onClose)
+      this.queue.push(waiter)
+    })
+  }
+
+  /** Gives a place back: to the oldest waiter, else to the pool of free places. */
+  leave(): void {
+    const next = this.queue.shift()
+    if (next === undefined) {
+      this.inFlight--
+      return
+    }
+    clearTimeout(next.timer)
+    next.res.removeListener('close', next.onClose)
+    // On the next turn of the event loop, not in this microtask chain: with the embedded database a
+    // queue of requests would otherwise run back to back without the loop ever reading a socket.
+    setImmediate(next.resolve)
+  }
+
+  private drop(waiter: Waiter): void {
+    const i = this.queue.indexOf(waiter)
+    if (i >= 0) this.queue.splice(i, 1)
+    clearTimeout(waiter.timer)
+    waiter.res.removeListener('close', waiter.onClose)
+  }
+}
+
+/** The admission settings in force, defaults applied. */
+export interface AdmissionSettings {
+  maxInFlight: number
+  maxListsInFlight: number
+  queueSize: number
+  queueTimeoutMs: number
+  deadlineMs: number
+}
+
+/** The options with their defaults. */
+export function admissionSettings(options: AdmissionOptions, poolSize: number): AdmissionSettings {
+  const settings = {
+    maxInFlight: options.maxInFlight ?? 64,
+    maxListsInFlight: options.maxListsInFlight ?? Math.max(1, Math.floor(poolSize / 2)),
+    queueSize: options.queueSize ?? 64,
+    queueTimeoutMs: options.queueTimeoutMs ?? 1_000,
+    deadlineMs: options.deadlineMs ?? 30_000,
+  }
+  for (const [name, value] of Object.entries(settings)) {
+    const least = name === 'maxInFlight' || name === 'maxListsInFlight' ? 1 : 0
+    if (!Number.isInteger(value) || value < least) throw new Error(`admission.${name} must be an integer of at least ${least} (got ${value})`)
+  }
+  return settings
+}
+
+/**
+ * Admission control of the engine's requests: at most `maxInFlight` at once (lists also at most
+ * `maxListsInFlight`), the others waiting in a short FIFO queue, and past that a fast 503
+ * `overloaded` with `Retry-After`. Each admitted request gets an AbortSignal (`ctx.state.signal`, and
+ * `params.signal` of its service calls) that aborts when the client hangs up or the deadline passes;
+ * at the deadline the request answers 503 `deadline_exceeded` at once.
+ */
+export function admission(settings: AdmissionSettings, host: AdmissionHost): Middleware & { gates: { all: Gate; lists: Gate } } {
+  const all = new Gate('request', settings.maxInFlight, settings.queueSize, settings.queueTimeoutMs)
+  const lists = new Gate('list', settings.maxListsInFlight, settings.queueSize, settings.queueTimeoutMs)
+  const { deadlineMs } = settings
+
+  /** Runs the request with its signal and deadline. */
+  function run(ctx: Context, next: () => Promise<unknown>): Promise<unknown> {
+    const controller = new AbortController()
+    ctx.state.signal = controller.signal
+    const res = ctx.res
+    const onClose = () => {
+      if (!res.writableFinished) controller.abort(new ClientClosedError())
+    }
+    res.once('close', onClose)
+    if (deadlineMs === 0) {
+      return next().finally(() => res.removeListener('close', onClose))
+    }
+    return new Promise<unknown>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const err = errors.deadlineExceeded(deadlineMs)
+        controller.abort(err)
+        reject(err)
+      }, deadlineMs)
+      next().then(
+        (value) => {
+          clearTimeout(timer)
+          res.removeListener('close', onClose)
+          resolve(value)
+        },
+        (err) => {
+          clearTimeout(timer)
+          res.removeListener('close', onClose)
+          reject(err)
+        },
+      )
+    })
+  }
+
+  const middleware = (async (ctx, next) => {
+    const list = host.isList(ctx)
+    if (list && !lists.tryEnter()) await lists.wait(ctx.res)
+    try {
+      if (!all.tryEnter()) await all.wait(ctx.res)
+      try {
+        await run(ctx, next)
+      } finally {
+        all.leave()
+      }
+    } finally {
+      if (list) lists.leave()
+    }
+  }) as Middleware & { gates: { all: Gate; lists: Gate } }
+  middleware.gates = { all, lists }
+  return middleware
+}

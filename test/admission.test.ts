@@ -1,0 +1,405 @@
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { Writable } from 'node:stream'
+import { expect } from 'chai'
+import type { Knex } from 'knex'
+import Koa from 'koa'
+import pino from 'pino'
+import supertest from 'supertest'
+import { createEngine, definePlugin, openDatabase, type AdmissionOptions, type Engine, type EngineOptions } from '../core'
+import { ClientClosedError } from '../core/http/admission'
+import { resourcePlugins } from '../resources'
+import { sleep } from './helpers/http-client'
+import { PG_URL } from './helpers/pg'
+import { resetTables, SCHEMAS, testDatabase } from './support'
+
+/** A pino logger writing into an array of parsed lines. */
+function capturedLogger() {
+  const lines: Array<Record<string, any>> = []
+  const stream = new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of String(chunk).split('\n')) if (line.trim()) lines.push(JSON.parse(line))
+      done()
+    },
+  })
+  return { logger: pino({ level: 'info' }, stream), lines }
+}
+
+/**
+ * Test-only actions whose handlers wait until the test releases them, then read componenttypes through
+ * the service (so a request abandoned meanwhile shows whether its statement still starts): one plain
+ * (`/probe/hold`), one a list action (`/probe/hold-list`, the costly class).
+ */
+function holdProbe() {
+  let release!: () => void
+  let gate = new Promise<void>((resolve) => (release = resolve))
+  const seen: Array<{ signal?: AbortSignal; outcome?: string }> = []
+  const plugin = definePlugin({
+    name: 'hold-probe',
+    setup(api) {
+      const handler = async (ctx: any) => {
+        const entry: { signal?: AbortSignal; outcome?: string } = { signal: ctx.params.signal }
+        seen.push(entry)
+        await gate
+        try {
+          const page = await ctx.service('componenttype').find({ query: { limit: 1 } })
+          entry.outcome = 'read'
+          return page
+        } catch (err) {
+          entry.outcome = err instanceof ClientClosedError ? 'not started: client closed' : `failed: ${(err as Error).message}`
+          throw err
+        }
+      }
+      api.action({ name: 'probe_hold', method: 'GET', path: '/probe/hold', summary: 'Waits for the test', transaction: false, handler })
+      api.action({
+        name: 'probe_hold_list',
+        method: 'GET',
+        path: '/probe/hold-list',
+        summary: 'A list that waits',
+        list: 'componenttype',
+        transaction: false,
+        handler,
+      })
+    },
+  })
+  return {
+    plugin,
+    seen,
+    release() {
+      release()
+      gate = new Promise<void>((resolve) => (release = resolve))
+    },
+  }
+}
+
+/** An engine with the hold probe on `db`, served by a node:http server on a free loopback port. */
+async function probeServer(db: Knex, admission: AdmissionOptions | false, extra: Partial<EngineOptions> = {}) {
+  const probe = holdProbe()
+  const engine = await createEngine({
+    db,
+    schemasDir: SCHEMAS,
+    plugins: [...resourcePlugins, probe.plugin],
+    admission,
+    checkSchema: false,
+    logger: capturedLogger().logger,
+    ...extra,
+  })
+  const server = http.createServer(engine.app().callback())
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  return {
+    engine,
+    probe,
+    origin,
+    http: supertest(origin),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
+  }
+}
+
+/** Sends a GET and hangs up after `ms` without reading an answer. */
+function hangUpAfter(url: string, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const req = http.get(url)
+    req.on('error', () => resolve())
+    setTimeout(() => {
+      req.destroy()
+      resolve()
+    }, ms)
+  })
+}
+
+/** Polls `check` until it is true or `ms` passed; answers how long it took (Infinity if never). */
+async function within(ms: number, check: () => Promise<boolean> | boolean): Promise<number> {
+  const started = Date.now()
+  while (Date.now() - started < ms) {
+    if (await check()) return Date.now() - started
+    await sleep(20)
+  }
+  return Number.POSITIVE_INFINITY
+}
+
+function expectOverloaded(res: supertest.Response) {
+  expect(res.status, JSON.stringify(res.body)).to.equal(503)
+  expect(res.body.code).to.equal('overloaded')
+  expect(res.body.status_code).to.equal(503)
+  expect(res.body.payload.retry_after).to.be.a('number').and.at.least(1)
+  expect(res.headers['retry-after']).to.equal(String(res.body.payload.retry_after))
+  expect(res.headers['content-type']).to.match(/^application\/json/)
+  expect(res.body.message).to.not.match(/database unavailable/i)
+}
+
+describe('admission control', function () {
+  this.timeout(60_000)
+  let db: Knex
+
+  before(async () => {
+    db = await testDatabase()
+    await resetTables(db)
+  })
+
+  it('past MAX_IN_FLIGHT and a full queue: an immediate 503 overloaded with Retry-After; a queued request times out with 503 overloaded; then the slot serves again', async () => {
+    const app = await probeServer(db, { maxInFlight: 1, queueSize: 1, queueTimeoutMs: 400 })
+    try {
+      const holding = app.http.get('/api/v1/probe/hold').then((r) => r)
+      await within(2_000, () => app.probe.seen.length === 1)
+      const queuedStarted = Date.now()
+      const queued = app.http.get('/api/v1/probe/hold').then((r) => r)
+      await sleep(50)
+      const refusedStarted = Date.now()
+      const refused = await app.http.get('/api/v1/componenttypes')
+      expect(Date.now() - refusedStarted, 'refused fast').to.be.below(200)
+      expectOverloaded(refused)
+      expect(refused.body.message).to.match(/queue is full/)
+      const timedOut = await queued
+      expectOverloaded(timedOut)
+      expect(timedOut.body.message).to.match(/waited too long/)
+      expect(Date.now() - queuedStarted).to.be.within(350, 2_000)
+      expect(app.probe.seen, 'the queued request never ran').to.have.length(1)
+      app.probe.release()
+      expect((await holding).status).to.equal(200)
+      await app.http.get('/api/v1/componenttypes').expect(200)
+    } finally {
+      await app.close()
+    }
+  })
+
+  it('the queue is FIFO: a waiting request runs as soon as a slot frees, in arrival order', async () => {
+    const app = await probeServer(db, { maxInFlight: 1, queueSize: 4, queueTimeoutMs: 5_000 })
+    try {
+      const order: number[] = []
+      const first = app.http.get('/api/v1/probe/hold').then((r) => r)
+      await within(2_000, () => app.probe.seen.length === 1)
+      const rest = [1, 2, 3].map(async (i) => {
+        await sleep(i * 30)
+        const res = await app.http.get(`/api/v1/componenttypes?limit=${i}`)
+        order.push(i)
+        return res
+      })
+      await sleep(200)
+      expect(order, 'all wait behind the first').to.deep.equal([])
+      app.probe.release()
+      expect((await first).status).to.equal(200)
+      for (const res of await Promise.all(rest)) expect(res.status).to.equal(200)
+      expect(order).to.deep.equal([1, 2, 3])
+    } finally {
+      await app.close()
+    }
+  })
+
+  it('lists have their own cap: with the list slots taken, another list is refused while a detail and a write are served at once', async () => {
+    const app = await probeServer(db, { maxInFlight: 8, maxListsInFlight: 1, queueSize: 0 })
+    try {
+      const created = await app.http.post('/api/v1/componenttypes').send({ name: 'admission-detail' }).expect(201)
+      const holding = app.http.get('/api/v1/probe/hold-list').then((r) => r)
+      await within(2_000, () => app.probe.seen.length === 1)
+      expectOverloaded(await app.http.get('/api/v1/componenttypes'))
+      expectOverloaded(await app.http.get('/api/v1/componenttypes/'))
+      await app.http.get(`/api/v1/componenttypes/${created.body.componenttype.id}`).expect(200)
+      await app.http.post('/api/v1/componenttypes').send({ name: 'admission-write' }).expect(201)
+      app.probe.release()
+      expect((await holding).status).to.equal(200)
+      await app.http.get('/api/v1/componenttypes').expect(200)
+    } finally {
+      await app.close()
+    }
+  })
+
+  it('paths outside the engine (a host app health route) are never queued nor refused', async () => {
+    const probe = holdProbe()
+    const engine = await createEngine({
+      db,
+      schemasDir: SCHEMAS,
+      plugins: [...resourcePlugins, probe.plugin],
+      admission: { maxInFlight: 1, queueSize: 0 },
+      checkSchema: false,
+      logger: capturedLogger().logger,
+    })
+    const host = new Koa()
+    host.use(engine.middleware())
+    host.use((ctx) => {
+      if (ctx.path === '/healthz') ctx.body = { ok: true }
+    })
+    const agent = supertest(host.callback())
+    const holding = agent.get('/api/v1/probe/hold').then((r) => r)
+    await within(2_000, () => probe.seen.length === 1)
+    expectOverloaded(await agent.get('/api/v1/componenttypes'))
+    for (let i = 0; i < 5; i++) await agent.get('/healthz').expect(200)
+    probe.release()
+    expect((await holding).status).to.equal(200)
+  })
+
+  it('REQUEST_DEADLINE_MS: a request past its deadline answers 503 deadline_exceeded at the deadline, its signal aborts, and it starts no further statement', async () => {
+    const { logger, lines } = capturedLogger()
+    const app = await probeServer(db, { deadlineMs: 300 }, { logger, logRequests: true })
+    try {
+      const started = Date.now()
+      const res = await app.http.get('/api/v1/probe/hold').set('X-Request-Id', 'trace-deadline')
+      const took = Date.now() - started
+      expect(res.status).to.equal(503)
+      expect(res.body).to.deep.equal({
+        message: 'The request took longer than 300 ms and was cancelled',
+        payload: { retry_after: 1, deadline_ms: 300 },
+        status_code: 503,
+        code: 'deadline_exceeded',
+      })
+      expect(res.headers['retry-after']).to.equal('1')
+      expect(took).to.be.within(280, 1_500)
+      expect(app.probe.seen[0].signal?.aborted).to.equal(true)
+      app.probe.release()
+      await within(2_000, () => app.probe.seen[0].outcome !== undefined)
+      expect(app.probe.seen[0].outcome).to.match(/^failed: The request took longer than 300 ms/)
+      const logged = lines.filter((l) => l.request_id === 'trace-deadline')
+      expect(logged).to.have.length(1)
+      expect(logged[0]).to.include({ msg: 'request', status: 503, code: 'deadline_exceeded' })
+    } finally {
+      await app.close()
+    }
+  })
+
+  it('a request whose client hangs up starts no further statement (its signal aborts), and is logged as one line', async () => {
+    const { logger, lines } = capturedLogger()
+    const app = await probeServer(db, {}, { logger })
+    try {
+      await hangUpAfter(`${app.origin}/api/v1/probe/hold`, 150)
+      expect(await within(2_000, () => app.probe.seen[0]?.signal?.aborted === true)).to.be.below(2_000)
+      const statements: string[] = []
+      const record = (q: { sql: string }) => statements.push(q.sql)
+      db.on('query', record)
+      try {
+        app.probe.release()
+        await within(2_000, () => app.probe.seen[0].outcome !== undefined)
+      } finally {
+        db.removeListener('query', record)
+      }
+      expect(app.probe.seen[0].outcome).to.equal('not started: client closed')
+      expect(statements.filter((sql) => /componenttypes/.test(sql))).to.deep.equal([])
+      await within(1_000, () => lines.some((l) => l.msg === 'client closed the connection, request abandoned'))
+      expect(lines.filter((l) => l.msg === 'client closed the connection, request abandoned')).to.have.length(1)
+      expect(lines.filter((l) => l.level >= 50)).to.deep.equal([])
+    } finally {
+      await app.close()
+    }
+  })
+
+  it('bad admission settings stop createEngine, naming the setting', async () => {
+    for (const admission of [{ maxInFlight: 0 }, { queueSize: -1 }, { queueTimeoutMs: 1.5 }, { maxListsInFlight: Number.NaN }]) {
+      let failure: unknown
+      try {
+        await createEngine({ db, schemasDir: SCHEMAS, plugins: resourcePlugins, admission, checkSchema: false })
+      } catch (err) {
+        failure = err
+      }
+      expect(String(failure), JSON.stringify(admission)).to.match(new RegExp(`admission\\.${Object.keys(admission)[0]} must be an integer`))
+    }
+  })
+
+  describe(
+    PG_URL
+      ? 'cancelling statements (PostgreSQL)'
+      : 'cancelling statements: SKIPPED on the embedded database, PGlite cannot cancel a running statement (set DATABASE_URL)',
+    () => {
+      let pg: Knex
+      let engine: Engine
+      let server: http.Server
+      let origin: string
+
+      before(async function () {
+        if (!PG_URL) return this.skip()
+        // Its own pool (the shared test database, migrated): pool use and backends are this engine's alone.
+        pg = openDatabase({ url: PG_URL, poolSize: 4 })
+        engine = await createEngine({
+          db: pg,
+          schemasDir: SCHEMAS,
+          plugins: resourcePlugins,
+          admission: { deadlineMs: 600, maxListsInFlight: 4 },
+          checkSchema: false,
+          logger: capturedLogger().logger,
+        })
+        server = http.createServer(engine.app().callback())
+        await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+        origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+      })
+
+      after(async () => {
+        if (!PG_URL) return
+        server.closeAllConnections()
+        await new Promise((resolve) => server.close(resolve))
+        await pg.destroy()
+      })
+
+      const pool = () => (pg.client as { pool: { numUsed(): number; numPendingAcquires(): number } }).pool
+      /** Statements of this test's pool still running or waiting (on the lock): none once cancelled. */
+      async function activeOnComponenttypes(checker: Knex): Promise<number> {
+        const { rows } = await checker.raw(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND query LIKE '%from \"componenttypes\"%' AND pid <> pg_backend_pid()",
+        )
+        return rows[0].n
+      }
+
+      it('a client that hangs up while its list waits on a locked table frees its connection within a second: the statement is cancelled (pg_cancel_backend)', async () => {
+        const checker = openDatabase({ url: PG_URL!, poolSize: 1 })
+        const trx = await db.transaction()
+        try {
+          await trx.raw('LOCK TABLE componenttypes IN ACCESS EXCLUSIVE MODE')
+          // Deadline 600 ms is longer than the hang-up: the cancel below is the hang-up's.
+          const clients = [0, 1, 2].map(() => hangUpAfter(`${origin}/api/v1/componenttypes`, 250))
+          await sleep(150)
+          expect(pool().numUsed(), 'the lists hold connections, waiting on the lock').to.equal(3)
+          expect(await activeOnComponenttypes(checker)).to.equal(3)
+          await Promise.all(clients)
+          const freed = await within(1_000, () => pool().numUsed() === 0 && pool().numPendingAcquires() === 0)
+          expect(freed, 'pool slots back within 1 s, the lock still held').to.be.below(1_000)
+          expect(await activeOnComponenttypes(checker)).to.equal(0)
+        } finally {
+          await trx.rollback()
+          await checker.destroy()
+        }
+        await supertest(origin).get('/api/v1/componenttypes').expect(200)
+      })
+
+      it('past the deadline the running statement is cancelled and the request answers 503 deadline_exceeded', async () => {
+        const checker = openDatabase({ url: PG_URL!, poolSize: 1 })
+        const trx = await db.transaction()
+        try {
+          await trx.raw('LOCK TABLE componenttypes IN ACCESS EXCLUSIVE MODE')
+          const started = Date.now()
+          const res = await supertest(origin).get('/api/v1/componenttypes')
+          expect(res.status).to.equal(503)
+          expect(res.body.code).to.equal('deadline_exceeded')
+          expect(Date.now() - started).to.be.within(550, 2_000)
+          const freed = await within(1_000, () => pool().numUsed() === 0)
+          expect(freed, 'the statement cancelled, its connection back').to.be.below(1_000)
+          expect(await activeOnComponenttypes(checker)).to.equal(0)
+        } finally {
+          await trx.rollback()
+          await checker.destroy()
+        }
+      })
+
+      it('no free pooled connection in time answers 503 overloaded (not "database unavailable"), logged as one line', async () => {
+        const { logger, lines } = capturedLogger()
+        const small = openDatabase({ url: PG_URL!, poolSize: 1, acquireTimeout: 300, logger: { warn() {} } })
+        const tiny = await createEngine({ db: small, schemasDir: SCHEMAS, plugins: resourcePlugins, checkSchema: false, logger })
+        try {
+          await small.transaction(async (trx) => {
+            await trx.raw('SELECT 1')
+            const res = await supertest(tiny.app().callback()).get('/api/v1/componenttypes').set('X-Request-Id', 'trace-pool')
+            expectOverloaded(res)
+            expect(res.body.message).to.match(/no free database connection/)
+          })
+          const logged = lines.filter((l) => l.request_id === 'trace-pool')
+          expect(logged).to.have.length(1)
+          expect(logged[0]).to.include({ msg: 'refused', code: 'overloaded', status: 503 })
+          expect(logged[0].reason).to.match(/Timeout acquiring a connection/)
+          expect(JSON.stringify(logged[0])).to.not.match(/\\n\s+at /)
+        } finally {
+          await small.destroy()
+        }
+      })
+    },
+  )
+})
