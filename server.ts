@@ -1,7 +1,11 @@
 /**
  * The Distributed CI control server: the engine, the resource plugins and an HTTP listener.
  * Configuration comes from the environment: PORT, HOST, DATABASE_URL, DATA_DIR, LOG_LEVEL, the
- * limits REQUEST_TIMEOUT_MS (30000), HEADERS_TIMEOUT_MS (10000), SHUTDOWN_TIMEOUT_MS (10000), and
+ * limits REQUEST_TIMEOUT_MS (30000), HEADERS_TIMEOUT_MS (10000), SHUTDOWN_TIMEOUT_MS (10000),
+ * WRITE_TIMEOUT_MS (30000: a connection whose client stops reading its answer is closed after that
+ * long without progress, and the answer freed; 0 turns it off), MAX_RESPONSE_BYTES
+ * (8388608: the byte budget of one list answer) and MAX_FIELD_BYTES (65536: the largest JSON value a
+ * write may store in an object, array or unbounded string field without `x-max-bytes`), and
  * identity: ADMIN_PASSWORD (the first start's admin; generated and logged once when unset),
  * JWT_JWKS_URL, JWT_ISSUER, JWT_AUDIENCE, JWT_CLAIM (accept JWTs of that issuer).
  * Logs are JSON lines on stdout (pino), one per request.
@@ -12,7 +16,7 @@ import net from 'node:net'
 import path from 'node:path'
 import type { Knex } from 'knex'
 import pino from 'pino'
-import { createEngine, isTransientStartupError, migrateLatest, openDatabase, type Engine } from './core'
+import { closeStalledAnswers, createEngine, isTransientStartupError, migrateLatest, openDatabase, type Engine } from './core'
 import { ensureAdmin, type JwtOptions } from './core/identity'
 import { serverPlugins } from './resources'
 
@@ -24,9 +28,9 @@ const openapiInfo = { title: 'Distributed CI control server', version, descripti
 const logger = pino({ level: process.env.LOG_LEVEL || 'info', base: { pid: process.pid } })
 let stopping = false
 
-function numberFromEnv(name: string, fallback: number): number {
+function numberFromEnv(name: string, fallback: number, unit = 'milliseconds'): number {
   const value = Number(process.env[name] || fallback)
-  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a number of milliseconds`)
+  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a number of ${unit}`)
   return value
 }
 
@@ -49,6 +53,8 @@ async function startEngine(db: Knex, stopped: () => boolean): Promise<Engine | u
         plugins: serverPlugins({ jwt: jwtFromEnv() }),
         logger,
         logRequests: true,
+        maxResponseBytes: numberFromEnv('MAX_RESPONSE_BYTES', 8 * 1024 * 1024, 'bytes'),
+        maxFieldBytes: numberFromEnv('MAX_FIELD_BYTES', 65_536, 'bytes'),
         openapiInfo,
         indexMessage: 'Distributed CI.',
       })
@@ -72,6 +78,7 @@ async function main(): Promise<void> {
   const requestTimeout = numberFromEnv('REQUEST_TIMEOUT_MS', 30_000)
   const headersTimeout = Math.min(numberFromEnv('HEADERS_TIMEOUT_MS', 10_000), requestTimeout || Infinity)
   const shutdownTimeout = numberFromEnv('SHUTDOWN_TIMEOUT_MS', 10_000)
+  const writeTimeout = numberFromEnv('WRITE_TIMEOUT_MS', 30_000)
   const db = openDatabase({ url, dataDir: url ? undefined : path.resolve(process.env.DATA_DIR ?? 'data'), logger })
 
   let server: http.Server | undefined
@@ -114,6 +121,9 @@ async function main(): Promise<void> {
     res.once('close', () => inFlight.delete(res))
     handle(req, res)
   })
+  // An answer whose client stopped reading (it waits in the socket's buffer) is dropped with its
+  // connection after WRITE_TIMEOUT_MS without progress.
+  closeStalledAnswers(server, writeTimeout, (stalled) => logger.info(stalled, 'connection closed: answer not read'))
   server.on('error', (err) => {
     logger.fatal({ err: err.message }, 'cannot listen')
     exit(1)

@@ -15,6 +15,7 @@ export { EXACT_COUNT_UP_TO, type Row, type ListMeta } from './data/repository'
 export { ApiError, ErrorRegistry, errors, type ErrorBody, type ErrorCode, type ErrorCodeDefinition } from './errors'
 export { requestLog, type EngineLogger } from './http/frame'
 export type { HandlerOptions, NodeHandler } from './http/handler'
+export { closeStalledAnswers, type StalledAnswer } from './http/write-timeout'
 export { buildOpenApiDocument, type OpenApiDocument, type OpenApiInfo, type OpenApiPathItem } from './openapi/document'
 export type { ActionInput, CompiledAction } from './plugins/actions'
 export {
