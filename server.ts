@@ -1,7 +1,11 @@
 /**
  * The Distributed CI control server: the engine, the resource plugins and an HTTP listener.
  * Configuration comes from the environment: PORT, HOST, DATABASE_URL, DATA_DIR, LOG_LEVEL, the
- * limits REQUEST_TIMEOUT_MS (30000), HEADERS_TIMEOUT_MS (10000), SHUTDOWN_TIMEOUT_MS (10000), and
+ * limits REQUEST_TIMEOUT_MS (30000), HEADERS_TIMEOUT_MS (10000), SHUTDOWN_TIMEOUT_MS (10000),
+ * WRITE_TIMEOUT_MS (30000: a connection whose client stops reading its answer is closed after that
+ * long without progress, and the answer freed; 0 turns it off), MAX_RESPONSE_BYTES
+ * (8388608: the byte budget of one list answer) and MAX_FIELD_BYTES (65536: the largest JSON value a
+ * write may store in an object, array or unbounded string field without `x-max-bytes`), and
  * identity: ADMIN_PASSWORD (the first start's admin; generated and logged once when unset),
  * JWT_JWKS_URL, JWT_ISSUER, JWT_AUDIENCE, JWT_CLAIM (accept JWTs of that issuer), and the HTTP edge:
  * ALLOWED_HOSTS (the Host names served, comma separated, `*` for any; default the loopback names when
@@ -27,6 +31,7 @@ import pino from 'pino'
 import { collectDefaultMetrics } from 'prom-client'
 import {
   clientErrorHandler,
+  closeStalledAnswers,
   createEngine,
   databaseUrlProblem,
   expectContinue,
@@ -52,9 +57,9 @@ const openapiInfo = { title: 'Distributed CI control server', version, descripti
 const logger = pino({ level: process.env.LOG_LEVEL || 'info', base: { pid: process.pid } })
 let stopping = false
 
-function numberFromEnv(name: string, fallback: number): number {
+function numberFromEnv(name: string, fallback: number, unit = 'milliseconds'): number {
   const value = Number(process.env[name] || fallback)
-  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a number of milliseconds`)
+  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a number of ${unit}`)
   return value
 }
 
@@ -142,6 +147,8 @@ async function startEngine(
         plugins: serverPlugins({ jwt: jwtFromEnv() }),
         logger,
         logRequests: true,
+        maxResponseBytes: numberFromEnv('MAX_RESPONSE_BYTES', 8 * 1024 * 1024, 'bytes'),
+        maxFieldBytes: numberFromEnv('MAX_FIELD_BYTES', 65_536, 'bytes'),
         openapiInfo,
         indexMessage: 'Distributed CI.',
         migrationsDir: path.join(__dirname, 'migrations'),
@@ -179,6 +186,7 @@ async function main(): Promise<void> {
   let started = false
   const dbLogger = { warn: (details: Record<string, unknown>, message: string) => started && logger.warn(details, message) }
   const db = openDatabase({ url, dataDir: url ? undefined : path.resolve(process.env.DATA_DIR ?? 'data'), logger: dbLogger })
+  const writeTimeout = numberFromEnv('WRITE_TIMEOUT_MS', 30_000)
 
   let server: http.Server | undefined
   const inFlight = new Set<http.ServerResponse>()
@@ -234,6 +242,9 @@ async function main(): Promise<void> {
   // `100 Continue` only once the engine starts reading the body, that is for a request it accepts.
   server.on('checkContinue', expectContinue(onRequest))
   if (edge.metrics) collectDefaultMetrics({ register: engine.metrics!.registry })
+  // An answer whose client stopped reading (it waits in the socket's buffer) is dropped with its
+  // connection after WRITE_TIMEOUT_MS without progress.
+  closeStalledAnswers(server, writeTimeout, (stalled) => logger.info(stalled, 'connection closed: answer not read'))
   server.on('error', (err) => {
     logger.fatal({ err: err.message }, 'cannot listen')
     exit(1)

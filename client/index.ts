@@ -57,7 +57,33 @@ export interface ListPage<T> {
   count: number
   /** False when `count` is the database's estimate (large lists, unless `count: 'exact'`). */
   countExact: boolean
+  /**
+   * True when the page stopped before `limit` rows to stay within the server's byte budget of one
+   * answer: the next page starts at `nextOffset` (not at `offset + limit`).
+   */
+  truncated: boolean
+  /** The `offset` of the next page, when `truncated`. */
+  nextOffset?: number
   etag: string
+}
+
+/** `_meta` of a list answer, as sent. */
+interface ListMetaBody {
+  count: number
+  count_exact?: false
+  truncated?: true
+  next_offset?: number
+}
+
+/** The fields of a {@link ListPage} that `_meta` gives. */
+function pageMeta(meta: ListMetaBody): Pick<ListPage<never>, 'count' | 'countExact' | 'truncated' | 'nextOffset'> {
+  const page: Pick<ListPage<never>, 'count' | 'countExact' | 'truncated' | 'nextOffset'> = {
+    count: meta.count,
+    countExact: meta.count_exact !== false,
+    truncated: meta.truncated === true,
+  }
+  if (meta.next_offset !== undefined) page.nextOffset = meta.next_offset
+  return page
 }
 
 /** The result of an update: the new ETag, and the updated object when it was asked for. */
@@ -309,9 +335,8 @@ export function createClient<R extends ResourceTypes<R> = Record<string, Resourc
     return {
       async list(params = {}) {
         const response = await call('GET', collection, { query: listQuery(params as ListParams<Record<string, unknown>, string>) })
-        const body = (await response.json()) as Record<string, unknown> & { _meta: { count: number; count_exact?: false } }
-        const { count, count_exact: countExact = true } = body._meta
-        return { items: body[plural] as never[], count, countExact, etag: unquote(response.headers.get('ETag')) }
+        const body = (await response.json()) as Record<string, unknown> & { _meta: ListMetaBody }
+        return { items: body[plural] as never[], ...pageMeta(body._meta), etag: unquote(response.headers.get('ETag')) }
       },
       async get(id, getOptions = {}) {
         const query = new URLSearchParams()
@@ -349,8 +374,7 @@ export function createClient<R extends ResourceTypes<R> = Record<string, Resourc
     if (response.status === 204) return undefined
     const body = (await response.json()) as Record<string, unknown>
     if (!route.list) return body
-    const { count, count_exact: countExact = true } = body._meta as { count: number; count_exact?: false }
-    return { items: body[route.list], count, countExact, etag: unquote(response.headers.get('ETag')) }
+    return { items: body[route.list], ...pageMeta(body._meta as ListMetaBody), etag: unquote(response.headers.get('ETag')) }
   }
 
   const resources = new Map<string, ResourceClient<ResourceType>>()

@@ -1,3 +1,4 @@
+import bytes from 'bytes'
 import Koa, { type Middleware } from 'koa'
 import compose from 'koa-compose'
 import type { Knex } from 'knex'
@@ -43,6 +44,18 @@ export interface EngineOptions {
   maxOffset?: number
   /** Largest request body (default `1mb`, in the `bytes` package's notation). */
   bodyLimit?: string
+  /**
+   * Largest JSON text, in UTF-8 bytes, a write may store in an object or array field, or a string
+   * field without `maxLength`, whose schema gives no `x-max-bytes` (default 65,536). Over it, a 400
+   * names the field and the limit.
+   */
+  maxFieldBytes?: number
+  /**
+   * Byte budget of one list answer (default 8 MiB): a page stops before the row that would take it
+   * over, with `_meta.truncated` and `_meta.next_offset`; its first row is always sent. Measured by
+   * the database as it reads the page, when `limit` rows at their largest could go over it.
+   */
+  maxResponseBytes?: number
   /** Deepest nesting of a request body (default 32). */
   maxDepth?: number
   /** Receives the causes of 5xx answers; defaults to JSON lines on stderr. A pino logger fits. */
@@ -169,7 +182,12 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     maxLimit: options.maxLimit ?? 200,
     maxOffset: options.maxOffset ?? 1_000_000,
   }
-  const resources = buildResources(defs, contributions, options.db, limits)
+  const sizes = {
+    maxFieldBytes: positiveInteger('maxFieldBytes', options.maxFieldBytes ?? 65_536),
+    maxResponseBytes: positiveInteger('maxResponseBytes', options.maxResponseBytes ?? 8 * 1024 * 1024),
+    bodyLimitBytes: bytes.parse(bodyLimit) ?? 1024 * 1024,
+  }
+  const resources = buildResources(defs, contributions, options.db, limits, sizes)
   if (options.authenticator && contributions.authenticator) {
     throw new Error(`an authenticator is given in the options and plugin '${contributions.authenticator.by}' installs another`)
   }
@@ -334,6 +352,11 @@ function listMatcher(
         ),
     )
   return (ctx) => (ctx.method === 'GET' || ctx.method === 'HEAD') && (collections.has(ctx.path) || patterns.some((p) => p.test(ctx.path)))
+}
+
+function positiveInteger(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 1) throw new Error(`${name} must be a positive integer (got ${value})`)
+  return value
 }
 
 /** The end of the engine's chain: its paths never fall through to the host app. */

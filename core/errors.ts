@@ -116,6 +116,8 @@ export const errors = {
     ),
   badParameter: (name: string, message: string, payload: Record<string, unknown> = {}) =>
     new ApiError(400, `Invalid '${name}' parameter: ${message}`, payload, {}, 'invalid_parameter'),
+  badHeader: (name: string, message: string, payload: Record<string, unknown> = {}) =>
+    new ApiError(400, `Invalid '${name}' header: ${message}`, { header: name, ...payload }, {}, 'invalid_header'),
   unknownParameter: (name: string, valid: string[]) =>
     new ApiError(400, `Unknown query parameter '${name}'`, { valid_parameters: valid }, {}, 'unknown_parameter'),
   invalidValue: (detail: string, payload: Record<string, unknown> = {}) => new ApiError(400, `Invalid value: ${detail}`, payload, {}, 'invalid_body'),

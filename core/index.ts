@@ -20,6 +20,7 @@ export { createMetrics, metricsEndpoint, UNMATCHED_ROUTE, type EngineMetrics, ty
 export type { AdmissionOptions } from './http/admission'
 export type { RateLimitOptions } from './http/rate-limit'
 export type { HandlerOptions, NodeHandler } from './http/handler'
+export { closeStalledAnswers, type StalledAnswer } from './http/write-timeout'
 export { buildOpenApiDocument, type OpenApiDocument, type OpenApiInfo, type OpenApiPathItem } from './openapi/document'
 export type { ActionInput, CompiledAction } from './plugins/actions'
 export {

@@ -405,6 +405,10 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
     '2024-01-01 00:00:00z',
     'a'.repeat(300),
     'x'.repeat(5000),
+    // A number pattern that backtracks is quadratic on these; the where value cap refuses the longest.
+    `${'1'.repeat(999)}x`,
+    `${'1'.repeat(1200)}x`,
+    `${'9'.repeat(500)}.${'9'.repeat(400)}e`,
     MISSING,
     MISSING.toUpperCase(),
   ]
@@ -429,13 +433,14 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
     )
   const value = () =>
     fc.oneof({ weight: 2, arbitrary: text }, { weight: 1, arbitrary: fc.constantFrom(...ids, ...etags) }, { weight: 1, arbitrary: fc.integer().map(String) })
+  const clause = () => fc.tuple(fieldName(), fc.constantFrom(':', ':', ''), value()).map(([f, c, v]) => `${f}${c}${v}`)
   const where = () =>
-    fc
-      .array(
-        fc.tuple(fieldName(), fc.constantFrom(':', ':', ''), value()).map(([f, c, v]) => `${f}${c}${v}`),
-        { minLength: 1, maxLength: 4 },
-      )
-      .map((c) => c.join(','))
+    fc.oneof(
+      { weight: 6, arbitrary: fc.array(clause(), { minLength: 1, maxLength: 4 }).map((c) => c.join(',')) },
+      // One clause many times (duplicates; over the clause cap), and many distinct clauses.
+      { weight: 1, arbitrary: fc.tuple(clause(), fc.integer({ min: 2, max: 40 })).map(([c, n]) => Array.from({ length: n }, () => c).join(',')) },
+      { weight: 1, arbitrary: fc.array(clause(), { minLength: 30, maxLength: 40 }).map((c) => c.join(',')) },
+    )
   const sort = () =>
     fc
       .array(
@@ -478,6 +483,13 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
       { weight: 2, arbitrary: fc.constantFrom(...etags).chain((e) => fc.constantFrom(e, `"${e}"`, `W/"${e}"`, `"x", "${e}"`, `${e},${e}`)) },
       { weight: 1, arbitrary: fc.constantFrom('*', '"*"', '*, *', 'W/', 'W/""', '""', ',', ',,,', '"unterminated', 'W/"x"') },
       { weight: 1, arbitrary: fc.constant(Array.from({ length: 2000 }, (_, i) => `"${i}"`).join(',')) },
+      // 16 tags (the most a list may have) and 17, the current one last.
+      {
+        weight: 1,
+        arbitrary: fc
+          .tuple(fc.constantFrom(...etags), fc.constantFrom(15, 16))
+          .map(([e, n]) => [...Array.from({ length: n }, (_, i) => `"${String(i).padStart(32, '0')}"`), `"${e}"`].join(', ')),
+      },
       { weight: 2, arbitrary: text.map(headerSafe) },
     )
   const jsonValue = fc.jsonValue({ maxDepth: 4 })

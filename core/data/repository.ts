@@ -1,4 +1,5 @@
 import type { Knex } from 'knex'
+import { LRUCache } from 'lru-cache'
 import { errors } from '../errors'
 import type { ListQuery } from '../query/list-query'
 import { addAliasKeys, fieldAliases, jsonFields, type ConstraintMeaning } from '../schema/derive'
@@ -23,11 +24,28 @@ export type Db = Knex | Knex.Transaction
  */
 export const EXACT_COUNT_UP_TO = 10_000
 
-/** Most statement shapes one repository keeps compiled (each is a short SQL string). */
-const MAX_CACHED_STATEMENTS = 1_000
+/**
+ * Most statement shapes one repository keeps compiled (each is a short SQL string): the least recently
+ * used shape goes first, so shapes a client invents by the thousand cannot grow the cache or evict
+ * for good the shapes that other requests use.
+ */
+export const MAX_CACHED_STATEMENTS = 1_000
 
-/** `_meta` of a list answer: `count_exact: false` appears only when the count is an estimate. */
-export type ListMeta = { count: number } | { count: number; count_exact: false }
+/**
+ * `_meta` of a list answer: `count_exact: false` appears only when the count is an estimate;
+ * `truncated: true` and `next_offset` only when the page stopped before `limit` rows to stay within
+ * the answer's byte budget (more rows follow from `next_offset`).
+ */
+export type ListMeta = { count: number; count_exact?: false; truncated?: true; next_offset?: number }
+
+/**
+ * What bounds the bytes of a list answer: the budget of one answer, and the most bytes one row of a
+ * resource can take (see `maxRowBytes` in core/schema/derive.ts), by resource name.
+ */
+export interface ResponseBudget {
+  maxResponseBytes: number
+  maxRowBytes(resource: string): number
+}
 
 const COLUMNS = new WeakMap<ResourceDefinition, Set<string>>()
 
@@ -56,8 +74,8 @@ export class Repository {
   private readonly jsonFields: string[]
   /** Field -> alias pairs: every row read carries the alias keys too. */
   private readonly aliases: Array<[string, string]>
-  /** Compiled SQL by statement shape (see {@link Repository.statement}). */
-  private readonly statements = new Map<string, string>()
+  /** Compiled SQL by statement shape (see {@link Repository.statement}), least recently used out first. */
+  readonly statements = new LRUCache<string, string>({ max: MAX_CACHED_STATEMENTS })
   /** Set on the views {@link withSignal} makes: the call's signal. */
   private readonly signal?: AbortSignal
   /** PostgreSQL through `pg` can cancel a running statement (pg_cancel_backend); PGlite cannot. */
@@ -68,6 +86,7 @@ export class Repository {
     readonly knex: Knex,
     private readonly related: RelationLookup,
     private readonly describeConstraint: (constraint: string) => ConstraintMeaning | undefined,
+    private readonly budget?: ResponseBudget,
   ) {
     this.jsonFields = jsonFields(def)
     this.aliases = fieldAliases(def)
@@ -111,6 +130,20 @@ export class Repository {
       if (cancelling) await cancelling
       await client.releaseConnection(connection)
     }
+  }
+
+  /**
+   * The most bytes one row of a list page can take with the relations `embed` names (each embedded
+   * row at its resource's largest), or 0 when no budget applies.
+   */
+  private rowBound(embed: readonly string[]): number {
+    if (!this.budget) return 0
+    let bound = this.budget.maxRowBytes(this.def.name)
+    for (const field of embed) {
+      const target = this.def.fields.find((f) => f.name === field)?.relation
+      if (target) bound += this.budget.maxRowBytes(target.resource)
+    }
+    return bound
   }
 
   /**
@@ -165,7 +198,7 @@ export class Repository {
         return this.execute<T>(db, compiled.sql, compiled.bindings)
       }
       sql = compiled.sql
-      if (this.statements.size < MAX_CACHED_STATEMENTS) this.statements.set(key, sql)
+      this.statements.set(key, sql)
     }
     return this.execute<T>(db, sql, bindings)
   }
@@ -233,23 +266,66 @@ export class Repository {
     }
     const shape = q.where.map(([field]) => field).join(',')
     const values = q.where.map(([, value]) => value)
-    const page = () => {
+    const page = (): Knex.QueryBuilder => {
       const qb = filtered().select('*')
       for (const [field, direction] of q.sort) qb.orderBy(field, direction)
       if (!q.sort.some(([field]) => field === 'id')) qb.orderBy('id', 'asc')
       return qb.limit(q.limit).offset(q.offset)
     }
     const pageKey = `page:${shape}:${q.sort.map(([f, d]) => `${f} ${d}`).join(',')}:${q.offset > 0}`
-    const items =
-      q.limit === 0 ? [] : await this.run('read', () => this.statement(db, pageKey, [...values, q.limit, ...(q.offset > 0 ? [q.offset] : [])], page))
+    const pageValues = [...values, q.limit, ...(q.offset > 0 ? [q.offset] : [])]
+    const perRow = this.rowBound(q.embed)
+    // Only a page whose largest possible rows could go over the budget is measured as it is fetched.
+    const budgeted = this.budget !== undefined && perRow * q.limit > this.budget.maxResponseBytes
+    let items: Row[]
+    let pageRows: number
+    if (q.limit === 0) items = []
+    else if (!budgeted) items = await this.run('read', () => this.statement(db, pageKey, pageValues, page))
+    else items = await this.run('read', () => this.budgetedPage(db, `budget-${pageKey}`, q, pageValues, perRow, page))
+    if (budgeted && items.length > 0) {
+      pageRows = Number(items[0].__page)
+      for (const row of items) {
+        delete row.__n
+        delete row.__page
+      }
+    } else pageRows = items.length
+    const truncated = items.length < pageRows
     // A page that is not full, and not past the end, tells the count without a second query.
     const { count, exact } =
-      items.length > 0 && items.length < q.limit
-        ? { count: q.offset + items.length, exact: true }
-        : await this.count(db, filtered, shape, values, q.count === 'exact')
+      pageRows > 0 && pageRows < q.limit ? { count: q.offset + pageRows, exact: true } : await this.count(db, filtered, shape, values, q.count === 'exact')
     const rows = this.fromDb(items)
     await this.embed(rows, q.embed, db)
-    return { items: rows, count, meta: exact ? { count } : { count, count_exact: false } }
+    const meta: ListMeta = exact ? { count } : { count, count_exact: false }
+    if (truncated) {
+      meta.truncated = true
+      meta.next_offset = q.offset + items.length
+    }
+    return { items: rows, count, meta }
+  }
+
+  /**
+   * The page of {@link list} bounded in bytes as PostgreSQL reads it: the LIMITed page is numbered
+   * (`__n`, and `__page` its number of rows), then walked in order by a recursive query that adds up
+   * each row's size as JSON (`row_to_json`, plus the largest size of the rows `embed` adds to it) and
+   * stops after the row that goes over the budget. Only the rows it walks are read in full (the others
+   * stay in TOAST); the rows within the budget are answered, and always the first one.
+   */
+  private budgetedPage(db: Db, key: string, q: ListQuery, pageValues: unknown[], perRow: number, page: () => Knex.QueryBuilder): Promise<Row[]> {
+    const embedBytes = perRow - this.rowBound([])
+    const budget = this.budget!.maxResponseBytes
+    return this.statement(db, key, [...pageValues, embedBytes, embedBytes, budget, budget], () => {
+      const inner = page().toSQL()
+      const order = [...q.sort, ...(q.sort.some(([f]) => f === 'id') ? [] : [['id', 'asc'] as const])]
+        .map(([field, direction]) => `"${field}" ${direction}`)
+        .join(', ')
+      const size = `octet_length(row_to_json("p")::text)::bigint + ?::bigint`
+      const sql =
+        `WITH RECURSIVE "p" AS (SELECT "x".*, row_number() OVER (ORDER BY ${order}) AS "__n", count(*) OVER () AS "__page" FROM (${inner.sql}) AS "x"),` +
+        ` "r" AS (SELECT "p"."__n" AS "n", ${size} AS "bytes" FROM "p" WHERE "p"."__n" = 1` +
+        ` UNION ALL SELECT "p"."__n", "r"."bytes" + ${size} FROM "r" JOIN "p" ON "p"."__n" = "r"."n" + 1 WHERE "r"."bytes" <= ?::bigint)` +
+        ` SELECT "p".* FROM "p" JOIN "r" ON "r"."n" = "p"."__n" WHERE "r"."n" = 1 OR "r"."bytes" <= ?::bigint ORDER BY "p"."__n"`
+      return this.knex.raw(sql, [...(inner.bindings as unknown[]), embedBytes, embedBytes, budget, budget] as Knex.RawBinding[])
+    })
   }
 
   /** Counts the rows of `filtered`: exactly, or up to the threshold and then by the planner's estimate. */

@@ -192,6 +192,11 @@ function sharedComponents(limits: ListLimits, errors: ErrorRegistry): OpenApiDoc
         properties: {
           count: { type: 'integer', minimum: 0, description: 'How many rows match `where`, on every page (see the `count` parameter).' },
           count_exact: { const: false, description: 'Present, and false, only when `count` is an estimate.' },
+          truncated: {
+            const: true,
+            description: 'Present, and true, only when the page stopped before `limit` rows to stay within the byte budget of one answer.',
+          },
+          next_offset: { type: 'integer', minimum: 0, description: 'With `truncated`: the `offset` of the page that follows this one.' },
         },
         required: ['count'],
         additionalProperties: false,
@@ -311,6 +316,12 @@ function resourceSchemas(resource: Resource): Record<string, JsonSchema> {
   const body: Record<string, JsonSchema> = {}
   for (const f of def.fields) {
     body[f.name] = fieldSchema(f, draft2020)
+    // The byte limit of a write (x-max-bytes, or the engine's default): no JSON Schema keyword says it.
+    const maxBytes = resource.maxBytes[f.name]
+    if (maxBytes !== undefined) {
+      const said = body[f.name].description
+      body[f.name] = { ...body[f.name], description: `${said ? `${String(said)} ` : ''}At most ${maxBytes} bytes as JSON (UTF-8).` }
+    }
     if (f.alias) body[f.alias] = aliasSchema(f, body[f.name])
   }
   for (const field of answeredFields(def)) {

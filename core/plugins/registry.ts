@@ -2,10 +2,10 @@ import type { Knex } from 'knex'
 import type { Model, ModelClass } from 'objection'
 import { modelFor } from '../data/model'
 import { consoleLogger, type EngineLogger } from '../http/frame'
-import { Repository } from '../data/repository'
+import { Repository, type ResponseBudget } from '../data/repository'
 import { ErrorRegistry } from '../errors'
 import { compileListQuery, type ListLimits, type ListQueryParser } from '../query/list-query'
-import { bodySchema, constraintMeanings, fieldAliases, hiddenKeys } from '../schema/derive'
+import { bodySchema, type ByteLimits, constraintMeanings, fieldAliases, fieldByteCaps, hiddenKeys, maxRowBytes } from '../schema/derive'
 import type { JsonSchema, ResourceDefinition } from '../schema/types'
 import { SCHEMA_KEYWORDS, schemaAjv, type SchemaKeyword } from '../schema/vocabulary'
 import { HookRegistry, type MethodHooks } from '../service/hooks'
@@ -32,6 +32,13 @@ export interface Resource {
   outputFields: Record<string, JsonSchema>
   /** The methods some before hook of a plugin may change the input of. */
   hooked: readonly ServiceMethod[]
+  /** The largest JSON text, in bytes, a write may store per field (`x-max-bytes` or the engine's default), for the fields it applies to. */
+  maxBytes: Readonly<Record<string, number>>
+}
+
+/** How many bytes fields and answers may take (see `EngineOptions.maxFieldBytes` and `maxResponseBytes`). */
+export interface SizeLimits extends ByteLimits {
+  maxResponseBytes: number
 }
 
 /** What the plugins added, gathered before the schemas are loaded. */
@@ -111,7 +118,13 @@ export function collectPlugins(plugins: readonly Plugin[], logger: EngineLogger 
  * validators, query parser, hooks and service, each once. Refuses hooks or output fields for a
  * resource that does not exist, naming the plugin.
  */
-export function buildResources(defs: ResourceDefinition[], contributions: PluginContributions, knex: Knex, limits: ListLimits): Map<string, Resource> {
+export function buildResources(
+  defs: ResourceDefinition[],
+  contributions: PluginContributions,
+  knex: Knex,
+  limits: ListLimits,
+  sizes: SizeLimits,
+): Map<string, Resource> {
   const names = new Set(defs.map((d) => d.name))
   for (const { target, plugin } of contributions.hooks.targets()) {
     if (!names.has(target)) throw new Error(`plugin '${plugin}' hooks resource '${target}', which no schema file declares`)
@@ -147,19 +160,23 @@ export function buildResources(defs: ResourceDefinition[], contributions: Plugin
   }
   const hidden = new Map(defs.map((d) => [d.name, hiddenKeys(d)]))
   const repositories = new Map<string, Repository>()
+  // Computed once: a list compares `limit` times its resource's bound with the budget.
+  const rowBounds = new Map(defs.map((d) => [d.name, maxRowBytes(d, sizes)]))
+  const budget: ResponseBudget = { maxResponseBytes: sizes.maxResponseBytes, maxRowBytes: (name) => rowBounds.get(name) ?? sizes.bodyLimitBytes }
   for (const def of defs) {
-    const repository = new Repository(def, knex, (name) => repositories.get(name)!, constraintMeanings(def, defs))
+    const repository = new Repository(def, knex, (name) => repositories.get(name)!, constraintMeanings(def, defs), budget)
     repositories.set(def.name, repository)
     const query = compileListQuery(def, limits, queryAjv)
     const text = textRules(def.fields)
+    const caps = fieldByteCaps(def, sizes.maxFieldBytes)
     const hooks = Object.fromEntries(SERVICE_METHODS.map((m) => [m, contributions.hooks.compile(def.name, m)])) as Record<ServiceMethod, MethodHooks>
     const service = new Service(
       {
         def,
         repository,
         query,
-        validateCreate: validator(ajv.compile(bodySchema(def, 'create')), text, fieldAliases(def)),
-        validateUpdate: validator(ajv.compile(bodySchema(def, 'update')), text, fieldAliases(def)),
+        validateCreate: validator(ajv.compile(bodySchema(def, 'create')), text, fieldAliases(def), caps),
+        validateUpdate: validator(ajv.compile(bodySchema(def, 'update')), text, fieldAliases(def), caps),
         hooks,
       },
       host,
@@ -173,6 +190,7 @@ export function buildResources(defs: ResourceDefinition[], contributions: Plugin
       query,
       outputFields: contributions.outputFields.get(def.name) ?? {},
       hooked: SERVICE_METHODS.filter((m) => hooks[m].before.length > 0),
+      maxBytes: Object.fromEntries(caps),
     })
   }
   return registry

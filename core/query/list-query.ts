@@ -12,6 +12,13 @@ export interface ListLimits {
   maxOffset: number
 }
 
+/** Longest `where` value (characters), or the field's own `maxLength` when smaller. */
+export const MAX_WHERE_VALUE_LENGTH = 1_000
+/** Longest `where`, `sort` or `embed` parameter (characters). */
+export const MAX_PARAMETER_LENGTH = 8_192
+/** Most clauses of one `where` (each field may appear once anyway). */
+export const MAX_WHERE_CLAUSES = 32
+
 export type SortDirection = 'asc' | 'desc'
 
 /** A parsed, checked list request: every field name in it is a known column. */
@@ -82,7 +89,13 @@ interface Filterable {
 }
 
 const INTEGER = /^-?\d{1,16}$/
-const NUMBER = /^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/
+/**
+ * A decimal number. Linear: each part has one way to match (the digits before the point cannot be
+ * traded with those after it), and values are shorter than {@link MAX_NUMBER_LENGTH} before it runs.
+ */
+const NUMBER = /^-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?$/
+/** Longest text a `number` value may have: more digits than a double holds, with room for an exponent. */
+const MAX_NUMBER_LENGTH = 64
 
 /** Turns a `where` value into the field's type, or returns undefined when it cannot be one. */
 function convert(kind: FieldKind, raw: string): string | number | boolean | undefined {
@@ -90,7 +103,7 @@ function convert(kind: FieldKind, raw: string): string | number | boolean | unde
     case 'integer':
       return INTEGER.test(raw) && Number.isSafeInteger(Number(raw)) ? Number(raw) : undefined
     case 'number':
-      return NUMBER.test(raw) && Number.isFinite(Number(raw)) ? Number(raw) : undefined
+      return raw.length <= MAX_NUMBER_LENGTH && NUMBER.test(raw) && Number.isFinite(Number(raw)) ? Number(raw) : undefined
     case 'boolean':
       return raw === 'true' ? true : raw === 'false' ? false : undefined
     case 'string':
@@ -108,6 +121,14 @@ function single(query: RawQuery, name: string): string | undefined {
   return value
 }
 
+/** The parameter value, or a 400 when it is longer than {@link MAX_PARAMETER_LENGTH}. */
+function bounded(value: string | undefined, name: string): string | undefined {
+  if (value !== undefined && value.length > MAX_PARAMETER_LENGTH) {
+    throw errors.badParameter(name, `longer than ${MAX_PARAMETER_LENGTH} characters`, { max_length: MAX_PARAMETER_LENGTH })
+  }
+  return value
+}
+
 function nonNegativeInteger(name: string, raw: string, max: number): number {
   if (!/^\d{1,15}$/.test(raw)) throw errors.badParameter(name, `'${raw.slice(0, 40)}' is not a non-negative integer`, { max })
   const n = Number(raw)
@@ -122,7 +143,12 @@ function nonNegativeInteger(name: string, raw: string, max: number): number {
  */
 export function compileListQuery(def: ResourceDefinition, limits: ListLimits, ajv: Ajv = schemaAjv()) {
   const filterable = new Map<string, Filterable>()
-  for (const field of filterableFields(def)) filterable.set(field.name, { kind: field.kind, check: ajv.compile(field.schema) })
+  const maxLength = new Map<string, number>()
+  for (const field of filterableFields(def)) {
+    filterable.set(field.name, { kind: field.kind, check: ajv.compile(field.schema) })
+    const own = field.schema.maxLength
+    maxLength.set(field.name, typeof own === 'number' && own < MAX_WHERE_VALUE_LENGTH ? own : MAX_WHERE_VALUE_LENGTH)
+  }
   // `where` and `sort` take a field's alias for the field itself.
   const aliasOf = new Map(
     fieldAliases(def)
@@ -143,7 +169,12 @@ export function compileListQuery(def: ResourceDefinition, limits: ListLimits, aj
 
   function parseWhere(raw: string): ListQuery['where'] {
     if (raw.includes('\u0000')) throw errors.badParameter('where', 'contains a NUL character')
-    return raw.split(',').map((clause) => {
+    const clauses = raw.split(',')
+    if (clauses.length > MAX_WHERE_CLAUSES) {
+      throw errors.badParameter('where', `${clauses.length} clauses are more than the maximum of ${MAX_WHERE_CLAUSES}`, { max_clauses: MAX_WHERE_CLAUSES })
+    }
+    const seen = new Set<string>()
+    const parsed = clauses.map((clause): [string, WhereValue] => {
       const colon = clause.indexOf(':')
       if (colon <= 0) throw errors.badParameter('where', `'${clause.slice(0, 80)}' is not of the form field:value`, { fields: fieldNames })
       const sent = clause.slice(0, colon)
@@ -151,6 +182,13 @@ export function compileListQuery(def: ResourceDefinition, limits: ListLimits, aj
       const value = clause.slice(colon + 1)
       const field = filterable.get(name)
       if (!field) throw unknownField('where', sent)
+      // A field compares with one value: a second clause of it is a mistake or a way to cost more.
+      if (seen.has(name)) throw errors.badParameter('where', `field '${sent}' is given twice`, { field: sent })
+      seen.add(name)
+      const max = maxLength.get(name)!
+      if (value.length > max) {
+        throw errors.badParameter('where', `the value of '${sent}' is longer than ${max} characters`, { field: sent, max_length: max })
+      }
       const converted = convert(field.kind, value)
       if (converted === undefined || !field.check(converted)) {
         throw errors.badParameter('where', `'${value.slice(0, 80)}' is not a valid value for '${sent}'`, {
@@ -160,6 +198,8 @@ export function compileListQuery(def: ResourceDefinition, limits: ListLimits, aj
       }
       return [name, converted]
     })
+    // One shape per set of fields, whatever their order: the statement cache keeps fewer shapes.
+    return parsed.length > 1 ? parsed.sort(([a], [b]) => (a < b ? -1 : 1)) : parsed
   }
 
   function parseSort(raw: string): ListQuery['sort'] {
@@ -197,8 +237,8 @@ export function compileListQuery(def: ResourceDefinition, limits: ListLimits, aj
     /** Parses the query string of a list request; throws a 400 {@link ApiError} naming the bad key. */
     parseList(query: RawQuery): ListQuery {
       checkKnown(query, LIST_PARAMETERS)
-      const where = single(query, 'where')
-      const sort = single(query, 'sort')
+      const where = bounded(single(query, 'where'), 'where')
+      const sort = bounded(single(query, 'sort'), 'sort')
       const limit = single(query, 'limit')
       const offset = single(query, 'offset')
       const count = single(query, 'count')
@@ -210,7 +250,7 @@ export function compileListQuery(def: ResourceDefinition, limits: ListLimits, aj
         sort: sort === undefined || sort === '' ? [['created_at', 'asc']] : parseSort(sort),
         limit: limit === undefined ? limits.defaultLimit : nonNegativeInteger('limit', limit, limits.maxLimit),
         offset: offset === undefined ? 0 : nonNegativeInteger('offset', offset, limits.maxOffset),
-        embed: parseEmbed(single(query, 'embed')),
+        embed: parseEmbed(bounded(single(query, 'embed'), 'embed')),
         count: (count as CountMode | undefined) ?? 'estimate',
       }
     },
@@ -218,7 +258,7 @@ export function compileListQuery(def: ResourceDefinition, limits: ListLimits, aj
     /** Parses the query string of a detail request (only `embed` is allowed there). */
     parseDetail(query: RawQuery): string[] {
       checkKnown(query, DETAIL_PARAMETERS)
-      return parseEmbed(single(query, 'embed'))
+      return parseEmbed(bounded(single(query, 'embed'), 'embed'))
     },
   }
 }

@@ -179,6 +179,86 @@ export function jsonFields(def: ResourceDefinition): string[] {
   return def.fields.filter((f) => f.kind === 'json').map((f) => f.name)
 }
 
+/**
+ * The byte limits of one engine: the largest JSON value a write may store in a field that sets no
+ * bound of its own (`maxFieldBytes`), and the largest request body (`bodyLimitBytes`).
+ */
+export interface ByteLimits {
+  maxFieldBytes: number
+  bodyLimitBytes: number
+}
+
+/**
+ * The largest JSON text, in UTF-8 bytes, a write may store in the field, or undefined when its schema
+ * already bounds it (a scalar, a uuid or date-time, a string with `maxLength` or `enum`): `x-max-bytes`
+ * when the schema gives it, else `maxFieldBytes` for an object, an array or a string without a bound.
+ */
+export function fieldMaxBytes(field: FieldDefinition, maxFieldBytes: number): number | undefined {
+  const own = field.schema['x-max-bytes']
+  if (typeof own === 'number') return own
+  if (field.kind === 'json') return maxFieldBytes
+  if (field.kind === 'string' && field.schema.maxLength === undefined && !Array.isArray(field.schema.enum) && field.schema.const === undefined)
+    return maxFieldBytes
+  return undefined
+}
+
+/** The fields a write checks the size of, with their limit (see {@link fieldMaxBytes}). */
+export function fieldByteCaps(def: ResourceDefinition, maxFieldBytes: number): Array<[field: string, maxBytes: number]> {
+  return def.fields.flatMap((f): Array<[string, number]> => {
+    const max = fieldMaxBytes(f, maxFieldBytes)
+    return max === undefined ? [] : [[f.name, max]]
+  })
+}
+
+/** Bytes of a row's JSON beyond its fields' values: braces, and per field its quoted key, colon and comma. */
+const KEY_OVERHEAD = 4
+
+/**
+ * The most bytes one row of the resource can take as JSON, its write-only fields and alias keys
+ * included (they are read too): each field's value at its largest ({@link fieldMaxBytes}, `maxLength`
+ * at 4 bytes a character, an enum's longest value), and never more than a request body, since a row
+ * is written one body at a time. A bound, not a size: it decides whether a page of `limit` such rows
+ * can go over the answer's byte budget.
+ */
+export function maxRowBytes(def: ResourceDefinition, limits: ByteLimits): number {
+  let total = 2
+  for (const field of ENGINE_FIELDS) total += field.name.length + KEY_OVERHEAD + (field.kind === 'uuid' ? 38 : field.kind === 'datetime' ? 32 : 34)
+  for (const f of def.fields) {
+    const value = Math.min(valueMaxBytes(f, limits.maxFieldBytes), limits.bodyLimitBytes)
+    total += f.name.length + KEY_OVERHEAD + value
+    if (f.alias) total += f.alias.length + KEY_OVERHEAD + value
+  }
+  return total
+}
+
+/** The largest JSON text of one field's value (null included). */
+function valueMaxBytes(field: FieldDefinition, maxFieldBytes: number): number {
+  const capped = fieldMaxBytes(field, maxFieldBytes)
+  const { schema } = field
+  const bound = (() => {
+    if (Array.isArray(schema.enum)) return Math.max(4, ...schema.enum.map((v) => Buffer.byteLength(JSON.stringify(v))))
+    if (schema.const !== undefined) return Math.max(4, Buffer.byteLength(JSON.stringify(schema.const)))
+    switch (field.kind) {
+      case 'uuid':
+        return 38
+      case 'datetime':
+        return 32
+      case 'integer':
+        return 11
+      case 'number':
+        return 24
+      case 'boolean':
+        return 5
+      case 'string':
+        // maxLength counts code points: at most 4 UTF-8 bytes each, and a quote or backslash escaped is 2.
+        return typeof schema.maxLength === 'number' ? 4 * schema.maxLength + 2 : Number.POSITIVE_INFINITY
+      default:
+        return Number.POSITIVE_INFINITY
+    }
+  })()
+  return Math.min(bound, capped ?? Number.POSITIVE_INFINITY)
+}
+
 /** How one kind of field is stored: its PostgreSQL type and the knex call that creates it. */
 export interface ColumnType {
   /** The type as PostgreSQL's `format_type()` prints it, to compare with a live column. */

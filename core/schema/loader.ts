@@ -207,6 +207,10 @@ function parseSchemaFile(file: string, text: string, ajv: Ajv, keywords: ExtraKe
     if (typeof alias === 'string' && ENGINE_FIELD_NAMES.includes(alias)) {
       throw new SchemaError(file, `field '${field}': x-alias '${alias}' is reserved: the engine adds ${ENGINE_FIELD_NAMES.join(', ')} itself`)
     }
+    const maxBytes = prop['x-max-bytes']
+    if (maxBytes !== undefined && (!Number.isSafeInteger(maxBytes) || (maxBytes as number) < 2 || (kind !== 'json' && kind !== 'string'))) {
+      throw new SchemaError(file, `field '${field}': x-max-bytes must be an integer of 2 or more (bytes of JSON text), on an object, array or string field`)
+    }
     checkKeywords(file, prop, 'property', keywords, field)
     const hidden = prop.writeOnly === true
     const definition: FieldDefinition = {

@@ -111,23 +111,51 @@ function applyTextRules(body: Record<string, unknown>, rules: readonly TextRule[
   return out
 }
 
+/** Bytes of a value's JSON text in UTF-8. */
+function jsonBytes(value: unknown): number {
+  return Buffer.byteLength(JSON.stringify(value))
+}
+
+/**
+ * Refuses each field whose value takes more bytes as JSON than its limit (`caps`, field -> bytes, see
+ * `fieldMaxBytes` in core/schema/derive.ts), naming it as the body did.
+ */
+function checkSizes(body: Record<string, unknown>, caps: ReadonlyArray<readonly [string, number]>, sentAs: ReadonlyMap<string, string>): void {
+  let refused: Record<string, string> | undefined
+  for (const [field, max] of caps) {
+    const value = body[field]
+    if (value === undefined || value === null) continue
+    // A string's JSON takes at most 6 bytes per UTF-16 unit (\u001f) and its quotes: short ones need no count.
+    if (typeof value === 'string' && 6 * value.length + 2 <= max) continue
+    if (jsonBytes(value) > max) {
+      ;(refused ??= Object.create(null) as Record<string, string>)[sentAs.get(field) ?? field] = `must take at most ${max} bytes as JSON (UTF-8)`
+    }
+  }
+  if (refused) throw errors.validation(refused)
+}
+
 /**
  * Builds a validator that answers with every field's first error (up to {@link MAX_LISTED_FIELD_ERRORS}).
  * A field the body names by its alias (`aliases`, field -> alias pairs) is renamed to the field's name
  * first, and its errors name it as the body did; a field given under both names with different values
- * is refused, naming the alias.
+ * is refused, naming the alias. A body that matches its schema then has its fields' sizes checked
+ * against `caps` (field -> largest JSON text in bytes).
  */
 export function validator(
   check: ValidateFunction,
   rules: readonly TextRule[] = [],
   aliases: ReadonlyArray<readonly [string, string]> = [],
+  caps: ReadonlyArray<readonly [string, number]> = [],
 ): (body: unknown) => Record<string, unknown> {
   return (sent: unknown): Record<string, unknown> => {
     if (!sent || typeof sent !== 'object' || Array.isArray(sent)) throw errors.bodyNotObject()
     const canonical = aliases.length ? canonicalBody(aliases, sent as Record<string, unknown>) : { body: sent as Record<string, unknown>, sentAs: NO_ALIASES }
     if ('conflicts' in canonical) throw errors.validation(canonical.conflicts)
     const { body, sentAs } = canonical
-    if (check(body)) return rules.length ? applyTextRules(body, rules, sentAs) : body
+    if (check(body)) {
+      if (caps.length) checkSizes(body, caps, sentAs)
+      return rules.length ? applyTextRules(body, rules, sentAs) : body
+    }
     // No prototype: an unknown field named "constructor" or "toString" must still be listed.
     const fieldErrors: Record<string, string> = Object.create(null)
     let listed = 0

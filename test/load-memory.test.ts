@@ -1,0 +1,212 @@
+import fs from 'node:fs'
+import net from 'node:net'
+import { expect } from 'chai'
+import { openDatabase } from '../core'
+import { PG_URL } from './helpers/pg'
+import { sleep } from './helpers/http-client'
+import { ADMIN_AUTH, adminFetch, killAllServers, ownDatabase, startServer, stopServer, type OwnDatabase, type ServerProcess } from './helpers/server-process'
+import { resetTables, testApp, type TestApp } from './support'
+
+/** The resident memory of a process, in MB, from /proc. */
+function rssMb(pid: number): number {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8')
+  const kb = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1])
+  return kb / 1024
+}
+
+/** 200 remotecis of about 1 MB of `data` each, written around the API (as a hostile import would). */
+async function insertLargeRows(url: string | undefined, dataDir: string | undefined, team: string): Promise<void> {
+  const db = openDatabase({ url, dataDir, poolSize: 1 })
+  try {
+    await db.raw(
+      `INSERT INTO remotecis (id, etag, name, team, data, created_at, updated_at)
+       SELECT gen_random_uuid(), md5(i::text), 'large-' || i, ?, jsonb_build_object('blob', repeat(md5(i::text), 31250)), now(), now()
+       FROM generate_series(1, 200) AS i`,
+      [team],
+    )
+  } finally {
+    await db.destroy()
+  }
+}
+
+/**
+ * A client that sends a list request and does not read the answer (a paused socket reads nothing, not
+ * even the server's close), until `resume()`; `closed` resolves when the connection is closed.
+ */
+function nonReader(port: number, path: string): { socket: net.Socket; closed: Promise<void> } {
+  const socket = net.connect(port, '127.0.0.1')
+  socket.on('error', () => {})
+  socket.on('connect', () => {
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${ADMIN_AUTH}\r\n\r\n`)
+    socket.pause()
+  })
+  return { socket, closed: new Promise((resolve) => socket.once('close', () => resolve())) }
+}
+
+describe('answers bounded in bytes: a byte budget per list answer and a write timeout', function () {
+  this.timeout(240_000)
+
+  describe('a reading client pages through truncated pages without missing a row', () => {
+    let app: TestApp
+    const ids: string[] = []
+
+    before(async function () {
+      this.timeout(120_000)
+      // remoteci rows can take up to about 21 KB: a page of 20 could go over 50,000 bytes, so it is measured.
+      app = await testApp({ maxResponseBytes: 50_000, maxFieldBytes: 20_000 })
+      await resetTables(app.db)
+      const team = (await app.http.post('/api/v1/teams').send({ name: 'budget' }).expect(201)).body.team
+      for (let i = 0; i < 45; i++) {
+        // Rows of 1 to 15 KB, so pages hold unequal numbers of rows.
+        const data = { blob: 'y'.repeat(1_000 + ((i * 7_919) % 14_000)) }
+        const res = await app.http.post('/api/v1/remotecis').send({ name: `rc-${String(i).padStart(2, '0')}`, team: team.id, data })
+        expect(res.status, res.text).to.equal(201)
+        ids.push(res.body.remoteci.id)
+      }
+    })
+
+    it('each page stays within the budget, says truncated with next_offset, and the pages hold every row once, in order', async () => {
+      const seen: string[] = []
+      let offset = 0
+      let pages = 0
+      for (;;) {
+        const res = await app.http.get(`/api/v1/remotecis?sort=name&limit=20&offset=${offset}`).expect(200)
+        pages++
+        const rows = res.body.remotecis as Array<Record<string, any>>
+        expect(rows.length).to.be.above(0)
+        expect(Buffer.byteLength(res.text)).to.be.at.most(50_000 + 2_000)
+        expect(res.body._meta.count).to.equal(45)
+        seen.push(...rows.map((r) => r.id))
+        if (!res.body._meta.truncated) {
+          expect(res.body._meta).to.not.have.property('next_offset')
+          if (offset + rows.length >= 45) break
+          offset += rows.length
+          continue
+        }
+        expect(rows.length).to.be.below(20)
+        expect(res.body._meta.next_offset).to.equal(offset + rows.length)
+        offset = res.body._meta.next_offset
+      }
+      expect(seen).to.deep.equal(ids)
+      expect(pages).to.be.above(45 / 20 + 1)
+    })
+
+    it('a row larger than the budget on its own is still answered, alone', async () => {
+      const small = await testApp({ maxResponseBytes: 2_000, maxFieldBytes: 20_000 })
+      const res = await small.http.get('/api/v1/remotecis?sort=name&limit=5').expect(200)
+      expect(res.body.remotecis).to.have.length(1)
+      expect(res.body._meta).to.include({ truncated: true, next_offset: 1, count: 45 })
+    })
+
+    it('embedded rows count at their largest: a page with embed=team holds fewer rows', async () => {
+      const plain = await app.http.get('/api/v1/remotecis?sort=name&limit=20').expect(200)
+      const embedded = await app.http.get('/api/v1/remotecis?sort=name&limit=20&embed=team').expect(200)
+      expect(embedded.body.remotecis.length).to.be.at.most(plain.body.remotecis.length)
+      expect(embedded.body.remotecis[0].team.name).to.equal('budget')
+    })
+
+    it('a page whose largest rows fit the budget is fetched as before, without measuring (same SQL as without a budget)', async () => {
+      const sql: string[] = []
+      const record = (q: { sql: string }) => sql.push(q.sql)
+      app.db.on('query', record)
+      try {
+        const res = await app.http.get('/api/v1/remotecis?sort=name&limit=2').expect(200)
+        expect(res.body.remotecis).to.have.length(2)
+        expect(res.body._meta).to.not.have.property('truncated')
+        await app.http.get('/api/v1/remotecis?sort=name&limit=20').expect(200)
+      } finally {
+        app.db.removeListener('query', record)
+      }
+      expect(sql[0]).to.not.match(/__bytes/)
+      expect(sql.some((s) => /row_to_json/.test(s))).to.equal(true)
+    })
+  })
+
+  describe('server.ts: 10 clients of 200 MB answers that never read', () => {
+    let own: OwnDatabase
+    let server: ServerProcess
+    const env = { WRITE_TIMEOUT_MS: '2000', MAX_FIELD_BYTES: '1100000' }
+
+    before(async function () {
+      this.timeout(300_000)
+      own = await ownDatabase('load_memory', Boolean(PG_URL))
+      server = await startServer({ ...own.env, ...env })
+      const team: any = await (
+        await adminFetch(`${server.origin}/api/v1/teams`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ name: 'large' }),
+        })
+      ).json()
+      if (PG_URL) await insertLargeRows(own.env.DATABASE_URL, undefined, team.team.id)
+      else {
+        // The embedded database is the server's own: write the rows while it is stopped.
+        await stopServer(server)
+        await insertLargeRows(undefined, own.env.DATA_DIR, team.team.id)
+        server = await startServer({ ...own.env, ...env })
+      }
+    })
+    after(async () => {
+      await killAllServers()
+      await own?.dispose()
+    })
+
+    it('the answers pin under 256 MB (RSS under 512 MB on PostgreSQL), the write timeout closes every socket, the server answers afterwards', async () => {
+      const pid = server.child.pid!
+      const started = rssMb(pid)
+      const warm = await adminFetch(`${server.origin}/api/v1/remotecis?limit=200`)
+      const first: any = await warm.json()
+      // Without the budget this answer would be the 200 rows, about 200 MB.
+      expect(first._meta.count).to.equal(200)
+      expect(first._meta.truncated).to.equal(true)
+      expect(first.remotecis.length).to.be.within(1, 9)
+      const baseline = rssMb(pid)
+
+      let peak = baseline
+      const sampler = setInterval(() => {
+        if (server.alive()) peak = Math.max(peak, rssMb(pid))
+      }, 50)
+      const clients = Array.from({ length: 10 }, () => nonReader(server.port, '/api/v1/remotecis?limit=200'))
+      const closedLines = () => server.logs.filter((l) => l.msg === 'connection closed: answer not read')
+      const deadline = Date.now() + 90_000
+      while (closedLines().length < 10 && Date.now() < deadline) await sleep(100)
+      clearInterval(sampler)
+      expect(closedLines().length, JSON.stringify(server.logs.slice(-5))).to.equal(10)
+      expect(closedLines()[0]).to.include({ write_timeout_ms: 2000 })
+      expect(closedLines()[0].pending_bytes).to.be.above(0)
+      // Reading now, each client finds its connection closed by the server, its answer cut short.
+      let received = 0
+      for (const c of clients) {
+        c.socket.on('data', (chunk: Buffer) => (received += chunk.length))
+        c.socket.resume()
+      }
+      const closed = await Promise.race([Promise.all(clients.map((c) => c.closed)), sleep(10_000).then(() => 'still open' as const)])
+      expect(closed, 'every non-reading socket was closed by the server').to.not.equal('still open')
+      expect(received).to.be.below(10 * first.remotecis.length * 1_000_100)
+      // The answers pin at most 10 budgets (8 MiB each) and their copies: well under 256 MB over the baseline.
+      expect(peak - baseline, `peak RSS ${peak.toFixed(0)} MB (baseline ${baseline.toFixed(0)} MB)`).to.be.below(256)
+      // The embedded database's own memory (about 400 MB once it has read these rows) is outside this bound.
+      if (PG_URL) expect(peak, `peak RSS ${peak.toFixed(0)} MB (baseline ${baseline.toFixed(0)} MB)`).to.be.below(512)
+
+      // The server still answers, and a second flood pins no more than the first: nothing was kept.
+      const after = await adminFetch(`${server.origin}/api/v1/remotecis?limit=1`)
+      expect(after.status).to.equal(200)
+      expect(((await after.json()) as any).remotecis).to.have.length(1)
+      let second = rssMb(pid)
+      const sampler2 = setInterval(() => {
+        if (server.alive()) second = Math.max(second, rssMb(pid))
+      }, 50)
+      const again = Array.from({ length: 10 }, () => nonReader(server.port, '/api/v1/remotecis?limit=200'))
+      const end = Date.now() + 90_000
+      while (closedLines().length < 20 && Date.now() < end) await sleep(100)
+      clearInterval(sampler2)
+      for (const c of again) c.socket.destroy()
+      expect(closedLines().length).to.equal(20)
+      expect(second, `second flood peak ${second.toFixed(0)} MB (first ${peak.toFixed(0)} MB)`).to.be.below(peak + 64)
+      if (PG_URL) expect(second).to.be.below(512)
+      console.log(
+        `      RSS: at start ${started.toFixed(0)} MB, after one large page ${baseline.toFixed(0)} MB, flood peak ${peak.toFixed(0)} MB, second flood peak ${second.toFixed(0)} MB`,
+      )
+    })
+  })
+})
