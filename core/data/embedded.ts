@@ -59,6 +59,12 @@ const FLOOR_MS = 1
 // How many SQL texts the queue remembers durations of.
 const COSTS_KEPT = 2_000
 
+// The worker thread's first lines (see the constructor of EmbeddedDatabase).
+const BOOTSTRAP = `const { workerData } = require('node:worker_threads')
+require(workerData.pglite)
+if (workerData.tsx) require(workerData.tsx).register()
+require(workerData.entry)`
+
 function timeoutError(): Error {
   return Object.assign(new Error('canceling statement due to statement timeout'), { code: '57014' })
 }
@@ -96,12 +102,20 @@ export class EmbeddedDatabase {
 
   constructor(private readonly options: EmbeddedOptions) {
     this.release = options.dataDir ? lockDataDir(options.dataDir) : () => {}
-    // Under tsx (npm start, the tests) this file is TypeScript, and so is the worker's: tsx's loader runs it.
+    // The thread loads PGlite before anything else, so that under tsx (npm start, the tests) tsx's
+    // loader, registered next for the worker's own TypeScript, never transforms PGlite's 2 MB bundle
+    // (seconds at each open).
     const ext = path.extname(__filename)
     try {
-      this.worker = new Worker(path.join(__dirname, `pglite-worker${ext}`), {
-        workerData: { dataDir: options.dataDir, state: this.cell.buffer },
-        execArgv: ext === '.ts' ? ['--require', require.resolve('tsx/cjs')] : [],
+      this.worker = new Worker(BOOTSTRAP, {
+        eval: true,
+        workerData: {
+          dataDir: options.dataDir,
+          state: this.cell.buffer,
+          pglite: require.resolve('@electric-sql/pglite'),
+          tsx: ext === '.ts' ? require.resolve('tsx/cjs/api') : undefined,
+          entry: path.join(__dirname, `pglite-worker${ext}`),
+        },
         stdout: false,
         stderr: false,
       })
