@@ -5,6 +5,9 @@
  * identity: ADMIN_PASSWORD (the first start's admin; generated and logged once when unset),
  * JWT_JWKS_URL, JWT_ISSUER, JWT_AUDIENCE, JWT_CLAIM (accept JWTs of that issuer).
  * Logs are JSON lines on stdout (pino), one per request.
+ * Without DATABASE_URL the embedded database (PGlite) runs in a worker thread, holds DATA_DIR
+ * exclusively (DATA_DIR/server.pid: a second server on the folder stops at start-up naming the
+ * running pid) and answers statements past 10 s with 503 query_timeout (see core/data/embedded.ts).
  */
 import fs from 'node:fs'
 import http from 'node:http'

@@ -7,6 +7,8 @@
  * transaction's own runs here in a transaction of its own, rolled back when the flag says the caller
  * gave up, so a statement answered "timed out" never takes effect, as with PostgreSQL's cancel.
  */
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { parentPort, workerData } from 'node:worker_threads'
 import type { PGlite as PGliteType } from '@electric-sql/pglite'
 import { FINISHING, type Notification, type Reply, type Request, RUNNING, SENT, type Started } from './embedded-protocol'
@@ -26,7 +28,7 @@ function fieldsOf(err: unknown): Record<string, unknown> {
 
 async function main(): Promise<void> {
   const port = parentPort!
-  const { dataDir, state } = workerData as { dataDir?: string; state: SharedArrayBuffer }
+  const { dataDir, initOnly, state } = workerData as { dataDir?: string; initOnly: boolean; state: SharedArrayBuffer }
   const cell = new Int32Array(state)
   const { PGlite } = require('@electric-sql/pglite') as typeof import('@electric-sql/pglite')
   // PostgreSQL's types as pg gives them: bigint and numeric as strings, timestamptz by postgres-date's rules.
@@ -35,6 +37,15 @@ async function main(): Promise<void> {
   try {
     db = new PGlite(dataDir ? { dataDir, parsers } : { parsers })
     await db.waitReady
+    if (initOnly) {
+      // A new DATA_DIR, made and written: this thread ends, and its memory with it (see embedded.ts).
+      await db.close()
+      process.exit(0)
+    }
+    // In memory, initdb ran here in a second PGlite, closed now: its memory (hundreds of MB of
+    // WebAssembly) goes back at the next collection, which this quiet thread may not run for long.
+    setFlagsFromString('--expose-gc')
+    ;(runInNewContext('gc') as () => void)()
     const { rows } = await db.query<{ server_version: string }>('SHOW server_version')
     port.postMessage({ ready: true, version: rows[0].server_version } satisfies Started)
   } catch (err) {
