@@ -20,6 +20,9 @@
  * Rate limits (off unless set): RATE_LIMIT (`600/60s`: requests per window per caller),
  * RATE_LIMIT_REDIS_URL (share the counts across processes through Redis).
  * Logs are JSON lines on stdout (pino), one per request.
+ * Without DATABASE_URL the embedded database (PGlite) runs in a worker thread, holds DATA_DIR
+ * exclusively (DATA_DIR/server.pid: a second server on the folder stops at start-up naming the
+ * running pid) and answers statements past 10 s with 503 query_timeout (see core/data/embedded.ts).
  */
 import fs from 'node:fs'
 import http from 'node:http'

@@ -1,6 +1,9 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import knexFactory, { type Knex } from 'knex'
+import { openEmbedded } from './embedded'
+
+export { parseTimestamptz } from './timestamptz'
 
 /** Where the data lives: PostgreSQL when `url` is set, else the embedded PGlite database. */
 export interface DatabaseOptions {
@@ -8,9 +11,12 @@ export interface DatabaseOptions {
   url?: string
   /** Folder of the embedded database; omitted, it lives in memory (tests). */
   dataDir?: string
-  /** Most connections one process opens to PostgreSQL (default 10). */
+  /** Most connections one process opens to PostgreSQL, or sessions to the embedded database (default 10). */
   poolSize?: number
-  /** Milliseconds after which PostgreSQL cancels a statement (default 10000). */
+  /**
+   * Milliseconds after which PostgreSQL cancels a statement (default 10000). On the embedded database,
+   * counted from when the statement is queued, and the statement is rolled back (see embedded.ts).
+   */
   statementTimeout?: number
   /** Milliseconds a query waits for a pooled connection, or for a new one to connect (default 5000). */
   acquireTimeout?: number
@@ -19,25 +25,10 @@ export interface DatabaseOptions {
 }
 
 /**
- * A `timestamptz` as PostgreSQL prints it (`0099-12-31 23:59:59.999+00`, `2024-06-01 12:00:00+05:30`,
- * `0001-01-01 00:00:00+00 BC`), to a Date. PGlite's own parser hands the years 1 to 99 to `Date.UTC`,
- * which reads them as 1901 to 1999; node-postgres's parser (postgres-date) gets them right, and this one
- * answers as it does. Anything else (`infinity`) is left to `Date`.
- */
-export function parseTimestamptz(text: string): Date | number {
-  const m = /^(\d{4,})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(\.\d+)?(?:([+-])(\d\d)(?::?(\d\d))?(?::?(\d\d))?)?( BC)?$/.exec(text)
-  if (!m) return text === 'infinity' ? Number.POSITIVE_INFINITY : text === '-infinity' ? Number.NEGATIVE_INFINITY : new Date(text)
-  const [, y, mo, d, h, mi, s, frac = '', sign, oh = '0', om = '0', os = '0', bc] = m
-  const year = bc ? 1 - Number(y) : Number(y)
-  const date = new Date(Date.UTC(2000, Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s), Number(`${frac.slice(1)}000`.slice(0, 3))))
-  date.setUTCFullYear(year)
-  const offset = (Number(oh) * 3600 + Number(om) * 60 + Number(os)) * 1000
-  return new Date(date.getTime() - (sign === '-' ? -offset : offset))
-}
-
-/**
- * Opens the database. PostgreSQL gives bigints and numerics as strings; PGlite is built here with the
- * same parsers so that both databases give the same JavaScript types.
+ * Opens the database. PostgreSQL gives bigints and numerics as strings; PGlite is built with the same
+ * parsers so that both databases give the same JavaScript types. The embedded database runs in a
+ * worker thread, holds DATA_DIR exclusively (a second process is refused) and honours the statement
+ * timeout from the server's side (see embedded.ts).
  */
 export function openDatabase(options: DatabaseOptions): Knex {
   if (options.url) {
@@ -68,13 +59,15 @@ export function openDatabase(options: DatabaseOptions): Knex {
       ...(logger ? { log: { warn: (message: string) => logger.warn({ source: 'knex' }, String(message).split('\n', 1)[0]) } } : {}),
     })
   }
-  // Loaded lazily: a PostgreSQL deployment never pays for the WebAssembly build.
-  const { PGlite } = require('@electric-sql/pglite') as typeof import('@electric-sql/pglite')
-  const ClientPgLite = require('knex-pglite') as typeof import('knex-pglite')
-  const parsers = { 20: (v: string) => v, 1700: (v: string) => v, 1184: parseTimestamptz }
   if (options.dataDir) fs.mkdirSync(options.dataDir, { recursive: true })
-  const pglite = new PGlite(options.dataDir ? { dataDir: options.dataDir, parsers } : { parsers })
-  return knexFactory({ client: ClientPgLite, dialect: 'postgres', connection: () => ({ pglite }) } as unknown as Knex.Config)
+  // PGlite in a worker thread of its own (see embedded.ts): a PostgreSQL deployment never loads it.
+  return openEmbedded({
+    dataDir: options.dataDir,
+    statementTimeout: options.statementTimeout ?? 10_000,
+    poolSize: options.poolSize ?? 10,
+    acquireTimeout: options.acquireTimeout ?? 5_000,
+    logger: options.logger,
+  })
 }
 
 /**

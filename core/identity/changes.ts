@@ -19,7 +19,7 @@ const RETRY_MS = [1_000, 30_000] as const
  * `live` is false until the listener runs (and while it is lost, and for good when a table lacks the
  * trigger): then nothing remembered is trusted and every request reads the database. On PostgreSQL
  * the listener is one connection of its own per database (shared by every engine on that knex),
- * closed when the knex is destroyed; PGlite, whose one process holds the database, delivers its
+ * closed when the knex is destroyed; the embedded database, whose one thread holds it, delivers its
  * notifications with the answer of the statement that committed.
  */
 export class IdentityChanges {
@@ -52,9 +52,9 @@ export class IdentityChanges {
   start(): void {
     const client = this.db.client as { config: { connection?: unknown }; pool?: { on?(event: string, listener: () => void): void } }
     client.pool?.on?.('poolDestroyRequest', () => this.stop())
-    const connection = client.config.connection
-    const pglite = typeof connection === 'function' ? (connection() as { pglite?: PGliteLike }).pglite : undefined
-    void (pglite ? this.listenPGlite(pglite) : this.listenPostgres(0))
+    // The embedded database (core/data/embedded.ts) listens itself: one thread holds it.
+    const embedded = (client as { embedded?: PGliteLike }).embedded
+    void (embedded ? this.listenPGlite(embedded) : this.listenPostgres(0))
   }
 
   private stop(): void {
@@ -86,7 +86,7 @@ export class IdentityChanges {
 
   private async listenPGlite(pglite: PGliteLike): Promise<void> {
     try {
-      const missing = await this.untriggered((sql, values) => pglite.query(sql, values))
+      const missing = await this.untriggered((sql, values) => pglite.run(sql, values))
       if (missing.length) return this.refuse(missing)
       await pglite.listen(IDENTITY_CHANNEL, () => this.changed())
       if (this.stopped) return
@@ -146,7 +146,7 @@ export class IdentityChanges {
 }
 
 interface PGliteLike {
-  query(sql: string, values: unknown[]): Promise<{ rows: Array<{ relname: string }> }>
+  run(sql: string, values: unknown[]): Promise<{ rows: Array<{ relname: string }> }>
   listen(channel: string, callback: (payload: string) => void): Promise<unknown>
 }
 
