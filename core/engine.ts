@@ -314,7 +314,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
       },
       jsonBody({ limit: bodyLimit, maxDepth: options.maxDepth ?? 32 }),
     )
-    const frame = engineFrame({ bodyLimit, logger: options.logger, db: options.db })
+    const frame = engineFrame({ bodyLimit, logger: options.logger, db: options.db, onRefused: metrics && ((code) => metrics.refused.inc({ reason: code })) })
     const routed = [router.routes() as Middleware, router.allowedMethods() as Middleware]
     if (!admitted) return compose([frame, ...routed])
     return compose([frame, admission(admitted, { isList: listMatcher(prefix, resources, [...actions.values()]) }), ...routed])

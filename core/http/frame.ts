@@ -130,6 +130,8 @@ export interface FrameOptions {
   bodyLimit: string
   logger?: EngineLogger
   db?: Knex
+  /** Told the code of every refusal (the metrics' `http_requests_refused_total{reason}` counts them). */
+  onRefused?: (code: string) => void
 }
 
 /**
@@ -172,6 +174,7 @@ function errorHandler(options: FrameOptions): Middleware {
       if (!error) error = unavailableError(err, options.db)
       if (error && REFUSAL_CODES.has(error.code)) {
         refused(ctx, error, logger)
+        options.onRefused?.(error.code)
       } else if (error && error.status >= 500) {
         // A 5xx the database layer already translated (503): still logged, with its cause.
         const cause = error.cause as Error | undefined
