@@ -31,7 +31,6 @@ import path from 'node:path'
 import Redis from 'ioredis'
 import type { Knex } from 'knex'
 import pino from 'pino'
-import { collectDefaultMetrics } from 'prom-client'
 import {
   clientErrorHandler,
   closeStalledAnswers,
@@ -244,7 +243,8 @@ async function main(): Promise<void> {
   server.on('clientError', clientErrorHandler(logger))
   // `100 Continue` only once the engine starts reading the body, that is for a request it accepts.
   server.on('checkContinue', expectContinue(onRequest))
-  if (edge.metrics) collectDefaultMetrics({ register: engine.metrics!.registry })
+  // Memory, CPU, event-loop delay of this process beside the engine's own (prom-client loaded only then).
+  if (engine.metrics) (require('prom-client') as typeof import('prom-client')).collectDefaultMetrics({ register: engine.metrics.registry })
   // An answer whose client stopped reading (it waits in the socket's buffer) is dropped with its
   // connection after WRITE_TIMEOUT_MS without progress.
   closeStalledAnswers(server, writeTimeout, (stalled) => logger.info(stalled, 'connection closed: answer not read'))

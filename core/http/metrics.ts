@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { Knex } from 'knex'
 import type { Context, Middleware } from 'koa'
-import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { Counter, Registry } from 'prom-client'
 import { errors } from '../errors'
 import { isLoopbackAddress } from './edge'
 import { assignRequestId, setSecurityHeaders } from './frame'
@@ -47,6 +47,8 @@ interface Recorders {
 
 /** Builds the metrics of one engine; the pool gauges read `db`'s pool when scraped, never per request. */
 export function createMetrics(db: Knex): EngineMetrics {
+  // Loaded lazily: an engine without metrics never pays for prom-client's start-up.
+  const { Counter, Gauge, Histogram, Registry } = require('prom-client') as typeof import('prom-client')
   const registry = new Registry()
   const registers = [registry]
   const requests = new Counter({
