@@ -296,6 +296,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   }
 
   function build(): Middleware {
+    const admitting = admitted && admission(admitted, { isList: listMatcher(prefix, resources, [...actions.values()]) })
     const router = buildRouter(
       {
         prefix,
@@ -305,6 +306,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
         authenticator,
         authenticatorHost: { db: options.db, definition: (name) => resource(name).def },
         rateLimit: limited,
+        listGate: admitting ? admitting.lists : undefined,
         index: (base) => ({
           _status: 'OK',
           message: indexMessage,
@@ -316,8 +318,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     )
     const frame = engineFrame({ bodyLimit, logger: options.logger, db: options.db, onRefused: metrics && ((code) => metrics.refused.inc({ reason: code })) })
     const routed = [router.routes() as Middleware, router.allowedMethods() as Middleware]
-    if (!admitted) return compose([frame, ...routed])
-    return compose([frame, admission(admitted, { isList: listMatcher(prefix, resources, [...actions.values()]) }), ...routed])
+    return compose(admitting ? [frame, admitting.admit, ...routed] : [frame, ...routed])
   }
   return engine
 }

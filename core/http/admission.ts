@@ -168,6 +168,18 @@ export function admissionSettings(options: AdmissionOptions, poolSize: number): 
   return settings
 }
 
+/** The two middlewares of admission control, and their gates (for tests and metrics). */
+export interface Admission {
+  /** Before anything else of a request: the cap on requests in flight, the signal and the deadline. */
+  admit: Middleware
+  /**
+   * After authentication, around the work: the cap on lists in flight. After it, so that checking
+   * credentials (a password hash takes tens of milliseconds) never holds a list place.
+   */
+  lists: Middleware
+  gates: { all: Gate; lists: Gate }
+}
+
 /**
  * Admission control of the engine's requests: at most `maxInFlight` at once (lists also at most
  * `maxListsInFlight`), the others waiting in a short FIFO queue, and past that a fast 503
@@ -175,7 +187,7 @@ export function admissionSettings(options: AdmissionOptions, poolSize: number): 
  * `params.signal` of its service calls) that aborts when the client hangs up or the deadline passes;
  * at the deadline the request answers 503 `deadline_exceeded` at once.
  */
-export function admission(settings: AdmissionSettings, host: AdmissionHost): Middleware & { gates: { all: Gate; lists: Gate } } {
+export function admission(settings: AdmissionSettings, host: AdmissionHost): Admission {
   const all = new Gate('request', settings.maxInFlight, settings.queueSize, settings.queueTimeoutMs)
   const lists = new Gate('list', settings.maxListsInFlight, settings.queueSize, settings.queueTimeoutMs)
   const { deadlineMs } = settings
@@ -213,20 +225,22 @@ export function admission(settings: AdmissionSettings, host: AdmissionHost): Mid
     })
   }
 
-  const middleware = (async (ctx, next) => {
-    const list = host.isList(ctx)
-    if (list && !lists.tryEnter()) await lists.wait(ctx.res)
+  const admit: Middleware = async (ctx, next) => {
+    if (!all.tryEnter()) await all.wait(ctx.res)
     try {
-      if (!all.tryEnter()) await all.wait(ctx.res)
-      try {
-        await run(ctx, next)
-      } finally {
-        all.leave()
-      }
+      await run(ctx, next)
     } finally {
-      if (list) lists.leave()
+      all.leave()
     }
-  }) as Middleware & { gates: { all: Gate; lists: Gate } }
-  middleware.gates = { all, lists }
-  return middleware
+  }
+  const listGate: Middleware = async (ctx, next) => {
+    if (!host.isList(ctx)) return next()
+    if (!lists.tryEnter()) await lists.wait(ctx.res)
+    try {
+      await next()
+    } finally {
+      lists.leave()
+    }
+  }
+  return { admit, lists: listGate, gates: { all, lists } }
 }

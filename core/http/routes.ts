@@ -25,6 +25,8 @@ export interface RouteSource {
   authenticatorHost?: AuthenticatorHost
   /** Runs after authentication, before the body is read: the rate limit (per identity, else per address). */
   rateLimit?: Middleware
+  /** Runs after the rate limit, before the body is read: admission control's cap on lists in flight. */
+  listGate?: Middleware
 }
 
 /**
@@ -183,6 +185,7 @@ export function buildRouter(source: RouteSource, parseBody?: Middleware): Router
   const router = new Router({ prefix: source.prefix })
   if (source.authenticator) router.use(authenticate(source.authenticator, source.authenticatorHost!, source.prefix))
   if (source.rateLimit) router.use(source.rateLimit)
+  if (source.listGate) router.use(source.listGate)
   if (parseBody) router.use(parseBody)
   router.get('/openapi.json', (ctx) => {
     ctx.type = 'application/json'
