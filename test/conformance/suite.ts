@@ -509,8 +509,16 @@ export function conformanceSuite(def: ResourceDefinition, getApp: () => TestApp,
         await rows.create(name)
         const body = await list({ where: `id:${a.id},created_at:${a.created_at}` })
         expect(body[plural].map((r: ApiRow) => r.id)).to.deep.equal([a.id])
-        const none = await list({ where: `id:${a.id},id:${MISSING}` })
+        const none = await list({ where: `id:${MISSING},created_at:${a.created_at}` })
         expect(none).to.deep.equal({ [plural]: [], _meta: { count: 0 } })
+      })
+
+      it('where on one field twice answers 400 naming the field (a field compares with one value)', async () => {
+        const a = await rows.create(name)
+        for (const where of [`id:${a.id},id:${MISSING}`, `id:${a.id},id:${a.id}`]) {
+          const body = expectError((await app.http.get(base).query({ where }).expect(400)).body, 400, "Invalid 'where' parameter: field 'id' is given twice")
+          expect(body.payload).to.deep.equal({ field: 'id' })
+        }
       })
 
       it('where on an unknown field, or without a colon, answers 400', async () => {
