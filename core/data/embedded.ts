@@ -216,7 +216,9 @@ export class EmbeddedDatabase {
   private expire(job: Job): void {
     if (job.settled) return
     if (job !== this.running) {
-      this.pending.splice(this.pending.indexOf(job), 1)
+      const at = this.pending.indexOf(job)
+      if (at < 0) return
+      this.pending.splice(at, 1)
     } else if (Atomics.compareExchange(this.cell, 0, SENT, CANCELLED) !== SENT && Atomics.compareExchange(this.cell, 0, RUNNING, CANCELLED) !== RUNNING) {
       return // FINISHING: its result is on its way
     }
