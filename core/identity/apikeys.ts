@@ -113,7 +113,7 @@ export function apiKeyActions(holder: string, plural: string): ActionDefinition<
       async handler(ctx) {
         await holderOf(ctx)
         if (!isUuid(ctx.path.keyid)) throw ctx.errors.create('not_found', 'apikey not found')
-        // The deleted rows, not knex's count: on PGlite (knex-pglite) a delete resolves to a result object.
+        // The deleted rows rather than a count: the same answer whatever the database client resolves a delete to.
         const removed = await keys(ctx.db).where({ id: ctx.path.keyid, holder_kind: holder, holder_id: ctx.path.id }).delete().returning('id')
         if (removed.length === 0) throw ctx.errors.create('not_found', 'apikey not found')
         changedHere()
