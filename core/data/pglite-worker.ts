@@ -79,9 +79,17 @@ async function main(): Promise<void> {
 
   port.on('message', (message: Request) => {
     if ('close' in message) {
+      // Closed (its files written): the port closes too, which is what lets this thread end. Left
+      // open, its listener would keep the thread alive until the caller's grace period stopped it.
       db.close().then(
-        () => port.postMessage({ closed: true }),
-        (err) => port.postMessage({ closed: true, error: fieldsOf(err) }),
+        () => {
+          port.postMessage({ closed: true })
+          port.close()
+        },
+        (err) => {
+          port.postMessage({ closed: true, error: fieldsOf(err) })
+          port.close()
+        },
       )
       return
     }
