@@ -208,6 +208,28 @@ describe('admission control', function () {
     }
   })
 
+  it('lists waiting for a list place hold no request place: with more lists queued than MAX_IN_FLIGHT, a detail is served at once', async () => {
+    const app = await probeServer(db, { maxInFlight: 3, maxListsInFlight: 1, queueSize: 8, queueTimeoutMs: 10_000 })
+    try {
+      const created = await app.http.post('/api/v1/componenttypes').send({ name: 'admission-queued-lists' }).expect(201)
+      const holding = app.http.get('/api/v1/probe/hold-list').then((r) => r)
+      await within(2_000, () => app.probe.seen.length === 1)
+      // Five lists wait for the one list place: more than the three request places.
+      const waiting = Array.from({ length: 5 }, () => app.http.get('/api/v1/componenttypes').then((r) => r))
+      await sleep(300) // they are all read and queued
+      const started = Date.now()
+      await app.http.get(`/api/v1/componenttypes/${created.body.componenttype.id}`).expect(200)
+      expect(Date.now() - started, 'the detail did not wait for the queued lists').to.be.below(1_000)
+      app.probe.release()
+      expect((await holding).status).to.equal(200)
+      for (const res of await Promise.all(waiting)) expect(res.status).to.equal(200)
+      // Every place is back: as many requests as the cap are served at once again.
+      await Promise.all(Array.from({ length: 3 }, () => app.http.get(`/api/v1/componenttypes/${created.body.componenttype.id}`).expect(200)))
+    } finally {
+      await app.close()
+    }
+  })
+
   it('paths outside the engine (a host app health route) are never queued nor refused', async () => {
     const probe = holdProbe()
     const engine = await createEngine({

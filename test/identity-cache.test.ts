@@ -87,6 +87,18 @@ describe(`remembered credentials, forgotten at each change of callers (${DATABAS
     }
   })
 
+  it('requests that bring the same Basic credential at once share one check: the user is read (and the password hashed) once', async () => {
+    const http = supertest(w.engine.app().callback())
+    const { sql, result } = await statementsOf(db, () => Promise.all(Array.from({ length: 12 }, () => http.get('/api/v1/identity').set('authorization', ROOT))))
+    for (const res of result) expect(res.status).to.equal(200)
+    const reads = sql.filter((statement) => /from "users"/i.test(statement) && /"password"/.test(statement))
+    expect(reads, sql.join('\n')).to.have.length(1)
+    // A wrong password shared by concurrent requests is refused to each of them.
+    const wrong = basic('root', 'not the password')
+    const refused = await Promise.all(Array.from({ length: 4 }, () => http.get('/api/v1/identity').set('authorization', wrong)))
+    for (const res of refused) expect(res.status).to.equal(401)
+  })
+
   it('changes made by hand in SQL apply to the next request: a role, a password, a removed user, a revoked key', async () => {
     const remembered = async (authorization: string) => {
       await w.identify(authorization)

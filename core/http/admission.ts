@@ -235,7 +235,18 @@ export function admission(settings: AdmissionSettings, host: AdmissionHost): Adm
   }
   const listGate: Middleware = async (ctx, next) => {
     if (!host.isList(ctx)) return next()
-    if (!lists.tryEnter()) await lists.wait(ctx.res)
+    if (!lists.tryEnter()) {
+      // A list waiting for a list place gives its request place back meanwhile (and takes one again
+      // once admitted, beyond the cap if need be: by at most maxListsInFlight): else a crowd of
+      // waiting lists would fill every request place and a detail or a write behind them would be
+      // queued and refused, which is what the list cap exists to prevent.
+      all.leave()
+      try {
+        await lists.wait(ctx.res)
+      } finally {
+        all.inFlight++
+      }
+    }
     try {
       await next()
     } finally {

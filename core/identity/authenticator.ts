@@ -95,6 +95,13 @@ export function identityAuthenticator(options: AuthenticatorOptions): Authentica
     return undefined
   }
 
+  /**
+   * Basic credentials being checked now, by key: requests that bring the same credential meanwhile
+   * wait for that one check instead of each running its own Argon2id (a client opening many
+   * connections at once would otherwise cost one hash each, tens of milliseconds of CPU apiece).
+   */
+  const checking = new Map<string, Promise<Caller | undefined>>()
+
   async function basic(request: TransportRequest, host: AuthenticatorHost, header: string, encoded: string): Promise<Caller | undefined> {
     // A credential verified since the last change of callers: nothing to decode, read or verify.
     const key = `basic:${sha256(header)}`
@@ -102,6 +109,26 @@ export function identityAuthenticator(options: AuthenticatorOptions): Authentica
     const known = remembered.get(key)
     const now = Date.now()
     if (known && known.until > now && changes.current(known.generation)) return known.caller
+    const pending = checking.get(key)
+    if (pending) return (await pending) ?? failed(request, 'basic', { reason: 'refused to a concurrent request with the same credential' })
+    const check = checkBasic(request, host, encoded, key, known, now, changes)
+    checking.set(key, check)
+    try {
+      return await check
+    } finally {
+      checking.delete(key)
+    }
+  }
+
+  async function checkBasic(
+    request: TransportRequest,
+    host: AuthenticatorHost,
+    encoded: string,
+    key: string,
+    known: Remembered | undefined,
+    now: number,
+    changes: IdentityChanges,
+  ): Promise<Caller | undefined> {
     const decoded = Buffer.from(encoded, 'base64')
     const text = UTF8.decode(decoded)
     const colon = text.indexOf(':')
