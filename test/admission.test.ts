@@ -1,29 +1,16 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { Writable } from 'node:stream'
 import { expect } from 'chai'
 import type { Knex } from 'knex'
 import Koa from 'koa'
-import pino from 'pino'
 import supertest from 'supertest'
 import { createEngine, definePlugin, openDatabase, type AdmissionOptions, type Engine, type EngineOptions } from '../core'
 import { ClientClosedError } from '../core/http/admission'
 import { resourcePlugins } from '../resources'
 import { sleep } from './helpers/http-client'
+import { capturedLogger } from './helpers/logs'
 import { PG_URL } from './helpers/pg'
 import { resetTables, SCHEMAS, testDatabase } from './support'
-
-/** A pino logger writing into an array of parsed lines. */
-function capturedLogger() {
-  const lines: Array<Record<string, any>> = []
-  const stream = new Writable({
-    write(chunk, _encoding, done) {
-      for (const line of String(chunk).split('\n')) if (line.trim()) lines.push(JSON.parse(line))
-      done()
-    },
-  })
-  return { logger: pino({ level: 'info' }, stream), lines }
-}
 
 /**
  * Test-only actions whose handlers wait until the test releases them, then read componenttypes through

@@ -1,26 +1,13 @@
 import net from 'node:net'
-import { Writable } from 'node:stream'
 import { expect } from 'chai'
-import pino from 'pino'
 import supertest from 'supertest'
 import { createEngine, definePlugin, migrateLatest, openDatabase, type Engine } from '../core'
 import componenttype from '../resources/componenttype'
 import { createScratchDatabase, PG_URL, type ScratchDatabase } from './helpers/pg'
 import { sleep } from './helpers/http-client'
+import { capturedLogger } from './helpers/logs'
 import { ADMIN_AUTH, adminFetch, killAllServers, ownDatabase, startServer, type OwnDatabase, type ServerProcess } from './helpers/server-process'
 import { MIGRATIONS, SCHEMAS, testApp } from './support'
-
-/** A pino logger writing into an array of parsed lines, for in-process checks. */
-function capturedLogger() {
-  const lines: Array<Record<string, any>> = []
-  const stream = new Writable({
-    write(chunk, _encoding, done) {
-      for (const line of String(chunk).split('\n')) if (line.trim()) lines.push(JSON.parse(line))
-      done()
-    },
-  })
-  return { logger: pino({ level: 'info' }, stream), lines }
-}
 
 /** Polls until `count` lines satisfy `predicate` (request lines are written when the response closes). */
 async function linesMatching(lines: Array<Record<string, any>>, predicate: (l: Record<string, any>) => boolean, count: number) {
