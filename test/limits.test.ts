@@ -5,6 +5,7 @@ import { createEngine, definePlugin, migrateLatest, openDatabase, type Engine } 
 import componenttype from '../resources/componenttype'
 import { createScratchDatabase, PG_URL, type ScratchDatabase } from './helpers/pg'
 import { sleep } from './helpers/http-client'
+import { expectQueryTimeout } from './helpers/errors'
 import { capturedLogger } from './helpers/logs'
 import { ADMIN_AUTH, adminFetch, killAllServers, ownDatabase, startServer, type OwnDatabase, type ServerProcess } from './helpers/server-process'
 import { MIGRATIONS, SCHEMAS, testApp } from './support'
@@ -139,17 +140,6 @@ describe('limits and hygiene', function () {
         await engine?.db.destroy()
         await scratch?.drop()
       })
-
-      function expectQueryTimeout(res: supertest.Response) {
-        expect(res.status).to.equal(503)
-        expect(res.body).to.deep.equal({
-          message: 'The query took too long and was cancelled',
-          payload: { retry_after: 1 },
-          status_code: 503,
-          code: 'query_timeout',
-        })
-        expect(res.headers['retry-after']).to.equal('1')
-      }
 
       it('a list query blocked past statement_timeout (table locked by another session) answers 503 JSON with Retry-After, logs one line without a stack, then 200 once free', async () => {
         const http = supertest(engine.app().callback())

@@ -39,8 +39,8 @@ export type Refusal = 'queue_full' | 'queue_timeout' | 'rate_limited'
 export const REFUSAL_CODES: ReadonlySet<string> = new Set(['overloaded', 'rate_limited', 'deadline_exceeded', 'unavailable', 'query_timeout'])
 
 /**
- * Every refusal of the admission layer and the rate limiter is made here (metrics hook in here).
- * `what` names the queue or the limit; `headers` go with the answer.
+ * Every refusal of the admission layer and the rate limiter is made here (the frame counts them, by
+ * code, in the metrics). `what` names the queue or the limit; `headers` go with the answer.
  */
 export function refuse(reason: Refusal, what: string, retryAfter = 1, headers: Record<string, string> = {}): ApiError {
   switch (reason) {
@@ -50,8 +50,6 @@ export function refuse(reason: Refusal, what: string, retryAfter = 1, headers: R
       return errors.overloaded(`${what} queue is full`, retryAfter)
     case 'queue_timeout':
       return errors.overloaded(`waited too long in the ${what} queue`, retryAfter)
-    default:
-      return errors.overloaded(what, retryAfter)
   }
 }
 

@@ -44,3 +44,15 @@ export function expectError(
   else if (message) expect(body.message).to.match(message)
   return body
 }
+
+/** The 503 a statement past its timeout answers, on PostgreSQL and on the embedded database alike. */
+export function expectQueryTimeout(res: { status: number; body: unknown; headers: Record<string, any> }): void {
+  expect(res.status).to.equal(503)
+  expect(res.body).to.deep.equal({
+    message: 'The query took too long and was cancelled',
+    payload: { retry_after: 1 },
+    status_code: 503,
+    code: 'query_timeout',
+  })
+  expect(res.headers['retry-after']).to.equal('1')
+}
