@@ -4,7 +4,7 @@
  * limits REQUEST_TIMEOUT_MS (30000), HEADERS_TIMEOUT_MS (10000), SHUTDOWN_TIMEOUT_MS (10000),
  * WRITE_TIMEOUT_MS (30000: a connection whose client stops reading its answer is closed after that
  * long without progress, and the answer freed; 0 turns it off), MAX_RESPONSE_BYTES
- * (8388608: the byte budget of one list answer) and MAX_FIELD_BYTES (65536: the largest JSON value a
+ * (4194304: the byte budget of one list answer) and MAX_FIELD_BYTES (65536: the largest JSON value a
  * write may store in an object, array or unbounded string field without `x-max-bytes`), and
  * identity: ADMIN_PASSWORD (the first start's admin; generated and logged once when unset),
  * JWT_JWKS_URL, JWT_ISSUER, JWT_AUDIENCE, JWT_CLAIM (accept JWTs of that issuer), and the HTTP edge:
@@ -149,7 +149,7 @@ async function startEngine(
         plugins: serverPlugins({ jwt: jwtFromEnv() }),
         logger,
         logRequests: true,
-        maxResponseBytes: numberFromEnv('MAX_RESPONSE_BYTES', 8 * 1024 * 1024, 'bytes'),
+        maxResponseBytes: numberFromEnv('MAX_RESPONSE_BYTES', 4 * 1024 * 1024, 'bytes'),
         maxFieldBytes: numberFromEnv('MAX_FIELD_BYTES', 65_536, 'bytes'),
         openapiInfo,
         indexMessage: 'Distributed CI.',

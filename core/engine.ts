@@ -51,7 +51,7 @@ export interface EngineOptions {
    */
   maxFieldBytes?: number
   /**
-   * Byte budget of one list answer (default 8 MiB): a page stops before the row that would take it
+   * Byte budget of one list answer (default 4 MiB): a page stops before the row that would take it
    * over, with `_meta.truncated` and `_meta.next_offset`; its first row is always sent. Measured by
    * the database as it reads the page, when `limit` rows at their largest could go over it.
    */
@@ -184,7 +184,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   }
   const sizes = {
     maxFieldBytes: positiveInteger('maxFieldBytes', options.maxFieldBytes ?? 65_536),
-    maxResponseBytes: positiveInteger('maxResponseBytes', options.maxResponseBytes ?? 8 * 1024 * 1024),
+    maxResponseBytes: positiveInteger('maxResponseBytes', options.maxResponseBytes ?? 4 * 1024 * 1024),
     bodyLimitBytes: bytes.parse(bodyLimit) ?? 1024 * 1024,
   }
   const resources = buildResources(defs, contributions, options.db, limits, sizes)

@@ -230,4 +230,47 @@ describe(onEmbedded ? 'the embedded database' : 'the embedded database: SKIPPED,
       expect(fs.existsSync(path.join(dir, LOCK_FILE))).to.equal(false)
     })
   })
+
+  describe('shared_buffers', () => {
+    const sharedBuffers = async (dir: string) => {
+      const db = openDatabase({ dataDir: dir })
+      try {
+        const { rows } = await db.raw(`SELECT current_setting('shared_buffers') AS value, sourcefile FROM pg_settings WHERE name = 'shared_buffers'`)
+        return { value: rows[0].value as string, file: path.basename(String(rows[0].sourcefile)) }
+      } finally {
+        await db.destroy()
+      }
+    }
+
+    it('a new DATA_DIR runs with 32MB, not the 128MB initdb writes', async () => {
+      expect(await sharedBuffers(tempDir())).to.deep.equal({ value: '32MB', file: 'postgresql.auto.conf' })
+    })
+
+    it("a folder with initdb's 128MB (as earlier versions made it) gets 32MB at its next start, and keeps its rows", async () => {
+      const dir = tempDir()
+      const { PGlite } = await import('@electric-sql/pglite')
+      const old = new PGlite({ dataDir: dir })
+      await old.exec(`CREATE TABLE kept (n integer); INSERT INTO kept VALUES (7)`)
+      expect((await old.query<{ shared_buffers: string }>('SHOW shared_buffers')).rows[0].shared_buffers).to.equal('128MB')
+      await old.close()
+      expect(await sharedBuffers(dir)).to.deep.equal({ value: '32MB', file: 'postgresql.auto.conf' })
+      const db = openDatabase({ dataDir: dir })
+      try {
+        expect((await db.raw('SELECT n FROM kept')).rows).to.deep.equal([{ n: 7 }])
+      } finally {
+        await db.destroy()
+      }
+    })
+
+    it('a value set by ALTER SYSTEM is kept', async () => {
+      const dir = tempDir()
+      const db = openDatabase({ dataDir: dir })
+      try {
+        await db.raw(`ALTER SYSTEM SET shared_buffers = '48MB'`)
+      } finally {
+        await db.destroy()
+      }
+      expect(await sharedBuffers(dir)).to.deep.equal({ value: '48MB', file: 'postgresql.auto.conf' })
+    })
+  })
 })

@@ -12,6 +12,15 @@ export const CANCELLED = 2
 /** Finished by the thread and being committed: too late to give up. */
 export const FINISHING = 3
 
+/**
+ * The exit code of a thread that set the database's `shared_buffers` (see pglite-worker.ts) and
+ * ended so that a new thread opens the database with it.
+ */
+export const CONFIGURED = 75
+
+/** PostgreSQL's shared buffers in the embedded database (its default, 128MB, is memory touched at each start). */
+export const SHARED_BUFFERS = '32MB'
+
 /** What the server's thread sends. */
 export type Request = { sql: string; params?: unknown[]; options?: Record<string, unknown> } | { listen: string } | { close: true }
 

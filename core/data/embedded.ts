@@ -19,7 +19,7 @@ import path from 'node:path'
 import { Worker } from 'node:worker_threads'
 import knexFactory, { type Knex } from 'knex'
 import { lockDataDir } from './data-dir-lock'
-import { CANCELLED, type Notification, type Reply, RUNNING, SENT, type Started } from './embedded-protocol'
+import { CANCELLED, CONFIGURED, type Notification, type Reply, RUNNING, SENT, type Started } from './embedded-protocol'
 
 export interface EmbeddedOptions {
   /** The database's folder; none: in memory. */
@@ -119,7 +119,7 @@ export class EmbeddedDatabase {
   }
 
   /** Starts the database's thread: one that makes a new DATA_DIR and ends (`initOnly`), or the one that serves. */
-  private spawn(initOnly: boolean): Worker {
+  private spawn(initOnly: boolean, configured = false): Worker {
     // The thread loads PGlite before anything else, so that under tsx (npm start, the tests) tsx's
     // loader, registered next for the worker's own TypeScript, never transforms PGlite's 2 MB bundle
     // (seconds at each open).
@@ -129,6 +129,7 @@ export class EmbeddedDatabase {
       workerData: {
         dataDir: this.options.dataDir,
         initOnly,
+        configured,
         state: this.cell.buffer,
         pglite: require.resolve('@electric-sql/pglite'),
         tsx: ext === '.ts' ? require.resolve('tsx/cjs/api') : undefined,
@@ -140,8 +141,9 @@ export class EmbeddedDatabase {
     worker.on('message', (message: Reply | Started | Notification | { closed: true }) => this.receive(message))
     worker.on('error', (err) => this.fail(Object.assign(new Error(`the embedded database thread failed: ${err.message}`), { code: '57P01' })))
     worker.once('exit', (code) => {
-      if (initOnly && code === 0 && !this.failure && !this.closing) {
-        this.worker = this.spawn(false)
+      // A new folder made, or the folder's shared_buffers set: a new thread opens it.
+      if (((initOnly && code === 0) || code === CONFIGURED) && !this.failure && !this.closing) {
+        this.worker = this.spawn(false, true)
         return
       }
       this.fail(Object.assign(new Error('Connection terminated: the embedded database thread stopped'), { code: '57P01' }))
