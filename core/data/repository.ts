@@ -5,6 +5,7 @@ import type { ListQuery } from '../query/list-query'
 import { addAliasKeys, fieldAliases, jsonFields, type ConstraintMeaning } from '../schema/derive'
 import type { ResourceDefinition } from '../schema/types'
 import { isUuid } from '../schema/vocabulary'
+import { Cancellation } from './cancellation'
 import { newEtag, type EtagCondition } from './etag'
 import { translateDbError, type DbErrorContext } from './pg-errors'
 
@@ -76,8 +77,8 @@ export class Repository {
   private readonly aliases: Array<[string, string]>
   /** Compiled SQL by statement shape (see {@link Repository.statement}), least recently used out first. */
   readonly statements = new LRUCache<string, string>({ max: MAX_CACHED_STATEMENTS })
-  /** Set on the views {@link withSignal} makes: the call's signal. */
-  private readonly signal?: AbortSignal
+  /** Set on the views {@link withCancellation} makes: the call's cancellation. */
+  private readonly cancellation?: Cancellation
   /** PostgreSQL through `pg` can cancel a running statement (pg_cancel_backend); PGlite cannot. */
   private readonly cancellable: boolean
 
@@ -94,19 +95,28 @@ export class Repository {
   }
 
   /**
-   * This repository for one call whose answer may stop being wanted: once `signal` aborts, no further
-   * statement starts (its reason is thrown instead), and on PostgreSQL the running one is cancelled.
-   * A view sharing everything with this repository (one small object per call).
+   * This repository for one call whose answer may stop being wanted: once `cancellation` aborts, no
+   * further statement starts (its reason is thrown instead), and on PostgreSQL the running one is
+   * cancelled. A view sharing everything with this repository (one small object per call).
    */
+  withCancellation(cancellation: Cancellation | undefined): Repository {
+    if (!cancellation) return this
+    // Object.create and an assignment: the views of one repository share one hidden class.
+    const view = Object.create(this) as { cancellation?: Cancellation }
+    view.cancellation = cancellation
+    return view as unknown as Repository
+  }
+
+  /** {@link withCancellation} for a caller's AbortSignal. */
   withSignal(signal: AbortSignal | undefined): Repository {
-    return signal ? (Object.create(this, { signal: { value: signal } }) as Repository) : this
+    return signal ? this.withCancellation(Cancellation.of(signal)) : this
   }
 
   /** Runs one SQL text: through the call's signal when it has one. */
   private async execute<T>(db: Db, sql: string, bindings: readonly unknown[]): Promise<T[]> {
-    const signal = this.signal
-    if (signal === undefined) return ((await db.raw(sql, bindings as Knex.RawBinding[])) as unknown as { rows: T[] }).rows
-    if (signal.aborted) throw signal.reason
+    const cancellation = this.cancellation
+    if (cancellation === undefined) return ((await db.raw(sql, bindings as Knex.RawBinding[])) as unknown as { rows: T[] }).rows
+    if (cancellation.aborted) throw cancellation.reason
     if (!this.cancellable) return ((await db.raw(sql, bindings as Knex.RawBinding[])) as unknown as { rows: T[] }).rows
     // The connection is taken here rather than by knex, to know which backend to cancel. In a
     // transaction this is the transaction's connection (and releasing it is a no-op).
@@ -121,11 +131,11 @@ export class Repository {
       cancelling = client.cancelQuery(connection).catch(() => undefined)
     }
     try {
-      if (signal.aborted) throw signal.reason
-      signal.addEventListener('abort', cancel)
+      if (cancellation.aborted) throw cancellation.reason
+      cancellation.add(cancel)
       return ((await db.raw(sql, bindings as Knex.RawBinding[]).connection(connection)) as unknown as { rows: T[] }).rows
     } finally {
-      signal.removeEventListener('abort', cancel)
+      cancellation.remove(cancel)
       // As knex does for its own timeouts: the cancel lands before the connection serves anyone else.
       if (cancelling) await cancelling
       await client.releaseConnection(connection)
@@ -499,7 +509,7 @@ export class Repository {
 
   /** After a conditional write changed nothing: 404 if the row is gone, 412 if its ETag moved on. */
   private async missOrStale(id: string, db: Db) {
-    if (this.signal?.aborted) throw this.signal.reason
+    if (this.cancellation?.aborted) throw this.cancellation.reason
     const current = await this.run('read', () => this.query(db).first('id').where('id', id))
     return current ? errors.preconditionFailed() : errors.notFound(this.def.name)
   }
@@ -510,7 +520,7 @@ export class Repository {
       const target = this.def.fields.find((f) => f.name === field)?.relation
       if (!target || rows.length === 0) continue
       const ids = [...new Set(rows.map((r) => r[field]).filter((v): v is string => typeof v === 'string'))]
-      const related = new Map((await this.related(target.resource).withSignal(this.signal).getMany(ids, db)).map((r) => [r.id, r]))
+      const related = new Map((await this.related(target.resource).withCancellation(this.cancellation).getMany(ids, db)).map((r) => [r.id, r]))
       for (const row of rows) row[field] = typeof row[field] === 'string' ? (related.get(row[field] as string) ?? null) : null
     }
   }

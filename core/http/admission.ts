@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http'
 import type { Context, Middleware } from 'koa'
+import { Cancellation } from '../data/cancellation'
 import { type ApiError, errors } from '../errors'
 
 /**
@@ -181,8 +182,9 @@ export interface Admission {
 /**
  * Admission control of the engine's requests: at most `maxInFlight` at once (lists also at most
  * `maxListsInFlight`), the others waiting in a short FIFO queue, and past that a fast 503
- * `overloaded` with `Retry-After`. Each admitted request gets an AbortSignal (`ctx.state.signal`, and
- * `params.signal` of its service calls) that aborts when the client hangs up or the deadline passes;
+ * `overloaded` with `Retry-After`. Each admitted request gets a {@link Cancellation}
+ * (`ctx.state.cancellation`; `params.signal` of its service calls is its AbortSignal) that aborts when
+ * the client hangs up or the deadline passes;
  * at the deadline the request answers 503 `deadline_exceeded` at once.
  */
 export function admission(settings: AdmissionSettings, host: AdmissionHost): Admission {
@@ -192,11 +194,11 @@ export function admission(settings: AdmissionSettings, host: AdmissionHost): Adm
 
   /** Runs the request with its signal and deadline. */
   function run(ctx: Context, next: () => Promise<unknown>): Promise<unknown> {
-    const controller = new AbortController()
-    ctx.state.signal = controller.signal
+    const cancellation = new Cancellation()
+    ctx.state.cancellation = cancellation
     const res = ctx.res
     const onClose = () => {
-      if (!res.writableFinished) controller.abort(new ClientClosedError())
+      if (!res.writableFinished) cancellation.abort(new ClientClosedError())
     }
     res.once('close', onClose)
     if (deadlineMs === 0) {
@@ -205,7 +207,7 @@ export function admission(settings: AdmissionSettings, host: AdmissionHost): Adm
     return new Promise<unknown>((resolve, reject) => {
       const timer = setTimeout(() => {
         const err = errors.deadlineExceeded(deadlineMs)
-        controller.abort(err)
+        cancellation.abort(err)
         reject(err)
       }, deadlineMs)
       next().then(

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Knex } from 'knex'
 import type { Context, Middleware } from 'koa'
+import type { Cancellation } from '../data/cancellation'
 import { unavailableError } from '../data/pg-errors'
 import { ApiError, errors } from '../errors'
 import { ClientClosedError, REFUSAL_CODES } from './admission'
@@ -164,8 +165,8 @@ function errorHandler(options: FrameOptions): Middleware {
       await next()
       if (ctx.body == null && [404, 405, 501].includes(ctx.status)) error = unrouted(ctx)
     } catch (err) {
-      const signal = ctx.state.signal as AbortSignal | undefined
-      if (err instanceof ClientClosedError || (signal?.aborted && signal.reason instanceof ClientClosedError)) {
+      const cancellation = ctx.state.cancellation as Cancellation | undefined
+      if (err instanceof ClientClosedError || (cancellation?.aborted && cancellation.reason instanceof ClientClosedError)) {
         // Nobody to answer: one line, whatever the abandoned work failed with (its cancelled statement).
         logger.info?.({ request_id: ctx.state.requestId, method: ctx.method, path: ctx.path }, 'client closed the connection, request abandoned')
         return

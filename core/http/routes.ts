@@ -8,6 +8,7 @@ import { errors } from '../errors'
 import type { CompiledAction } from '../plugins/actions'
 import type { Authenticator, AuthenticatorHost } from '../plugins/plugin'
 import type { Resource } from '../plugins/registry'
+import { cancellableParams } from '../service/params'
 import type { Page, Params } from '../service/types'
 
 /** What the routes serve: the resources, the actions, the OpenAPI document and the index. */
@@ -57,13 +58,12 @@ function basePathOf(ctx: Context): string {
 
 /** The params of a service call made for an HTTP request. */
 function httpParams(ctx: Context, extra?: Params): Params {
-  return {
+  return cancellableParams(ctx.state.cancellation, {
     provider: 'http',
     identity: ctx.state.identity,
     request: { method: ctx.method, path: ctx.path, headers: ctx.headers, id: ctx.state.requestId, ip: ctx.ip },
-    signal: ctx.state.signal,
     ...extra,
-  }
+  })
 }
 
 /** A detail answer: `{"<name>": {...}}` with the row's ETag, or 304 when `If-None-Match` matches it. */

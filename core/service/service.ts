@@ -7,6 +7,7 @@ import { canonicalBody, fieldAliases, fieldDefaults, hiddenKeys, requiredAfterHo
 import { isUuid } from '../schema/vocabulary'
 import type { ResourceDefinition } from '../schema/types'
 import type { MethodHooks } from './hooks'
+import { cancellationOf, extendParams } from './params'
 import type { CompanionRow, HookContext, HookNeeds, Identity, Page, Params, ResourceService, ServiceMethod, TransactionLike } from './types'
 
 /** What a service is built from, once per resource at start-up. */
@@ -44,7 +45,10 @@ export function isTransaction(db: Db): db is Knex.Transaction {
 
 /** A call's params as hooks and action handlers see them: `provider` and `identity` always set. */
 export function callParams(params: Params): Params & { provider: string; identity: Identity } {
-  return { ...params, provider: params.provider ?? 'internal', identity: params.identity ?? NO_IDENTITY }
+  return extendParams(params, { provider: params.provider ?? 'internal', identity: params.identity ?? NO_IDENTITY }) as Params & {
+    provider: string
+    identity: Identity
+  }
 }
 
 /**
@@ -53,8 +57,7 @@ export function callParams(params: Params): Params & { provider: string; identit
  * request, query or preconditions.
  */
 export function nestedParams(params: Params, db: Db): Params {
-  return {
-    ...params,
+  return extendParams(params, {
     provider: 'internal',
     request: undefined,
     // The request's id stays, for logs and audit rows of the nested writes.
@@ -63,12 +66,12 @@ export function nestedParams(params: Params, db: Db): Params {
     ifMatch: undefined,
     ifNoneMatch: undefined,
     transaction: isTransaction(db) ? db : params.transaction,
-  }
+  })
 }
 
 /** A service whose calls carry `defaults` (a transaction, an identity...) unless they give their own. */
 export function withParams(service: ResourceService, defaults: Params): ResourceService {
-  const merge = (params: Params | undefined): Params => (params ? { ...defaults, ...params } : defaults)
+  const merge = (params: Params | undefined): Params => (params ? extendParams(defaults, params) : defaults)
   return {
     name: service.name,
     find: (params) => service.find(merge(params)),
@@ -220,7 +223,7 @@ export class Service implements ResourceService {
 
   /** The repository for one call: statements of a call whose `signal` aborted never start (see `Params.signal`). */
   private repository(params: Params): Repository {
-    return params.signal ? this.parts.repository.withSignal(params.signal) : this.parts.repository
+    return this.parts.repository.withCancellation(cancellationOf(params))
   }
 
   private async getRow(id: string, embed: string[], db: Db, params: Params): Promise<Row> {
@@ -248,7 +251,7 @@ export class Service implements ResourceService {
     // A hooked write runs in one transaction with its hooks' own writes, unless its hooks need none
     // (rows they ask for with insertWith are written by the write's own statement).
     if (hooked && write && (hooks.transaction || before) && !isTransaction(db)) {
-      return this.host.knex.transaction((trx) => this.call(method, { ...params, transaction: trx }, trx, input, execute))
+      return this.host.knex.transaction((trx) => this.call(method, extendParams(params, { transaction: trx }), trx, input, execute))
     }
     try {
       input.validate(ctx)

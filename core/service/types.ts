@@ -57,7 +57,10 @@ export interface Params {
    * Aborted when the call's answer is no longer wanted (the HTTP client hung up, or the request ran
    * past its deadline): no further statement of the call starts, and on PostgreSQL the running one is
    * cancelled. The HTTP transport sets it; nested calls (`ctx.service`) keep it. Code of a plugin that
-   * runs its own statements or fetches may listen to it too.
+   * runs its own statements or fetches may listen to it too. On the params of an HTTP call it is an
+   * accessor that makes the signal when first read (core/service/params.ts): read it from `ctx.params`;
+   * an object spread of the params does not copy it, though calls made with the copy are still
+   * cancelled with the request.
    */
   signal?: AbortSignal
   /** Plugins may carry their own values (kept across nested calls made with `ctx.service`). */
