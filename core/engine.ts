@@ -216,6 +216,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
       errors: contributions.errors,
       limits,
       securitySchemes: authenticator ? (authenticator.securitySchemes ?? {}) : undefined,
+      rateLimit: options.rateLimit,
     },
     options.openapiInfo,
   )
@@ -305,7 +306,8 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
         openapiJson: (base) => (base ? JSON.stringify({ ...document, servers: [{ url: `${base}${prefix}` }] }) : openapiText),
         authenticator,
         authenticatorHost: { db: options.db, definition: (name) => resource(name).def },
-        rateLimit: limited,
+        rateLimit: limited?.counted,
+        failedLogins: limited?.failedLogins,
         listGate: admitting ? admitting.lists : undefined,
         index: (base) => ({
           _status: 'OK',

@@ -432,6 +432,34 @@ describe('OpenAPI document', () => {
       }
     })
 
+    it('with a rate limit, every operation documents the 429 with Retry-After and the RateLimit headers, and live answers match; without one, no 429', async () => {
+      const operationsOf = (d: OpenApiDocument) =>
+        Object.values(d.paths).flatMap((item) =>
+          Object.entries(item)
+            .filter(([key]) => ['get', 'put', 'post', 'delete', 'patch'].includes(key))
+            .map(([, op]) => op as Json),
+        )
+      for (const operation of operationsOf(doc)) expect(operation.responses).to.not.have.property('429')
+      const limited = await testApp({ rateLimit: { points: 2, windowSeconds: 60 } })
+      const ldoc: OpenApiDocument = (await limited.http.get('/api/v1/openapi.json').expect(200)).body
+      const { valid } = await validate(structuredClone(ldoc) as never)
+      expect(valid).to.equal(true)
+      const operations = operationsOf(ldoc)
+      expect(operations.length).to.be.above(10)
+      for (const operation of operations) expect(operation.responses['429']).to.deep.equal({ $ref: '#/components/responses/TooManyRequests' })
+      const tooMany = ldoc.components.responses.TooManyRequests as Json
+      expect(Object.keys(tooMany.headers)).to.have.members(['Retry-After', 'RateLimit-Policy', 'RateLimit'])
+      expect(tooMany.description).to.include('At most 2 requests per 60 s')
+      const lcheck = documentChecker(ldoc)
+      // The openapi.json read above was the first of the two; the next is the second, then a 429.
+      const ok = await limited.http.get('/api/v1/componenttypes').expect(200)
+      expect(lcheck.expectDocumented(ok, 'get', '/componenttypes')).to.equal(200)
+      expect(ok.headers.ratelimit).to.match(/^"default";r=0;t=\d+$/)
+      const refused = await limited.http.get('/api/v1/componenttypes').expect(429)
+      expect(lcheck.expectDocumented(refused, 'get', '/componenttypes')).to.equal(429)
+      expect(refused.headers['retry-after']).to.match(/^\d+$/)
+    })
+
     it('every registered resource answers a documented empty list and a documented 404', async () => {
       for (const resource of app.engine.resources.values()) {
         const list = await app.http.get(`/api/v1/${resource.plural}`).expect(200)

@@ -10,13 +10,21 @@ import { SCHEMAS, testDatabase } from './support'
 
 const REDIS_URL = process.env.RATE_LIMIT_TEST_REDIS_URL || 'redis://127.0.0.1:6379'
 
-/** Callers named by an `X-Caller` header; none when it is absent (anonymous, counted by address). */
+/** Credentials checked by {@link headerCaller}, counted (a refused address must not cost any). */
+let checks = 0
+
+/**
+ * Callers named by an `X-Caller` header; none when it is absent (anonymous, counted by address);
+ * `X-Caller: wrong` stands for wrong credentials (401).
+ */
 const headerCaller: Authenticator = {
   identify: (request) => {
+    checks++
     const name = request.headers['x-caller']
+    if (name === 'wrong') return undefined
     return typeof name === 'string' ? { kind: 'user', id: name } : {}
   },
-  challenges: [],
+  challenges: ['Basic realm="test"'],
 }
 
 function logLines() {
@@ -139,6 +147,43 @@ describe('rate limits', function () {
     } finally {
       releasePort(port)
     }
+  })
+
+  it('failed logins count against the client address: past the limit, 429 before the credentials are checked, for any credentials, until the window ends', async () => {
+    const http = supertest((await engineWith({ points: 3, windowSeconds: 2 })).app().callback())
+    // Good requests of an identity do not spend the address's failures.
+    for (let i = 0; i < 3; i++) await http.get('/api/v1/componenttypes').set('X-Caller', 'ivan').expect(200)
+    const before = checks
+    // Three failures are within the limit, the fourth goes past it: all four were checked and answered 401.
+    for (let i = 0; i < 4; i++) expect((await http.get('/api/v1/componenttypes').set('X-Caller', 'wrong')).status).to.equal(401)
+    expect(checks - before).to.equal(4)
+    const limited = await http.get('/api/v1/componenttypes').set('X-Caller', 'wrong')
+    expectRateLimited(limited, 3, 2)
+    // From that address, good credentials too, and a write: refused, none checked, nothing written.
+    expectRateLimited(await http.get('/api/v1/componenttypes').set('X-Caller', 'judy'), 3, 2)
+    expectRateLimited(await http.post('/api/v1/componenttypes').set('X-Caller', 'judy').send({ name: 'never' }), 3, 2)
+    expect(checks - before).to.equal(4)
+    await sleep(Number(limited.headers['retry-after']) * 1000 + 50)
+    expect((await http.get('/api/v1/componenttypes?where=name:never').set('X-Caller', 'judy').expect(200)).body._meta.count).to.equal(0)
+    expect((await http.get('/api/v1/componenttypes').set('X-Caller', 'wrong')).status).to.equal(401)
+  })
+
+  it('with Redis, failed logins are counted across processes: the address is refused in each process after at most one more try there', async () => {
+    const options = { points: 2, windowSeconds: 60, keyPrefix: `${runPrefix}-logins` }
+    const a = supertest((await engineWith({ ...options, redis: redisClient() })).app().callback())
+    const b = supertest((await engineWith({ ...options, redis: redisClient() })).app().callback())
+    await sleep(200) // connected
+    expect((await a.get('/api/v1/componenttypes').set('X-Caller', 'wrong')).status).to.equal(401)
+    expect((await b.get('/api/v1/componenttypes').set('X-Caller', 'wrong')).status).to.equal(401)
+    // The third failure, shared count 3 > 2: b now refuses the address before checking anything.
+    expect((await b.get('/api/v1/componenttypes').set('X-Caller', 'wrong')).status).to.equal(401)
+    const before = checks
+    expectRateLimited(await b.get('/api/v1/componenttypes').set('X-Caller', 'wrong'), 2, 60)
+    expect(checks).to.equal(before)
+    // a has not seen the address refused: one more try there, counted, and refused from then on.
+    expect((await a.get('/api/v1/componenttypes').set('X-Caller', 'wrong')).status).to.equal(401)
+    expectRateLimited(await a.get('/api/v1/componenttypes').set('X-Caller', 'wrong'), 2, 60)
+    expect(checks - before).to.equal(1)
   })
 
   it('bad options stop createEngine, naming the option', async () => {

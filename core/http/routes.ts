@@ -26,6 +26,8 @@ export interface RouteSource {
   authenticatorHost?: AuthenticatorHost
   /** Runs after authentication, before the body is read: the rate limit (per identity, else per address). */
   rateLimit?: Middleware
+  /** Runs before authentication: refused credentials count against the client's address (see core/http/rate-limit.ts). */
+  failedLogins?: Middleware
   /** Runs after the rate limit, before the body is read: admission control's cap on lists in flight. */
   listGate?: Middleware
 }
@@ -183,7 +185,10 @@ function mountAction(router: Router, action: CompiledAction): void {
  */
 export function buildRouter(source: RouteSource, parseBody?: Middleware): Router {
   const router = new Router({ prefix: source.prefix })
-  if (source.authenticator) router.use(authenticate(source.authenticator, source.authenticatorHost!, source.prefix))
+  if (source.authenticator) {
+    if (source.failedLogins) router.use(source.failedLogins)
+    router.use(authenticate(source.authenticator, source.authenticatorHost!, source.prefix))
+  }
   if (source.rateLimit) router.use(source.rateLimit)
   if (source.listGate) router.use(source.listGate)
   if (parseBody) router.use(parseBody)

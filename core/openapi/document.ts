@@ -46,6 +46,8 @@ export interface OpenApiSource {
   limits: ListLimits
   /** Set when requests are authenticated: the schemes, required on every operation but the public ones. */
   securitySchemes?: Record<string, Record<string, unknown>>
+  /** Set when requests are rate limited: every operation documents the 429 and the RateLimit headers. */
+  rateLimit?: { points: number; windowSeconds: number }
 }
 
 /** Keywords whose value is one subschema, and those whose value is a list or a map of subschemas. */
@@ -125,7 +127,7 @@ const STATUS_RESPONSES: Record<number, [name: string, description: string]> = {
 }
 const SERVER_ERROR: [string, string] = [
   'ServerError',
-  'The database is unavailable (503, with `Retry-After`) or the server failed (500, with a `request_id` in `payload`); causes are logged, not sent.',
+  'The server cannot answer now or failed. 503 comes with `Retry-After`: `overloaded` (too many requests in flight, or no database connection free in time), `deadline_exceeded` (the request ran past its deadline), `query_timeout` (a statement ran past the statement timeout), `unavailable` (the database is out of reach). 500 carries a `request_id` in `payload`. Causes are logged, not sent.',
 ]
 
 function responseName(status: number | string): string {
@@ -159,6 +161,7 @@ function errorComponents(errors: ErrorRegistry): { responses: Record<string, Ope
   }
   schemas[SERVER_ERROR[0]] = errorSchema(server)
   responses[SERVER_ERROR[0]] = { description: SERVER_ERROR[1], content: { 'application/json': { schema: ref('schemas', SERVER_ERROR[0]) } } }
+  responses[SERVER_ERROR[0]].headers = { 'Retry-After': ref('headers', 'RetryAfter') }
   responses.MethodNotAllowed.headers = { Allow: ref('headers', 'Allow') }
   if (responses.Unauthorized) responses.Unauthorized.headers = { 'WWW-Authenticate': ref('headers', 'WWWAuthenticate') }
   return { responses, schemas }
@@ -255,6 +258,16 @@ function sharedComponents(limits: ListLimits, errors: ErrorRegistry): OpenApiDoc
       PreferenceApplied: { description: 'Echoes `return=representation` when it was honoured.', schema: { type: 'string' } },
       Allow: { description: 'Methods the path has.', required: true, schema: { type: 'string' } },
       WWWAuthenticate: { description: 'The authentication schemes the server takes.', schema: { type: 'string' } },
+      RetryAfter: { description: 'Seconds to wait before trying again (on 429 and 503).', schema: { type: 'string', pattern: '^[0-9]+$' } },
+      RateLimitPolicy: {
+        description: 'The rate limit (draft-ietf-httpapi-ratelimit-headers): `"default";q=<requests>;w=<seconds>`.',
+        schema: { type: 'string', examples: ['"default";q=600;w=60'] },
+      },
+      RateLimit: {
+        description:
+          'What is left of the caller\'s rate limit (draft-ietf-httpapi-ratelimit-headers): `"default";r=<remaining>;t=<seconds to the window\'s end>`.',
+        schema: { type: 'string', examples: ['"default";r=599;t=60'] },
+      },
     },
     responses,
   }
@@ -659,5 +672,33 @@ export function buildOpenApiDocument(source: OpenApiSource, info?: OpenApiInfo):
   if (source.actions.some((a) => !a.list)) document.tags.push({ name: 'actions', description: 'Custom operations added by plugins.' })
   for (const action of source.actions) addPaths(actionPaths(action, source), `action '${action.name}'`)
   if (source.securitySchemes) secure(document, source.securitySchemes)
+  if (source.rateLimit) rateLimited(document, source.rateLimit)
   return document
+}
+
+/**
+ * Documents the rate limit: on every operation the 429 of a caller past it, with `Retry-After`, and
+ * on every answer the `RateLimit-Policy` and `RateLimit` headers the limiter sends.
+ */
+function rateLimited(document: OpenApiDocument, { points, windowSeconds }: { points: number; windowSeconds: number }): void {
+  const headers = { 'RateLimit-Policy': ref('headers', 'RateLimitPolicy'), RateLimit: ref('headers', 'RateLimit') }
+  const responses = document.components.responses as Record<string, OpenApiObject>
+  const name = responseName(429)
+  responses[name] = {
+    ...responses[name],
+    description: `${responses[name]?.description ?? STATUS_RESPONSES[429][1]} At most ${points} requests per ${windowSeconds} s per caller (its identity, else its address).`,
+    headers: { 'Retry-After': ref('headers', 'RetryAfter'), ...headers },
+  }
+  for (const item of Object.values(document.paths)) {
+    for (const method of METHODS) {
+      const operation = item[method] as OpenApiObject | undefined
+      if (!operation) continue
+      const answers = operation.responses as Record<string, OpenApiObject>
+      for (const [status, answer] of Object.entries(answers)) {
+        // Successful answers carry the headers too; the shared components ($ref) are left as they are.
+        if (/^2/.test(status) && !('$ref' in answer)) answer.headers = { ...(answer.headers as object), ...headers }
+      }
+      operation.responses = { ...answers, 429: errorResponse(429) }
+    }
+  }
 }
