@@ -273,4 +273,60 @@ describe(onEmbedded ? 'the embedded database' : 'the embedded database: SKIPPED,
       expect(await sharedBuffers(dir)).to.deep.equal({ value: '48MB', file: 'postgresql.auto.conf' })
     })
   })
+
+  describe('a thread that dies', () => {
+    it('is restarted on its DATA_DIR: the statement it ran fails as on a dropped connection (57P01), a transaction it held is lost and never committed, later statements are served, committed rows kept, LISTEN renewed', async () => {
+      const dir = tempDir()
+      const warnings: string[] = []
+      const db = openDatabase({ dataDir: dir, logger: { warn: (_details, message) => warnings.push(message) } })
+      const embedded = (db.client as unknown as { embedded: { listen(channel: string, listener: (payload: string) => void): Promise<void> } }).embedded
+      const thread = () => (embedded as unknown as { worker: { terminate(): Promise<number> } }).worker
+      try {
+        await db.raw('CREATE TABLE kept (n integer)')
+        await db.raw('INSERT INTO kept VALUES (1)')
+        const heard: string[] = []
+        await embedded.listen('kept_changes', (payload) => heard.push(payload))
+
+        // A statement running when the thread dies.
+        const inFlight = db.raw('SELECT pg_sleep(1)').then(
+          () => 'answered',
+          (err: { code?: string }) => err.code,
+        )
+        await new Promise((resolve) => setTimeout(resolve, 300))
+        await thread().terminate()
+        expect(await inFlight).to.equal('57P01')
+        expect(warnings).to.include('the embedded database thread stopped: starting a new one')
+
+        // Served again, with the committed row; the listeners were told they may have missed some.
+        expect((await db.raw('SELECT n FROM kept ORDER BY n')).rows).to.deep.equal([{ n: 1 }])
+        for (let i = 0; i < 50 && heard.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20))
+        expect(heard).to.deep.equal([''])
+        await db.raw(`SELECT pg_notify('kept_changes', 'again')`)
+        expect(heard).to.deep.equal(['', 'again'])
+
+        // A transaction whose thread dies: its COMMIT fails, nothing of it is kept, the next work is served.
+        let failed: unknown
+        try {
+          await db.transaction(async (trx) => {
+            await trx.raw('INSERT INTO kept VALUES (2)')
+            await thread().terminate()
+          })
+        } catch (err) {
+          failed = err
+        }
+        expect((failed as { code?: string })?.code).to.equal('57P01')
+        await db.raw('INSERT INTO kept VALUES (3)')
+        expect((await db.raw('SELECT n FROM kept ORDER BY n')).rows).to.deep.equal([{ n: 1 }, { n: 3 }])
+      } finally {
+        await db.destroy()
+      }
+      // Closed normally, its rows are on disk for the next open.
+      const again = openDatabase({ dataDir: dir })
+      try {
+        expect((await again.raw('SELECT n FROM kept ORDER BY n')).rows).to.deep.equal([{ n: 1 }, { n: 3 }])
+      } finally {
+        await again.destroy()
+      }
+    })
+  })
 })

@@ -92,6 +92,9 @@ export class EmbeddedDatabase {
   private failure: Error | undefined
   private referenced = true
   private sessions = 0
+  /** Threads started after one died (see {@link restart}). */
+  private restarts = 0
+  private relisten = false
   private readonly exited: Promise<void>
   private ended!: () => void
   private closing: Promise<void> | undefined
@@ -139,11 +142,24 @@ export class EmbeddedDatabase {
       stderr: false,
     })
     worker.on('message', (message: Reply | Started | Notification | { closed: true }) => this.receive(message))
-    worker.on('error', (err) => this.fail(Object.assign(new Error(`the embedded database thread failed: ${err.message}`), { code: '57P01' })))
+    worker.on('error', (err) => {
+      // The serving thread of a DATA_DIR is restarted when it exits (below): only say why.
+      if (!initOnly && this.ready && this.options.dataDir) {
+        this.options.logger?.warn({ err: err.message }, 'the embedded database thread failed')
+        return
+      }
+      this.fail(Object.assign(new Error(`the embedded database thread failed: ${err.message}`), { code: '57P01' }))
+    })
     worker.once('exit', (code) => {
       // A new folder made, or the folder's shared_buffers set: a new thread opens it.
       if (((initOnly && code === 0) || code === CONFIGURED) && !this.failure && !this.closing) {
         this.worker = this.spawn(false, true)
+        return
+      }
+      // The serving thread of a DATA_DIR died (a crash of PGlite, or terminated): a new one opens the
+      // folder, which holds every committed write. An in-memory database died with its thread.
+      if (!initOnly && this.ready && this.options.dataDir && !this.failure && !this.closing) {
+        this.restart(code)
         return
       }
       this.fail(Object.assign(new Error('Connection terminated: the embedded database thread stopped'), { code: '57P01' }))
@@ -175,6 +191,19 @@ export class EmbeddedDatabase {
     await this.enqueue(this.own, `LISTEN ${channel}`, undefined, undefined, channel)
   }
 
+  /** After a restart: LISTEN again on every channel, then tell each listener it may have missed notifications. */
+  private listenAgain(): void {
+    this.relisten = false
+    for (const [channel, listeners] of this.listeners) {
+      this.enqueue(this.own, `LISTEN ${channel}`, undefined, undefined, channel).then(
+        () => {
+          for (const listener of listeners) listener('')
+        },
+        () => {},
+      )
+    }
+  }
+
   /** Runs a statement outside knex's sessions (as PGlite's own `query`). */
   async run(sql: string, params?: unknown[]): Promise<{ rows: any[] }> {
     const reply = await this.query(this.own, sql, params)
@@ -183,6 +212,8 @@ export class EmbeddedDatabase {
 
   /** Queues a statement of `session`; resolves with its result, or rejects with its error or the timeout. */
   query(session: Session, sql: string, params?: unknown[], options?: Record<string, unknown>): Promise<Reply> {
+    // A session whose transaction died with a thread: nothing more runs on it.
+    if (session.__knex__disposed) return Promise.reject(session.__knex__disposed)
     return this.enqueue(session, sql, params, options)
   }
 
@@ -282,7 +313,8 @@ export class EmbeddedDatabase {
       }
       this.ready = true
       this.announce(message.version ?? '')
-      for (const job of this.pending) this.arm(job)
+      for (const job of this.pending) if (!job.timer) this.arm(job)
+      if (this.relisten) this.listenAgain()
       this.pump()
       return
     }
@@ -307,6 +339,44 @@ export class EmbeddedDatabase {
     const before = this.costs.get(sql)
     if (before === undefined && this.costs.size >= COSTS_KEPT) this.costs.clear()
     this.costs.set(sql, Math.max(FLOOR_MS, before === undefined ? ms : before * 0.7 + ms * 0.3))
+  }
+
+  /**
+   * After the serving thread died: the statement it was running fails as on a terminated connection
+   * (57P01, 503 `unavailable`), and so does every statement of the session whose transaction it held,
+   * which knex then discards (its transaction is gone: a COMMIT must never run outside it). Other
+   * waiting statements wait for the new thread, each within its own timeout. The notification
+   * channels are listened to again, and their listeners told once that they may have missed some.
+   * A thread that dies again waits longer before the next (0.1 s, doubling up to 5 s).
+   */
+  private restart(code: number): void {
+    const err = Object.assign(new Error(`Connection terminated: the embedded database thread stopped (exit code ${code}) and is restarted`), {
+      code: '57P01',
+    })
+    this.ready = false
+    const broken = this.owner
+    this.owner = undefined
+    if (broken) (broken as Session).__knex__disposed = err
+    const failed = this.running ? [this.running] : []
+    this.running = undefined
+    for (let i = this.pending.length - 1; i >= 0; i--) if (broken && this.pending[i].session === broken) failed.push(...this.pending.splice(i, 1))
+    for (const job of failed) {
+      clearTimeout(job.timer)
+      if (!job.settled) {
+        job.settled = true
+        job.reject(err)
+      }
+    }
+    const delay = Math.min(5_000, 100 * 2 ** this.restarts++)
+    this.options.logger?.warn(
+      { exit_code: code, retry_in_ms: delay, data_dir: this.options.dataDir },
+      'the embedded database thread stopped: starting a new one',
+    )
+    this.relisten = true
+    setTimeout(() => {
+      if (this.failure || this.closing) return
+      this.worker = this.spawn(false, true)
+    }, delay)
   }
 
   /** The thread is gone or never started: every statement waiting fails with `err`, and all later ones. */
