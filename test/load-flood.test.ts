@@ -13,11 +13,11 @@ const ROWS = 20_000
 const CLIENTS = 200
 const FLOOD_MS = Number(process.env.FLOOD_MS || 5_000)
 /**
- * The bound on PostgreSQL. The issue asks for 200 ms; on this 2-CPU machine the flood's own client
- * (autocannon) takes one CPU and the measured p99 is 160-215 ms, so the test holds 250 ms (see README,
- * Guarantees). FLOOD_DETAIL_P99_MS moves it.
+ * The bound on PostgreSQL, the issue's. On this 2-CPU machine, with the flood's own client (autocannon)
+ * taking one CPU, the measured p99 is 122-168 ms (it was 160-215 ms while each request made an
+ * AbortSignal, see bench/RESULTS.md). FLOOD_DETAIL_P99_MS moves it.
  */
-const DETAIL_P99_MS = Number(process.env.FLOOD_DETAIL_P99_MS || 250)
+const DETAIL_P99_MS = Number(process.env.FLOOD_DETAIL_P99_MS || 200)
 /** The bound on the embedded database (the issue's). */
 const EMBEDDED_DETAIL_P99_MS = Number(process.env.FLOOD_EMBEDDED_DETAIL_P99_MS || 1_000)
 /**
