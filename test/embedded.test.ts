@@ -275,6 +275,17 @@ describe(onEmbedded ? 'the embedded database' : 'the embedded database: SKIPPED,
   })
 
   describe('a thread that dies', () => {
+    it('closed while no thread runs (just after one died): the close ends at once and frees DATA_DIR', async () => {
+      const dir = tempDir()
+      const db = openDatabase({ dataDir: dir })
+      await db.raw('SELECT 1')
+      await (db.client as unknown as { embedded: { worker: { terminate(): Promise<number> } } }).embedded.worker.terminate()
+      const started = Date.now()
+      await db.destroy()
+      expect(Date.now() - started).to.be.below(2_000)
+      expect(fs.existsSync(path.join(dir, LOCK_FILE))).to.equal(false)
+    })
+
     it('is restarted on its DATA_DIR: the statement it ran fails as on a dropped connection (57P01), a transaction it held is lost and never committed, later statements are served, committed rows kept, LISTEN renewed', async () => {
       const dir = tempDir()
       const warnings: string[] = []

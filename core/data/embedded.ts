@@ -94,6 +94,7 @@ export class EmbeddedDatabase {
   private sessions = 0
   /** Threads started after one died (see {@link restart}). */
   private restarts = 0
+  private restartTimer: NodeJS.Timeout | undefined
   private relisten = false
   private readonly exited: Promise<void>
   private ended!: () => void
@@ -373,8 +374,8 @@ export class EmbeddedDatabase {
       'the embedded database thread stopped: starting a new one',
     )
     this.relisten = true
-    setTimeout(() => {
-      if (this.failure || this.closing) return
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined
       this.worker = this.spawn(false, true)
     }, delay)
   }
@@ -401,6 +402,15 @@ export class EmbeddedDatabase {
    */
   close(graceMs = 10_000): Promise<void> {
     this.closing ??= (async () => {
+      if (this.restartTimer) {
+        // Closed while no thread runs (between a thread's death and the next): nothing to wait for.
+        clearTimeout(this.restartTimer)
+        this.restartTimer = undefined
+        this.fail(Object.assign(new Error('Connection terminated: the embedded database is closed'), { code: '57P01' }))
+        this.release()
+        this.ended()
+        return
+      }
       this.pump()
       if (!this.failure) {
         this.worker.postMessage({ close: true })
