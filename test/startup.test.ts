@@ -3,7 +3,7 @@ import net from 'node:net'
 import { expect } from 'chai'
 import { PG_URL, withDatabase } from './helpers/pg'
 import { claimPort } from './helpers/ports'
-import { killAllServers, ownDatabase, spawnServer, startServer, stopServer, type OwnDatabase, type ServerProcess } from './helpers/server-process'
+import { adminFetch, killAllServers, ownDatabase, spawnServer, startServer, stopServer, type OwnDatabase, type ServerProcess } from './helpers/server-process'
 
 /** Waits for the process to exit, at most `ms`; undefined if it still runs. */
 async function exitWithin(server: ServerProcess, ms: number): Promise<number | null | undefined> {
@@ -135,5 +135,56 @@ describe('server.ts wires the HTTP edge from its environment', function () {
     const logged = () => server.logs.find((l) => l.msg === 'malformed request')
     for (let waited = 0; !logged() && waited < 5_000; waited += 50) await new Promise((resolve) => setTimeout(resolve, 50))
     expect(logged()?.status).to.equal(400)
+  })
+})
+
+describe('server.ts reads its limits from its environment: RATE_LIMIT, MAX_RESPONSE_BYTES, MAX_FIELD_BYTES', function () {
+  this.timeout(180_000)
+  let own: OwnDatabase
+  let server: ServerProcess
+
+  before(async () => {
+    own = await ownDatabase('limits_env', Boolean(PG_URL))
+    server = await startServer({ ...own.env, RATE_LIMIT: '10/60s', MAX_RESPONSE_BYTES: '400', MAX_FIELD_BYTES: '100' })
+  })
+  after(async () => {
+    if (server) await stopServer(server)
+    await own?.dispose()
+  })
+
+  it('the byte budget and the field cap apply, the admin gets 10 requests a minute, and wrong passwords are limited per address', async () => {
+    const post = (path: string, body: unknown) =>
+      adminFetch(`${server.origin}/api/v1/${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+    // 1-3: three componenttypes.
+    for (const name of ['env-a', 'env-b', 'env-c']) expect((await post('componenttypes', { name })).status).to.equal(201)
+    // 4: a data field over MAX_FIELD_BYTES is a 400 naming it.
+    const types: any = await (await adminFetch(`${server.origin}/api/v1/componenttypes?where=name:env-a`)).json()
+    const big = await post('components', { name: 'big', componenttype: types.componenttypes[0].id, data: { blob: 'x'.repeat(200) } })
+    expect(big.status).to.equal(400)
+    expect(JSON.stringify(await big.json())).to.include('must take at most 100 bytes')
+    // 5 (the GET above was 4): three rows do not fit in 400 bytes: the page is cut, and says where the next starts.
+    const page = await adminFetch(`${server.origin}/api/v1/componenttypes?sort=name&limit=3`)
+    const body: any = await page.json()
+    expect(page.status, JSON.stringify(body)).to.equal(200)
+    expect(body._meta.truncated).to.equal(true)
+    expect(body.componenttypes.length).to.be.below(3)
+    expect(body._meta.next_offset).to.equal(body.componenttypes.length)
+    expect(page.headers.get('ratelimit-policy')).to.equal('"default";q=10;w=60')
+    const left = Number(/^"default";r=(\d+);t=\d+$/.exec(page.headers.get('ratelimit') ?? '')?.[1])
+    expect(left).to.be.within(0, 4)
+    // The requests left are served, the next is refused.
+    for (let i = 0; i < left; i++) expect((await adminFetch(`${server.origin}/api/v1/componenttypes`)).status).to.equal(200)
+    const limited = await adminFetch(`${server.origin}/api/v1/componenttypes`)
+    expect(limited.status).to.equal(429)
+    expect(((await limited.json()) as any).code).to.equal('rate_limited')
+    // Wrong passwords from this address: checked (401) until the address's count is past 10, then 429
+    // before any check; anonymous requests of this address (the index) share that count.
+    const wrong = { authorization: `Basic ${Buffer.from('admin:wrong-password').toString('base64')}` }
+    const statuses: number[] = []
+    for (let i = 0; i < 14; i++) statuses.push((await fetch(`${server.origin}/api/v1/componenttypes`, { headers: wrong })).status)
+    const firstRefused = statuses.indexOf(429)
+    expect(firstRefused, JSON.stringify(statuses)).to.be.within(1, 11)
+    expect(statuses.slice(0, firstRefused).every((s) => s === 401)).to.equal(true)
+    expect(statuses.slice(firstRefused).every((s) => s === 429)).to.equal(true)
   })
 })
