@@ -24,6 +24,12 @@ import { withParams } from './service/service'
 import type { ResourceService } from './service/types'
 
 /** Options of {@link createEngine}; everything but `db` and `schemasDir` has a safe default. */
+/** The engine's default `maxFieldBytes`: the largest JSON value of a field without `x-max-bytes`. */
+export const DEFAULT_MAX_FIELD_BYTES = 65_536
+
+/** The engine's default `maxResponseBytes`: the byte budget of one list answer. */
+export const DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+
 export interface EngineOptions {
   /** A knex instance on PostgreSQL or PGlite (see `openDatabase`). */
   db: Knex
@@ -183,8 +189,8 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     maxOffset: options.maxOffset ?? 1_000_000,
   }
   const sizes = {
-    maxFieldBytes: positiveInteger('maxFieldBytes', options.maxFieldBytes ?? 65_536),
-    maxResponseBytes: positiveInteger('maxResponseBytes', options.maxResponseBytes ?? 4 * 1024 * 1024),
+    maxFieldBytes: positiveInteger('maxFieldBytes', options.maxFieldBytes ?? DEFAULT_MAX_FIELD_BYTES),
+    maxResponseBytes: positiveInteger('maxResponseBytes', options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES),
     bodyLimitBytes: bytes.parse(bodyLimit) ?? 1024 * 1024,
   }
   const resources = buildResources(defs, contributions, options.db, limits, sizes)

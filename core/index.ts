@@ -1,5 +1,5 @@
 /** The resource engine: register JSON Schema resources, serve them as a REST API from any host. */
-export { createEngine, type Engine, type EngineOptions, type Transaction } from './engine'
+export { createEngine, DEFAULT_MAX_FIELD_BYTES, DEFAULT_MAX_RESPONSE_BYTES, type Engine, type EngineOptions, type Transaction } from './engine'
 export {
   openDatabase,
   migrateLatest,

@@ -163,9 +163,7 @@ export class EmbeddedDatabase {
         this.restart(code)
         return
       }
-      this.fail(Object.assign(new Error('Connection terminated: the embedded database thread stopped'), { code: '57P01' }))
-      this.release()
-      this.ended()
+      this.stop(Object.assign(new Error('Connection terminated: the embedded database thread stopped'), { code: '57P01' }))
     })
     return worker
   }
@@ -380,6 +378,13 @@ export class EmbeddedDatabase {
     }, delay)
   }
 
+  /** No thread runs and none will: statements fail with `err`, DATA_DIR is freed, `close` may return. */
+  private stop(err: Error): void {
+    this.fail(err)
+    this.release()
+    this.ended()
+  }
+
   /** The thread is gone or never started: every statement waiting fails with `err`, and all later ones. */
   private fail(err: Error): void {
     if (this.failure) return
@@ -406,9 +411,7 @@ export class EmbeddedDatabase {
         // Closed while no thread runs (between a thread's death and the next): nothing to wait for.
         clearTimeout(this.restartTimer)
         this.restartTimer = undefined
-        this.fail(Object.assign(new Error('Connection terminated: the embedded database is closed'), { code: '57P01' }))
-        this.release()
-        this.ended()
+        this.stop(Object.assign(new Error('Connection terminated: the embedded database is closed'), { code: '57P01' }))
         return
       }
       this.pump()

@@ -5,7 +5,7 @@ import type { ListQuery } from '../query/list-query'
 import { addAliasKeys, fieldAliases, jsonFields, type ConstraintMeaning } from '../schema/derive'
 import type { ResourceDefinition } from '../schema/types'
 import { isUuid } from '../schema/vocabulary'
-import { Cancellation } from './cancellation'
+import type { Cancellation } from './cancellation'
 import { newEtag, type EtagCondition } from './etag'
 import { translateDbError, type DbErrorContext } from './pg-errors'
 
@@ -105,11 +105,6 @@ export class Repository {
     const view = Object.create(this) as { cancellation?: Cancellation }
     view.cancellation = cancellation
     return view as unknown as Repository
-  }
-
-  /** {@link withCancellation} for a caller's AbortSignal. */
-  withSignal(signal: AbortSignal | undefined): Repository {
-    return signal ? this.withCancellation(Cancellation.of(signal)) : this
   }
 
   /** Runs one SQL text: through the call's signal when it has one. */

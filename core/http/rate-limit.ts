@@ -36,6 +36,11 @@ export function rateLimitKey(ctx: Context): string {
     const id = identity.id ?? identity.name ?? identity.sub
     if (typeof id === 'string' || typeof id === 'number') return `${typeof identity.kind === 'string' ? identity.kind : 'caller'}:${id}`
   }
+  return addressKey(ctx)
+}
+
+/** The key a client's address is counted under. */
+function addressKey(ctx: Context): string {
   return `ip:${ctx.ip}`
 }
 
@@ -102,7 +107,7 @@ export function rateLimit(options: RateLimitOptions, logger?: EngineLogger): Rat
   // Address -> the answer of its last refused count, until the end of its window.
   const blocked = new LRUCache<string, RateLimiterRes>({ max: REFUSED_ADDRESSES })
   const failedLogins: Middleware = async (ctx, next) => {
-    const key = `ip:${ctx.ip}`
+    const key = addressKey(ctx)
     const known = blocked.get(key)
     if (known) throw refused(known)
     try {
