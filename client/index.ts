@@ -37,7 +37,7 @@ export type EmbeddedRow = { id: string; etag: string; created_at: string; update
 export type WithEmbedded<T, E extends string> = [E] extends [never] ? T : Omit<T, E> & { [K in E]: EmbeddedRow | null }
 
 /** The list parameters, typed by the resource's fields. */
-export interface ListParams<T, E extends string = never> {
+export interface ListParams<T, E extends string = never, C extends CountMode = CountMode> {
   /** Equality filters, AND-ed: `{ name: 'rhel' }` is sent as `where=name:rhel`. Values may not contain commas. */
   where?: Partial<Record<ScalarField<T>, string | number | boolean>>
   /** Sort keys in order: `'name'` ascending, `'-created_at'` descending. */
@@ -46,15 +46,21 @@ export interface ListParams<T, E extends string = never> {
   offset?: number
   /** Relation fields to replace by the related object. */
   embed?: E[]
-  /** `exact` counts every matching row; `estimate` (the server's default) estimates large counts. */
-  count?: 'estimate' | 'exact'
+  /**
+   * `exact` counts every matching row; `estimate` (the server's default) estimates large counts;
+   * `none` counts nothing (`count` is then undefined, and the page costs the server one statement).
+   */
+  count?: C
 }
 
+/** The values of {@link ListParams.count}. */
+export type CountMode = 'estimate' | 'exact' | 'none'
+
 /** One page of a list, the number of all matching rows, and the ETag of the answer. */
-export interface ListPage<T> {
+export interface ListPage<T, C extends CountMode = 'estimate'> {
   items: T[]
-  /** Rows matching `where`, on every page. */
-  count: number
+  /** Rows matching `where`, on every page; undefined with `count: 'none'`. */
+  count: C extends 'none' ? undefined : number
   /** False when `count` is the database's estimate (large lists, unless `count: 'exact'`). */
   countExact: boolean
   /**
@@ -62,27 +68,39 @@ export interface ListPage<T> {
    * answer: the next page starts at `nextOffset` (not at `offset + limit`).
    */
   truncated: boolean
-  /** The `offset` of the next page, when `truncated`. */
+  /** The `offset` of the next page, when rows follow this one (from `_meta.next_offset` or the `Link` header). */
   nextOffset?: number
   etag: string
 }
 
 /** `_meta` of a list answer, as sent. */
 interface ListMetaBody {
-  count: number
+  count?: number
   count_exact?: false
   truncated?: true
   next_offset?: number
 }
 
-/** The fields of a {@link ListPage} that `_meta` gives. */
-function pageMeta(meta: ListMetaBody): Pick<ListPage<never>, 'count' | 'countExact' | 'truncated' | 'nextOffset'> {
-  const page: Pick<ListPage<never>, 'count' | 'countExact' | 'truncated' | 'nextOffset'> = {
+/** The `offset` of the `rel="next"` link of a `Link` header, if it has one. */
+function nextOffsetOf(link: string | null): number | undefined {
+  const next = link && /<([^>]*)>\s*;\s*rel="next"/.exec(link)
+  if (!next) return undefined
+  const offset = new URL(next[1]).searchParams.get('offset')
+  return offset === null ? undefined : Number(offset)
+}
+
+/** The fields of a {@link ListPage} that `_meta` and the headers give. */
+function pageOf(body: Record<string, unknown>, plural: string, response: Response): ListPage<never, CountMode> {
+  const meta = body._meta as ListMetaBody
+  const page: ListPage<never, CountMode> = {
+    items: body[plural] as never[],
     count: meta.count,
     countExact: meta.count_exact !== false,
     truncated: meta.truncated === true,
+    etag: unquote(response.headers.get('ETag')),
   }
-  if (meta.next_offset !== undefined) page.nextOffset = meta.next_offset
+  const next = meta.next_offset ?? nextOffsetOf(response.headers.get('Link'))
+  if (next !== undefined) page.nextOffset = next
   return page
 }
 
@@ -95,7 +113,9 @@ export interface Updated<T> {
 /** The reads of one resource: all a read-only one offers. */
 export interface ReadResourceClient<T extends { item: object }> {
   /** `GET /<plural>`: one page of rows. */
-  list<E extends EmbeddableField<T['item']> = never>(params?: ListParams<T['item'], E>): Promise<ListPage<WithEmbedded<T['item'], E>>>
+  list<E extends EmbeddableField<T['item']> = never, C extends CountMode = 'estimate'>(
+    params?: ListParams<T['item'], E, C>,
+  ): Promise<ListPage<WithEmbedded<T['item'], E>, C>>
   /**
    * `GET /<plural>/<id>`: one row; a missing one throws an {@link ApiRequestError} with status 404. On
    * a resource with `x-lookup` (componenttypes and teams: their `name`), `id` may be that field's value
@@ -335,8 +355,7 @@ export function createClient<R extends ResourceTypes<R> = Record<string, Resourc
     return {
       async list(params = {}) {
         const response = await call('GET', collection, { query: listQuery(params as ListParams<Record<string, unknown>, string>) })
-        const body = (await response.json()) as Record<string, unknown> & { _meta: ListMetaBody }
-        return { items: body[plural] as never[], ...pageMeta(body._meta), etag: unquote(response.headers.get('ETag')) }
+        return pageOf((await response.json()) as Record<string, unknown>, plural, response) as never
       },
       async get(id, getOptions = {}) {
         const query = new URLSearchParams()
@@ -374,7 +393,7 @@ export function createClient<R extends ResourceTypes<R> = Record<string, Resourc
     if (response.status === 204) return undefined
     const body = (await response.json()) as Record<string, unknown>
     if (!route.list) return body
-    return { items: body[route.list], ...pageMeta(body._meta as ListMetaBody), etag: unquote(response.headers.get('ETag')) }
+    return pageOf(body, route.list, response)
   }
 
   const resources = new Map<string, ResourceClient<ResourceType>>()

@@ -53,6 +53,38 @@ describe('_meta.count and the count parameter', () => {
       expect(res.body).to.deep.equal({ components: [], _meta: { count: 2 } })
     })
 
+    it('a last page, full or not, tells the count without a count statement (the page reads one row more than limit)', async () => {
+      const ct = await createType(app, 't')
+      for (const name of ['a', 'b', 'c', 'd']) await createComponent(app, name, ct.id)
+      for (const [query, count, statements] of [
+        ['limit=4', 4, 1],
+        ['limit=2&offset=2', 4, 1],
+        ['limit=3&offset=3', 4, 1],
+        ['limit=3', 4, 2],
+        ['limit=2&offset=9', 4, 2],
+      ] as const) {
+        const sql: string[] = []
+        const record = (q: { sql: string }) => sql.push(q.sql)
+        app.db.on('query', record)
+        try {
+          const res = await app.http.get(`${COMPONENTS}?${query}`).expect(200)
+          expect(res.body._meta, query).to.deep.equal({ count })
+        } finally {
+          app.db.removeListener('query', record)
+        }
+        expect(sql, query).to.have.length(statements)
+      }
+    })
+
+    it('count=none on a small list: no count, whatever the page', async () => {
+      const ct = await createType(app, 't')
+      for (const name of ['a', 'b', 'c']) await createComponent(app, name, ct.id)
+      for (const query of ['limit=2', 'limit=5', 'offset=9', 'limit=0']) {
+        const res = await app.http.get(`${COMPONENTS}?count=none&${query}`).expect(200)
+        expect(res.body._meta, query).to.deep.equal({})
+      }
+    })
+
     it('an offset past the end still answers the count of every matching row', async () => {
       const ct = await createType(app, 't')
       for (const name of ['a', 'b', 'c']) await createComponent(app, name, ct.id)
@@ -96,6 +128,33 @@ describe('_meta.count and the count parameter', () => {
       expect(after.headers.etag).to.not.equal(first.headers.etag)
     })
 
+    it('count=none leaves the count out: the page costs one statement where the estimate costs three', async () => {
+      const statements = async (url: string) => {
+        const sql: string[] = []
+        const record = (q: { sql: string }) => sql.push(q.sql)
+        app.db.on('query', record)
+        try {
+          return { res: await app.http.get(url).expect(200), sql }
+        } finally {
+          app.db.removeListener('query', record)
+        }
+      }
+      const none = await statements(`${COMPONENTS}?limit=2&count=none`)
+      expect(none.res.body._meta).to.deep.equal({})
+      expect(none.res.body.components).to.have.length(2)
+      expect(none.sql).to.have.length(1)
+      const estimated = await statements(`${COMPONENTS}?limit=2`)
+      expect(estimated.res.body._meta.count_exact).to.equal(false)
+      expect(estimated.sql).to.have.length(3)
+      // Without a count the page has a strong ETag: nothing in it is an estimate.
+      expect(none.res.headers.etag).to.match(/^"[0-9a-f]{32}"$/)
+      // In process too.
+      const page = await app.engine.service('component').find({ query: { limit: 2, count: 'none' } })
+      expect(page.meta).to.deep.equal({})
+      expect(page.items.map((r) => r.id)).to.deep.equal(none.res.body.components.map((r: any) => r.id))
+      expect(page.nextOffset).to.equal(2)
+    })
+
     it('count=exact counts every row and carries no flag', async () => {
       const res = await app.http.get(`${COMPONENTS}?limit=2&count=exact`).expect(200)
       expect(res.body._meta).to.deep.equal({ count: total })
@@ -116,7 +175,7 @@ describe('_meta.count and the count parameter', () => {
       const res = await app.http.get(`${COMPONENTS}?count=maybe`).expect(400)
       expect(res.body).to.have.all.keys('message', 'payload', 'status_code', 'code')
       expect(res.body.message).to.match(/^Invalid 'count' parameter/)
-      expect(res.body.payload).to.deep.equal({ values: ['estimate', 'exact'] })
+      expect(res.body.payload).to.deep.equal({ values: ['estimate', 'exact', 'none'] })
     })
 
     it('count given twice answers 400', async () => {

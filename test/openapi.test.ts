@@ -244,12 +244,20 @@ describe('OpenAPI document', () => {
       expect((doc.components.schemas.remoteci as Json).properties.team_id.description).to.match(/^Alias of `team`/)
     })
 
-    it('_meta has the count, and count_exact: false only when the count is an estimate', () => {
+    it('_meta has the count (but with count=none), and count_exact: false only when the count is an estimate', () => {
       const meta = check.compile({ $ref: '#/components/schemas/ListMeta' })
       expect(meta({ count: 3 })).to.equal(true)
       expect(meta({ count: 10_500, count_exact: false })).to.equal(true)
       expect(meta({ count: 3, count_exact: true })).to.equal(false)
-      expect(meta({})).to.equal(false)
+      expect(meta({})).to.equal(true)
+      expect(meta({ count: -1 })).to.equal(false)
+      expect((doc.components as Json).parameters.count.schema.enum).to.deep.equal(['estimate', 'exact', 'none'])
+    })
+
+    it('a list answer documents its Link header', () => {
+      const list = (doc.paths as Json)['/components'].get.responses[200]
+      expect(list.headers.Link).to.deep.equal({ $ref: '#/components/headers/Link' })
+      expect((doc.components as Json).headers.Link.description).to.match(/rel="next"/)
     })
 
     it('the error body is one shared schema, referenced by every error response', () => {

@@ -97,7 +97,8 @@ async function actionTypes(actions: readonly ActionDefinition<any>[], defs: Reso
     if (listed) {
       imports.add(typeName(listed.name))
       output = `ListPage<${typeName(listed.name)}>`
-      query = `ListParams<${typeName(listed.name)}>`
+      // The output's `count` is a number: such a query does not take `count: 'none'`.
+      query = `ListParams<${typeName(listed.name)}, never, 'estimate' | 'exact'>`
     } else if (action.status === 204) output = 'undefined'
     else {
       declarations.push(await compile(plain(action.output ?? { type: 'object' }) as JSONSchema, `${base}Output`, { ...OPTIONS, bannerComment: '' }))

@@ -33,11 +33,23 @@ export const EXACT_COUNT_UP_TO = 10_000
 export const MAX_CACHED_STATEMENTS = 1_000
 
 /**
- * `_meta` of a list answer: `count_exact: false` appears only when the count is an estimate;
- * `truncated: true` and `next_offset` only when the page stopped before `limit` rows to stay within
- * the answer's byte budget (more rows follow from `next_offset`).
+ * `_meta` of a list answer: `count` unless the request said `count=none`; `count_exact: false` only
+ * when the count is an estimate; `truncated: true` and `next_offset` only when the page stopped before
+ * `limit` rows to stay within the answer's byte budget (more rows follow from `next_offset`).
  */
-export type ListMeta = { count: number; count_exact?: false; truncated?: true; next_offset?: number }
+export type ListMeta = { count?: number; count_exact?: false; truncated?: true; next_offset?: number }
+
+/**
+ * One page of {@link Repository.list}: its rows, its `_meta`, and where its neighbours start:
+ * `nextOffset` when rows follow it (the repository reads one row past the page to know), and
+ * `previousOffset` when it does not start at the first row.
+ */
+export interface ListPage {
+  items: Row[]
+  meta: ListMeta
+  nextOffset?: number
+  previousOffset?: number
+}
 
 /**
  * What bounds the bytes of a list answer: the budget of one answer, and the most bytes one row of a
@@ -261,9 +273,11 @@ export class Repository {
 
   /**
    * One page of rows matching `where`, and the number of all matching rows (`count`), exact up to
-   * {@link EXACT_COUNT_UP_TO} or when `q.count` is `exact`, else the planner's estimate (`meta` says so).
+   * {@link EXACT_COUNT_UP_TO} or when `q.count` is `exact`, else the planner's estimate (`meta` says so);
+   * none with `q.count` `none`. The page is read with one row more than `limit`, which tells whether
+   * rows follow it (and, when none do, the count without a second statement).
    */
-  async list(q: ListQuery, db: Db = this.knex): Promise<{ items: Row[]; count: number; meta: ListMeta }> {
+  async list(q: ListQuery, db: Db = this.knex): Promise<ListPage> {
     const filtered = () => {
       const qb = this.query(db)
       for (const [field, value] of q.where) qb.where(field, value)
@@ -275,37 +289,52 @@ export class Repository {
       const qb = filtered().select('*')
       for (const [field, direction] of q.sort) qb.orderBy(field, direction)
       if (!q.sort.some(([field]) => field === 'id')) qb.orderBy('id', 'asc')
-      return qb.limit(q.limit).offset(q.offset)
+      return qb.limit(q.limit + 1).offset(q.offset)
     }
     const pageKey = `page:${shape}:${q.sort.map(([f, d]) => `${f} ${d}`).join(',')}:${q.offset > 0}`
-    const pageValues = [...values, q.limit, ...(q.offset > 0 ? [q.offset] : [])]
+    // One row past the page: whether it exists says whether a next page does.
+    const pageValues = [...values, q.limit + 1, ...(q.offset > 0 ? [q.offset] : [])]
     const perRow = this.rowBound(q.embed)
     // Only a page whose largest possible rows could go over the budget is measured as it is fetched.
     const budgeted = this.budget !== undefined && perRow * q.limit > this.budget.maxResponseBytes
     let items: Row[]
+    // Rows the page would hold without a budget, and whether more follow it.
     let pageRows: number
+    let more: boolean
     if (q.limit === 0) items = []
     else if (!budgeted) items = await this.run('read', () => this.statement(db, pageKey, pageValues, page))
     else items = await this.run('read', () => this.budgetedPage(db, `budget-${pageKey}`, q, pageValues, perRow, page))
     if (budgeted && items.length > 0) {
-      pageRows = Number(items[0].__page)
+      const read = Number(items[0].__page)
+      pageRows = Math.min(read, q.limit)
+      more = read > q.limit
       for (const row of items) {
         delete row.__n
         delete row.__page
       }
-    } else pageRows = items.length
+    } else {
+      pageRows = Math.min(items.length, q.limit)
+      more = items.length > q.limit
+    }
+    if (items.length > q.limit) items.length = q.limit
     const truncated = items.length < pageRows
-    // A page that is not full, and not past the end, tells the count without a second query.
-    const { count, exact } =
-      pageRows > 0 && pageRows < q.limit ? { count: q.offset + pageRows, exact: true } : await this.count(db, filtered, shape, values, q.count === 'exact')
+    const result: ListPage = { items: [], meta: {} }
+    if (more || truncated) result.nextOffset = q.offset + items.length
+    if (q.offset > 0) result.previousOffset = Math.max(0, q.offset - q.limit)
+    if (q.count !== 'none') {
+      // A last page that is not past the end tells the count without a second statement.
+      const { count, exact } =
+        pageRows > 0 && !more ? { count: q.offset + pageRows, exact: true } : await this.count(db, filtered, shape, values, q.count === 'exact')
+      result.meta = exact ? { count } : { count, count_exact: false }
+    }
     const rows = this.fromDb(items)
     await this.embed(rows, q.embed, db)
-    const meta: ListMeta = exact ? { count } : { count, count_exact: false }
     if (truncated) {
-      meta.truncated = true
-      meta.next_offset = q.offset + items.length
+      result.meta.truncated = true
+      result.meta.next_offset = q.offset + items.length
     }
-    return { items: rows, count, meta }
+    result.items = rows
+    return result
   }
 
   /**

@@ -87,8 +87,30 @@ function sendRow(ctx: Context, name: string, row: Row, status = 200, validator?:
 const sha1Hex: (text: string) => string =
   typeof crypto.hash === 'function' ? (text) => crypto.hash('sha1', text, 'hex') : (text) => crypto.createHash('sha1').update(text).digest('hex')
 
+/**
+ * The `Link` header of a list page (RFC 8288): `next` when rows follow it, `prev` and `first` when it
+ * is not the first, each the full URL of this request with only `offset` changed.
+ */
+export function pageLinks(ctx: Context, page: Page): string | undefined {
+  if (page.nextOffset === undefined && page.previousOffset === undefined) return undefined
+  const base = `${ctx.protocol}://${ctx.host}${basePathOf(ctx)}${ctx.path}`
+  const url = (offset: number) => {
+    const query = new URLSearchParams(ctx.querystring)
+    if (offset > 0) query.set('offset', String(offset))
+    else query.delete('offset')
+    const text = query.toString()
+    return text ? `${base}?${text}` : base
+  }
+  const links: string[] = []
+  if (page.nextOffset !== undefined) links.push(`<${url(page.nextOffset)}>; rel="next"`)
+  if (page.previousOffset !== undefined) links.push(`<${url(page.previousOffset)}>; rel="prev"`, `<${url(0)}>; rel="first"`)
+  return links.join(', ')
+}
+
 /** A list answer carries an ETag too: a digest of the body, so `If-None-Match` can answer 304. */
 function sendList(ctx: Context, plural: string, page: Page): void {
+  const links = pageLinks(ctx, page)
+  if (links) ctx.set('Link', links)
   // The body as JSON.stringify({ [plural]: items, _meta }) writes it, with the rows serialised once.
   const rows = JSON.stringify(page.items)
   const json = `{${JSON.stringify(plural)}:${rows},"_meta":${JSON.stringify(page.meta)}}`

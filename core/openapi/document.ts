@@ -193,7 +193,11 @@ function sharedComponents(limits: ListLimits, errors: ErrorRegistry): OpenApiDoc
       ListMeta: {
         type: 'object',
         properties: {
-          count: { type: 'integer', minimum: 0, description: 'How many rows match `where`, on every page (see the `count` parameter).' },
+          count: {
+            type: 'integer',
+            minimum: 0,
+            description: 'How many rows match `where`, on every page (see the `count` parameter); absent with `count=none`.',
+          },
           count_exact: { const: false, description: 'Present, and false, only when `count` is an estimate.' },
           truncated: {
             const: true,
@@ -201,7 +205,6 @@ function sharedComponents(limits: ListLimits, errors: ErrorRegistry): OpenApiDoc
           },
           next_offset: { type: 'integer', minimum: 0, description: 'With `truncated`: the `offset` of the page that follows this one.' },
         },
-        required: ['count'],
         additionalProperties: false,
       },
     },
@@ -223,7 +226,7 @@ function sharedComponents(limits: ListLimits, errors: ErrorRegistry): OpenApiDoc
         in: 'query',
         description:
           `How \`_meta.count\` is computed: \`estimate\` counts exactly up to ${EXACT_COUNT_UP_TO} matching rows and gives the planner's estimate above ` +
-          '(then `_meta.count_exact` is false); `exact` always counts every matching row.',
+          '(then `_meta.count_exact` is false); `exact` always counts every matching row; `none` leaves `_meta.count` out, and the page costs one statement.',
         schema: { type: 'string', enum: [...COUNT_MODES], default: 'estimate' },
       },
       IfNoneMatch: {
@@ -255,6 +258,11 @@ function sharedComponents(limits: ListLimits, errors: ErrorRegistry): OpenApiDoc
         schema: { type: 'string', pattern: '^(W/)?"[0-9a-f]{32}"$' },
       },
       Location: { description: 'Path of the created row.', required: true, schema: { type: 'string' } },
+      Link: {
+        description:
+          'Links to the neighbouring pages (RFC 8288): `rel="next"` when rows follow this page, `rel="prev"` and `rel="first"` when it is not the first; each is the full URL of the request with only `offset` changed.',
+        schema: { type: 'string', examples: ['<http://127.0.0.1:5000/api/v1/components?limit=20&offset=20>; rel="next"'] },
+      },
       PreferenceApplied: { description: 'Echoes `return=representation` when it was honoured.', schema: { type: 'string' } },
       Allow: { description: 'Methods the path has.', required: true, schema: { type: 'string' } },
       WWWAuthenticate: { description: 'The authentication schemes the server takes.', schema: { type: 'string' } },
@@ -458,7 +466,7 @@ function listOperation(
     responses: {
       200: {
         description: `One page of ${resource.plural}; the ETag digests the body.`,
-        headers: { ETag: ref('headers', 'ETag') },
+        headers: { ETag: ref('headers', 'ETag'), Link: ref('headers', 'Link') },
         content: json(ref('schemas', schemaName(resource.name, 'list'))),
       },
       304: ref('responses', 'NotModified'),

@@ -30,13 +30,14 @@ export interface ListQuery {
   embed: string[]
   /**
    * How `_meta.count` is computed: `estimate` (the default) counts exactly up to a threshold and
-   * estimates above it; `exact` always counts every matching row.
+   * estimates above it; `exact` always counts every matching row; `none` leaves it out (the page
+   * costs one statement).
    */
   count?: CountMode
 }
 
 /** The values of the `count` list parameter. */
-export const COUNT_MODES = ['estimate', 'exact'] as const
+export const COUNT_MODES = ['estimate', 'exact', 'none'] as const
 export type CountMode = (typeof COUNT_MODES)[number]
 
 /** Query parameters as koa gives them: repeated keys arrive as arrays. */

@@ -134,10 +134,9 @@ export class Service implements ResourceService {
   find(params: Params = {}): Promise<Page> {
     const db = dbOf(params.transaction, this.host.knex)
     if (params.trusted) return this.repository(params).list(this.parts.query.parseList(rawQueryOf(params)), db)
-    return this.call('find', params, db, { validate: (ctx) => (ctx.query = this.parts.query.parseList(rawQueryOf(params))) }, async (ctx) => {
-      const { items, meta } = await this.repository(params).list(ctx.query!, ctx.db)
-      return { items, meta }
-    })
+    return this.call('find', params, db, { validate: (ctx) => (ctx.query = this.parts.query.parseList(rawQueryOf(params))) }, (ctx) =>
+      this.repository(params).list(ctx.query!, ctx.db),
+    )
   }
 
   get(id: string, params: Params = {}): Promise<Row> {

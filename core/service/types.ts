@@ -1,5 +1,5 @@
 import type { Knex } from 'knex'
-import type { CompanionRow, Db, ListMeta, Row } from '../data/repository'
+import type { CompanionRow, Db, ListPage, Row } from '../data/repository'
 import type { EtagCondition } from '../data/etag'
 import type { FindQuery, ListQuery, RawQuery } from '../query/list-query'
 import type { ResourceDefinition } from '../schema/types'
@@ -143,11 +143,11 @@ export interface HookSet<T extends object = Record<string, unknown>> {
   needs?: HookNeeds<T>
 }
 
-/** One page of a list: the rows and `_meta` (the count of all matching rows). */
-export interface Page {
-  items: Row[]
-  meta: ListMeta
-}
+/**
+ * One page of a list: the rows, `_meta` (the count of all matching rows, unless `count=none`), and the
+ * offsets of the next page (when rows follow) and of the previous one (when this one is not the first).
+ */
+export type Page = ListPage
 
 /**
  * The service of one resource: what every transport and every in-process caller uses. Each call runs

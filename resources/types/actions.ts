@@ -23,7 +23,7 @@ export interface Actions {
   list_remoteci_apikeys: { path: { id: string }; query: Record<string, string>; body: undefined; output: ListRemoteciApikeysOutput }
   delete_remoteci_apikey: { path: { id: string; keyid: string }; query: Record<string, string>; body: undefined; output: undefined }
   get_identity: { path: Record<string, never>; query: Record<string, string>; body: undefined; output: GetIdentityOutput }
-  list_componenttype_components: { path: { id: string }; query: ListParams<Component>; body: undefined; output: ListPage<Component> }
+  list_componenttype_components: { path: { id: string }; query: ListParams<Component, never, 'estimate' | 'exact'>; body: undefined; output: ListPage<Component> }
 }
 
 export interface CreateUserApikeyBody {
