@@ -1,6 +1,8 @@
 import type { EngineFieldName, ErrorBody, ErrorCode } from './protocol'
+import type { Query } from './query'
 
 export { BUILTIN_ERROR_CODES, type BuiltinErrorCode, type ErrorBody, type ErrorCode } from './protocol'
+export { q, type Query } from './query'
 
 /**
  * The TypeScript types of one resource: `item` is the stored object as the API answers it (engine
@@ -46,6 +48,11 @@ export interface ListParams<T, E extends string = never, C extends CountMode = C
   offset?: number
   /** Relation fields to replace by the related object. */
   embed?: E[]
+  /**
+   * A filter expression, ANDed with `where`: built with {@link q} (`q.and(q.eq('name', 'x'), q.gt('created_at', date))`),
+   * whose fields and values the compiler checks, or as text.
+   */
+  query?: Query<T> | string
   /**
    * `exact` counts every matching row; `estimate` (the server's default) estimates large counts;
    * `none` counts nothing (`count` is then undefined, and the page costs the server one statement).
@@ -299,6 +306,7 @@ function listQuery(params: ListParams<Record<string, unknown>, string>): URLSear
         .join(','),
     )
   }
+  if (params.query !== undefined) query.set('query', typeof params.query === 'string' ? params.query : params.query.text)
   if (params.sort?.length) query.set('sort', params.sort.join(','))
   if (params.limit !== undefined) query.set('limit', String(params.limit))
   if (params.offset !== undefined) query.set('offset', String(params.offset))

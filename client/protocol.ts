@@ -26,6 +26,11 @@ export const BUILTIN_ERROR_CODES = {
   validation_failed: { status: 400, description: 'The body does not match the schema; `payload.errors` maps each field to its error.' },
   invalid_parameter: { status: 400, description: 'A query parameter has a bad value; `payload` lists what is valid.' },
   unknown_parameter: { status: 400, description: 'A query parameter the route does not take.' },
+  invalid_query: {
+    status: 400,
+    description:
+      'The `query` expression is malformed or names an unknown field, operator or value; `payload.position` says where, `payload.expected` what could be there.',
+  },
   invalid_header: { status: 400, description: 'A request header has a bad value (`If-Match` listing more than 16 tags...); `payload.header` names it.' },
   unauthorized: { status: 401, description: 'Credentials are missing or wrong (`WWW-Authenticate` says which schemes the server takes).' },
   forbidden: { status: 403, description: 'The caller is known but may not do this.' },

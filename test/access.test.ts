@@ -729,6 +729,23 @@ describe('access: embeds and nested routes across teams (a test resource: jobs o
       })
     }
 
+    for (const role of ROLES) {
+      const everything = role === 'super_admin'
+      it(`${role} (${transport}): a query through the remoteci relation sees only the remotecis the role may see (${everything ? 'every team' : 'its team'}), over one hop and two`, async () => {
+        const client = clientOf(world, memberOf(world, role), transport)
+        const jobs = async (query: string) => {
+          const page = await client('GET', `${world.engine.prefix}/jobs?sort=name&query=${encodeURIComponent(query)}`)
+          expect(page.status, page.text).to.equal(200)
+          return page.body.jobs.map((j: ApiRow) => j.name)
+        }
+        // Job AB is team A's, on remoteci B: a caller of team A sees the job, not the remoteci.
+        expect(await jobs('eq(remoteci.name,lab-b)')).to.deep.equal(everything ? ['AB', 'BB'] : [])
+        expect(await jobs('not(eq(remoteci.name,lab-b))')).to.deep.equal(everything ? ['AA', 'BA'] : ['AA', 'AB'])
+        expect(await jobs('eq(remoteci.team.name,team-b)')).to.deep.equal(everything ? ['AB', 'BB'] : [])
+        expect(await jobs('eq(remoteci.team.name,team-a)')).to.deep.equal(everything ? ['AA', 'BA'] : ['AA'])
+      })
+    }
+
     for (const role of ['admin', 'super_admin'] as const) {
       it(`${role} (${transport}): a job naming a remoteci of another team is ${role === 'admin' ? 'refused as one naming a missing remoteci (422, the same body): no existence leak' : 'created (a super_admin sees every team)'}; an update to it likewise`, async () => {
         const client = clientOf(world, memberOf(world, role), transport)

@@ -2,7 +2,7 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { spawn } from 'node:child_process'
 import { expect } from 'chai'
-import { ApiRequestError, PreconditionFailedError, createClient, type Client, type Credentials } from '../client'
+import { ApiRequestError, PreconditionFailedError, createClient, q, type Client, type Credentials } from '../client'
 import type { Row } from '../core/data/repository'
 import { plugins } from '../resources'
 import type { Resources } from '../resources/types'
@@ -69,6 +69,29 @@ describe('typed client against a live server', () => {
     const embedded = await client.components.get(component.id, { embed: ['componenttype'] })
     expect(embedded.componenttype).to.deep.equal(type)
     expect(embedded.componenttype?.id).to.equal(type.id)
+  })
+
+  it('list takes a query built with q (fields and values checked by the compiler) and the server filters by it', async () => {
+    const rhel = await client.componenttypes.create({ name: 'rhel' })
+    const other = await client.componenttypes.create({ name: 'other "one"' })
+    for (const name of ['a1', 'a2', 'b1']) await client.components.create({ name, componenttype: rhel.id })
+    await client.components.create({ name: 'a3', componenttype: other.id })
+    const names = async (query: Parameters<typeof client.components.list>[0]) =>
+      (await client.components.list({ sort: ['name'], ...query })).items.map((c) => c.name)
+    expect(await names({ query: q.and(q.eq('componenttype.name', 'rhel'), q.like('name', 'a%')) })).to.deep.equal(['a1', 'a2'])
+    expect(await names({ query: q.or(q.in('name', 'b1', 'a3'), q.eq('componenttype.name', 'other "one"')) })).to.deep.equal(['a3', 'b1'])
+    expect(await names({ query: q.not(q.contains('name', '1')), where: { componenttype: rhel.id } })).to.deep.equal(['a2'])
+    expect(await names({ query: q.gt('created_at', new Date(Date.now() + 60_000)) })).to.deep.equal([])
+    expect(await names({ query: 'null(sha)' })).to.have.length(4)
+    // As the grammar writes values: text quoted with \" and \\, dates as ISO text, numbers and booleans bare.
+    expect(q.eq<{ name: string }>('name', 'a "b" \\').text).to.equal('eq(name,"a \\"b\\" \\\\")')
+    expect(q.ge<{ at: string }>('at', new Date(0)).text).to.equal('ge(at,"1970-01-01T00:00:00.000Z")')
+    expect(q.and<{ n: number; ok: boolean }>(q.eq('n', -1.5), q.ne('ok', false)).text).to.equal('and(eq(n,-1.5),ne(ok,false))')
+    expect(q.contains<{ tags: string[] }>('tags', 'x').text).to.equal('contains(tags,"x")')
+    expect(() => q.eq<{ n: number }>('n', Number.NaN)).to.throw(RangeError)
+    const err = await rejection(client.components.list({ query: 'eq(nope,1)' }))
+    expect(err).to.be.instanceOf(ApiRequestError)
+    expect((err as ApiRequestError).body).to.include({ code: 'invalid_query' })
   })
 
   it('list sends where, sort, limit, offset and embed, and answers items, count and the list ETag', async () => {

@@ -254,6 +254,20 @@ describe('OpenAPI document', () => {
       expect((doc.components as Json).parameters.count.schema.enum).to.deep.equal(['estimate', 'exact', 'none'])
     })
 
+    it('the query parameter is documented with its grammar, its limits and the fields of the resource (relations to follow included)', () => {
+      const query = ((doc.paths as Json)['/components'].get.parameters as Json[]).find((p) => p.name === 'query')!
+      expect(query.in).to.equal('query')
+      expect(query.description)
+        .to.include('`eq(f,v)`')
+        .and.include('`not(e)`')
+        .and.include('`componenttype.`')
+        .and.include('`sha`')
+        .and.include('invalid_query')
+      expect(query.description).to.not.include('`data`')
+      expect(query.schema).to.include({ type: 'string', maxLength: 8192 })
+      expect((doc.components as Json).responses).to.satisfy((responses: Json) => JSON.stringify(responses).includes('invalid_query'))
+    })
+
     it('a list answer documents its Link header', () => {
       const list = (doc.paths as Json)['/components'].get.responses[200]
       expect(list.headers.Link).to.deep.equal({ $ref: '#/components/headers/Link' })

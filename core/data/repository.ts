@@ -2,6 +2,7 @@ import type { Knex } from 'knex'
 import { LRUCache } from 'lru-cache'
 import { errors } from '../errors'
 import type { ListQuery } from '../query/list-query'
+import { filterShape, filterSql } from './filter-sql'
 import { addAliasKeys, fieldAliases, jsonFields, type ConstraintMeaning } from '../schema/derive'
 import type { ResourceDefinition } from '../schema/types'
 import { isUuid } from '../schema/vocabulary'
@@ -278,13 +279,15 @@ export class Repository {
    * rows follow it (and, when none do, the count without a second statement).
    */
   async list(q: ListQuery, db: Db = this.knex): Promise<ListPage> {
+    const filter = q.filter && filterSql(q.filter)
     const filtered = () => {
       const qb = this.query(db)
       for (const [field, value] of q.where) qb.where(field, value)
+      if (filter) qb.whereRaw(filter.sql, filter.bindings as Knex.RawBinding[])
       return qb
     }
-    const shape = q.where.map(([field]) => field).join(',')
-    const values = q.where.map(([, value]) => value)
+    const shape = q.where.map(([field]) => field).join(',') + (q.filter ? `|${filterShape(q.filter)}` : '')
+    const values = filter ? [...q.where.map(([, value]) => value), ...filter.bindings] : q.where.map(([, value]) => value)
     const page = (): Knex.QueryBuilder => {
       const qb = filtered().select('*')
       for (const [field, direction] of q.sort) qb.orderBy(field, direction)

@@ -1,6 +1,7 @@
 import type { Row } from '../data/repository'
 import { ApiError, errors } from '../errors'
 import type { ActionHookContext, ActionHooks } from '../plugins/plugin'
+import { filterHops } from '../query/filter'
 import type { AccessOperation } from '../schema/vocabulary'
 import type { ResourceDefinition } from '../schema/types'
 import type { HookContext, HookSet, Page } from '../service/types'
@@ -156,6 +157,16 @@ export function accessHooks(): HookSet {
       // A scoped get checks the role once the row is read and known to be visible (after hook).
       if (!(ctx.method === 'get' && column !== undefined)) check(ctx, caller, self)
       if (column !== undefined && ctx.method === 'find') ctx.query!.where.push([column, caller.team ?? NO_TEAM])
+      // A `query` that follows a relation reads the related resource: the same role check, and the
+      // caller's team's rows only, as listing that resource would.
+      if (ctx.method === 'find') {
+        for (const hop of filterHops(ctx.query!.filter)) {
+          const target = ctx.definition(hop.resource)
+          if (!mayDo(caller, target, 'read', 'read')) throw forbidden(`The role ${caller.role} may not read ${target.plural}`)
+          const scope = scopeOf(caller, target)
+          if (scope !== undefined) hop.scope = [scope, caller.team ?? NO_TEAM]
+        }
+      }
       const owner = def.owner !== 'id' ? def.owner : undefined
       if (owner && ctx.data) {
         // An omitted owner is the caller's team; another team is for super_admins only.

@@ -166,7 +166,7 @@ export function buildResources(
   for (const def of defs) {
     const repository = new Repository(def, knex, (name) => repositories.get(name)!, constraintMeanings(def, defs), budget)
     repositories.set(def.name, repository)
-    const query = compileListQuery(def, limits, queryAjv)
+    const query = compileListQuery(def, limits, queryAjv, (name) => defs.find((d) => d.name === name))
     const text = textRules(def.fields)
     const caps = fieldByteCaps(def, sizes.maxFieldBytes)
     const hooks = Object.fromEntries(SERVICE_METHODS.map((m) => [m, contributions.hooks.compile(def.name, m)])) as Record<ServiceMethod, MethodHooks>

@@ -4,6 +4,7 @@ import { errors } from '../errors'
 import { fieldAliases, filterableFields } from '../schema/derive'
 import type { FieldKind, ResourceDefinition } from '../schema/types'
 import { schemaAjv } from '../schema/vocabulary'
+import { compileFilter, type Filter } from './filter'
 
 /** Limits that bound what one list request may cost. */
 export interface ListLimits {
@@ -14,7 +15,7 @@ export interface ListLimits {
 
 /** Longest `where` value (characters), or the field's own `maxLength` when smaller. */
 export const MAX_WHERE_VALUE_LENGTH = 1_000
-/** Longest `where`, `sort` or `embed` parameter (characters). */
+/** Longest `where`, `query`, `sort` or `embed` parameter (characters). */
 export const MAX_PARAMETER_LENGTH = 8_192
 /** Most clauses of one `where` (each field may appear once anyway). */
 export const MAX_WHERE_CLAUSES = 32
@@ -28,6 +29,8 @@ export interface ListQuery {
   limit: number
   offset: number
   embed: string[]
+  /** The `query` expression, checked, ANDed with `where`. */
+  filter?: Filter
   /**
    * How `_meta.count` is computed: `estimate` (the default) counts exactly up to a threshold and
    * estimates above it; `exact` always counts every matching row; `none` leaves it out (the page
@@ -58,6 +61,8 @@ export interface FindQuery {
   offset?: number | string
   embed?: string | string[]
   count?: CountMode
+  /** A `query` expression: `and(eq(name,rhel),gt(created_at,2024-01-01T00:00:00Z))`. */
+  query?: string
 }
 
 /** A {@link FindQuery} as the query string would carry it, for the one parser. */
@@ -81,7 +86,7 @@ export function toRawQuery(query: FindQuery | RawQuery): RawQuery {
   return raw
 }
 
-export const LIST_PARAMETERS = ['where', 'sort', 'limit', 'offset', 'embed', 'count'] as const
+export const LIST_PARAMETERS = ['where', 'query', 'sort', 'limit', 'offset', 'embed', 'count'] as const
 export const DETAIL_PARAMETERS = ['embed'] as const
 
 interface Filterable {
@@ -142,7 +147,13 @@ function nonNegativeInteger(name: string, raw: string, max: number): number {
  * the schema (allowlist) and every `where` value against the field's own JSON Schema, so nothing a
  * client sends reaches knex as an identifier.
  */
-export function compileListQuery(def: ResourceDefinition, limits: ListLimits, ajv: Ajv = schemaAjv()) {
+export function compileListQuery(
+  def: ResourceDefinition,
+  limits: ListLimits,
+  ajv: Ajv = schemaAjv(),
+  definitionOf: (name: string) => ResourceDefinition | undefined = (name) => (name === def.name ? def : undefined),
+) {
+  const filter = compileFilter(def, definitionOf, ajv)
   const filterable = new Map<string, Filterable>()
   const maxLength = new Map<string, number>()
   for (const field of filterableFields(def)) {
@@ -234,11 +245,14 @@ export function compileListQuery(def: ResourceDefinition, limits: ListLimits, aj
   return {
     fields: fieldNames,
     relations,
+    /** The fields of `query` (relations also as `name.`, followed by a field of the related resource). */
+    queryFields: filter.fields,
 
     /** Parses the query string of a list request; throws a 400 {@link ApiError} naming the bad key. */
     parseList(query: RawQuery): ListQuery {
       checkKnown(query, LIST_PARAMETERS)
       const where = bounded(single(query, 'where'), 'where')
+      const expression = bounded(single(query, 'query'), 'query')
       const sort = bounded(single(query, 'sort'), 'sort')
       const limit = single(query, 'limit')
       const offset = single(query, 'offset')
@@ -246,7 +260,7 @@ export function compileListQuery(def: ResourceDefinition, limits: ListLimits, aj
       if (count !== undefined && !(COUNT_MODES as readonly string[]).includes(count)) {
         throw errors.badParameter('count', `'${count.slice(0, 40)}' is not one of ${COUNT_MODES.join(', ')}`, { values: [...COUNT_MODES] })
       }
-      return {
+      const parsed: ListQuery = {
         where: where === undefined || where === '' ? [] : parseWhere(where),
         sort: sort === undefined || sort === '' ? [['created_at', 'asc']] : parseSort(sort),
         limit: limit === undefined ? limits.defaultLimit : nonNegativeInteger('limit', limit, limits.maxLimit),
@@ -254,6 +268,8 @@ export function compileListQuery(def: ResourceDefinition, limits: ListLimits, aj
         embed: parseEmbed(bounded(single(query, 'embed'), 'embed')),
         count: (count as CountMode | undefined) ?? 'estimate',
       }
+      if (expression !== undefined && expression !== '') parsed.filter = filter.parse(expression)
+      return parsed
     },
 
     /** Parses the query string of a detail request (only `embed` is allowed there). */

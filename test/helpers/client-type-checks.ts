@@ -1,4 +1,4 @@
-import type { Client, Credentials } from '../../client'
+import { type Client, type Credentials, q } from '../../client'
 import type { Resources } from '../../resources/types'
 import type { Actions } from '../../resources/types/actions'
 
@@ -43,6 +43,26 @@ export function clientTypeChecks(client: Client<Resources, Actions>): void {
   // @ts-expect-error a user's create needs the password
   void client.users.create({ name: 'alice' })
   void client.users.update(MISSING, { password: 'changed password' }, { etag: '*' })
+
+  // The query builder: fields and values checked against the listed resource.
+  void client.components.list({ query: q.and(q.eq('name', 'rhel'), q.gt('created_at', new Date('2024-01-01'))) })
+  void client.components.list({ query: q.or(q.like('name', 'RHEL-%'), q.not(q.null('sha')), q.in('name', 'a', 'b')) })
+  void client.components.list({ query: q.eq('componenttype.name', 'rhel') })
+  void client.components.list({ query: 'eq(name,rhel)' })
+  // @ts-expect-error no such field
+  void client.components.list({ query: q.eq('nope', 'x') })
+  // @ts-expect-error a component's name is text, not a number
+  void client.components.list({ query: q.eq('name', 42) })
+  // @ts-expect-error data (an object) is not compared
+  void client.remotecis.list({ query: q.eq('data', 'x') })
+  // @ts-expect-error a dotted path starts with a relation (text) field
+  void client.componenttypes.list({ query: q.eq('nope.name', 'x') })
+  // @ts-expect-error a query over components is not one over teams
+  void client.teams.list({ query: q.eq<Parameters<typeof client.components.create>[0]>('name', 'x') })
+  // @ts-expect-error in takes at least one value
+  void client.components.list({ query: q.in('name') })
+  // @ts-expect-error and takes at least one expression
+  void client.components.list({ query: q.and() })
 }
 
 /** The forms credentials take, checked by `npm run typecheck` as above. */
