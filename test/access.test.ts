@@ -744,6 +744,16 @@ describe('access: embeds and nested routes across teams (a test resource: jobs o
         expect(await jobs('eq(remoteci.team.name,team-b)')).to.deep.equal(everything ? ['AB', 'BB'] : [])
         expect(await jobs('eq(remoteci.team.name,team-a)')).to.deep.equal(everything ? ['AA', 'BA'] : ['AA'])
       })
+
+      it(`${role} (${transport}): fields keeps only the chosen keys after the access checks: ${everything ? 'every remoteci embedded' : 'a remoteci of another team still embeds as null'}`, async () => {
+        const client = clientOf(world, memberOf(world, role), transport)
+        const page = await client('GET', `${world.engine.prefix}/jobs?sort=name&embed=remoteci&fields=name,remoteci.name`)
+        expect(page.status, page.text).to.equal(200)
+        const byName = Object.fromEntries(page.body.jobs.map((j: ApiRow) => [j.name, j]))
+        expect(Object.keys(byName.AB).sort()).to.deep.equal(['etag', 'id', 'name', 'remoteci'])
+        expect(byName.AB.remoteci).to.deep.equal(everything ? { id: world.remotecis.B.row.id, name: 'lab-b', etag: byName.AB.remoteci.etag } : null)
+        expect(byName.AA.remoteci).to.include({ name: 'lab-a' }).and.have.all.keys('id', 'name', 'etag')
+      })
     }
 
     for (const role of ['admin', 'super_admin'] as const) {

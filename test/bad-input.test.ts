@@ -463,9 +463,9 @@ describe('bad input: 4xx answers with a JSON error body, and nothing changes', (
       expect(body.payload.valid_parameters).to.include.members(['where', 'sort', 'limit', 'offset', 'embed'])
     })
 
-    it('a list parameter on a detail route answers 400: only embed is valid there', async () => {
+    it('a list parameter on a detail route answers 400: only embed and fields are valid there', async () => {
       const body = expectError(await app.http.get(`${typeUrl()}?limit=1`), 400, "Unknown query parameter 'limit'")
-      expect(body.payload.valid_parameters).to.deep.equal(['embed'])
+      expect(body.payload.valid_parameters).to.deep.equal(['embed', 'fields'])
     })
 
     it('a bracketed parameter ("where[name]=x") is unknown, not parsed as an object', async () => {

@@ -53,13 +53,14 @@ describe('_meta.count and the count parameter', () => {
       expect(res.body).to.deep.equal({ components: [], _meta: { count: 2 } })
     })
 
-    it('a last page, full or not, tells the count without a count statement (the page reads one row more than limit)', async () => {
+    it('a last page that is not full tells the count without a count statement; a full one, or one past the end, counts', async () => {
       const ct = await createType(app, 't')
       for (const name of ['a', 'b', 'c', 'd']) await createComponent(app, name, ct.id)
       for (const [query, count, statements] of [
-        ['limit=4', 4, 1],
-        ['limit=2&offset=2', 4, 1],
+        ['limit=5', 4, 1],
         ['limit=3&offset=3', 4, 1],
+        ['limit=4', 4, 2],
+        ['limit=2&offset=2', 4, 2],
         ['limit=3', 4, 2],
         ['limit=2&offset=9', 4, 2],
       ] as const) {
@@ -153,6 +154,21 @@ describe('_meta.count and the count parameter', () => {
       expect(page.meta).to.deep.equal({})
       expect(page.items.map((r) => r.id)).to.deep.equal(none.res.body.components.map((r: any) => r.id))
       expect(page.nextOffset).to.equal(2)
+    })
+
+    it('past the 10,000th row a page reads one row more: the last one, full or not, is counted exactly and has no next link; one before it has', async () => {
+      const last = await app.http.get(`${COMPONENTS}?offset=${total - 20}&limit=20`).expect(200)
+      expect(last.body.components).to.have.length(20)
+      expect(last.body._meta).to.deep.equal({ count: total })
+      expect(last.headers.link).to.not.include('rel="next"')
+      const partial = await app.http.get(`${COMPONENTS}?offset=${total - 5}&limit=20`).expect(200)
+      expect(partial.body._meta).to.deep.equal({ count: total })
+      expect(partial.headers.link).to.not.include('rel="next"')
+      const before = await app.http.get(`${COMPONENTS}?offset=${total - 21}&limit=20`).expect(200)
+      expect(before.body._meta.count_exact).to.equal(false)
+      expect(before.headers.link).to.match(new RegExp(`offset=${total - 1}[^>]*>; rel="next"`))
+      // Below the threshold the count says it: a page of an estimated list has a next link.
+      expect((await app.http.get(`${COMPONENTS}?limit=20`).expect(200)).headers.link).to.match(/offset=20>; rel="next"/)
     })
 
     it('count=exact counts every row and carries no flag', async () => {

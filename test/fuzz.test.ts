@@ -506,6 +506,21 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
       {
         weight: 2,
         arbitrary: fc.tuple(
+          fc.constant('fields'),
+          fc
+            .array(
+              fc.oneof(
+                fieldName(),
+                fc.tuple(fieldName(), fieldName()).map(([a, b]) => `${a}.${b}`),
+              ),
+              { maxLength: 4 },
+            )
+            .map((f) => f.join(',')),
+        ),
+      },
+      {
+        weight: 2,
+        arbitrary: fc.tuple(
           fc.constant('embed'),
           fc.array(fieldName(), { maxLength: 3 }).map((e) => e.join(',')),
         ),

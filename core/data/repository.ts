@@ -275,8 +275,7 @@ export class Repository {
   /**
    * One page of rows matching `where`, and the number of all matching rows (`count`), exact up to
    * {@link EXACT_COUNT_UP_TO} or when `q.count` is `exact`, else the planner's estimate (`meta` says so);
-   * none with `q.count` `none`. The page is read with one row more than `limit`, which tells whether
-   * rows follow it (and, when none do, the count without a second statement).
+   * none with `q.count` `none`; and where the next and previous pages start.
    */
   async list(q: ListQuery, db: Db = this.knex): Promise<ListPage> {
     const filter = q.filter && filterSql(q.filter)
@@ -288,48 +287,50 @@ export class Repository {
     }
     const shape = q.where.map(([field]) => field).join(',') + (q.filter ? `|${filterShape(q.filter)}` : '')
     const values = filter ? [...q.where.map(([, value]) => value), ...filter.bindings] : q.where.map(([, value]) => value)
-    const page = (): Knex.QueryBuilder => {
+    const page = (limit: number): Knex.QueryBuilder => {
       const qb = filtered().select('*')
       for (const [field, direction] of q.sort) qb.orderBy(field, direction)
       if (!q.sort.some(([field]) => field === 'id')) qb.orderBy('id', 'asc')
-      return qb.limit(q.limit + 1).offset(q.offset)
+      return qb.limit(limit).offset(q.offset)
     }
     const pageKey = `page:${shape}:${q.sort.map(([f, d]) => `${f} ${d}`).join(',')}:${q.offset > 0}`
-    // One row past the page: whether it exists says whether a next page does.
-    const pageValues = [...values, q.limit + 1, ...(q.offset > 0 ? [q.offset] : [])]
+    // Whether rows follow the page: the count tells, when there is one and it is exact or proves more
+    // rows than the page reaches; else the page is read with one row more than `limit`, whose presence
+    // tells (a row more is about 5 % of a sorted page's CPU: see bench/RESULTS.md).
+    const lookAhead = q.count === 'none' || (q.count !== 'exact' && q.offset + q.limit > EXACT_COUNT_UP_TO)
+    const fetched = lookAhead ? q.limit + 1 : q.limit
+    const pageValues = [...values, fetched, ...(q.offset > 0 ? [q.offset] : [])]
     const perRow = this.rowBound(q.embed)
     // Only a page whose largest possible rows could go over the budget is measured as it is fetched.
     const budgeted = this.budget !== undefined && perRow * q.limit > this.budget.maxResponseBytes
     let items: Row[]
-    // Rows the page would hold without a budget, and whether more follow it.
-    let pageRows: number
-    let more: boolean
+    // Rows read (the page's rows without a budget, and the one past it when looking ahead).
+    let read: number
     if (q.limit === 0) items = []
-    else if (!budgeted) items = await this.run('read', () => this.statement(db, pageKey, pageValues, page))
-    else items = await this.run('read', () => this.budgetedPage(db, `budget-${pageKey}`, q, pageValues, perRow, page))
+    else if (!budgeted) items = await this.run('read', () => this.statement(db, pageKey, pageValues, () => page(fetched)))
+    else items = await this.run('read', () => this.budgetedPage(db, `budget-${pageKey}`, q, pageValues, perRow, () => page(fetched)))
     if (budgeted && items.length > 0) {
-      const read = Number(items[0].__page)
-      pageRows = Math.min(read, q.limit)
-      more = read > q.limit
+      read = Number(items[0].__page)
       for (const row of items) {
         delete row.__n
         delete row.__page
       }
-    } else {
-      pageRows = Math.min(items.length, q.limit)
-      more = items.length > q.limit
-    }
+    } else read = items.length
+    const pageRows = Math.min(read, q.limit)
     if (items.length > q.limit) items.length = q.limit
     const truncated = items.length < pageRows
     const result: ListPage = { items: [], meta: {} }
+    let more = lookAhead && read > q.limit
+    if (q.count !== 'none') {
+      // A page that is not full, and not past the end, is the last: it tells the count itself.
+      const last = !lookAhead ? pageRows > 0 && pageRows < q.limit : pageRows > 0 && !more
+      const { count, exact } = last ? { count: q.offset + pageRows, exact: true } : await this.count(db, filtered, shape, values, q.count === 'exact')
+      result.meta = exact ? { count } : { count, count_exact: false }
+      // An estimate is above EXACT_COUNT_UP_TO, which a page that does not look ahead does not reach.
+      if (!lookAhead) more = q.limit > 0 && (exact ? q.offset + pageRows < count : true)
+    }
     if (more || truncated) result.nextOffset = q.offset + items.length
     if (q.offset > 0) result.previousOffset = Math.max(0, q.offset - q.limit)
-    if (q.count !== 'none') {
-      // A last page that is not past the end tells the count without a second statement.
-      const { count, exact } =
-        pageRows > 0 && !more ? { count: q.offset + pageRows, exact: true } : await this.count(db, filtered, shape, values, q.count === 'exact')
-      result.meta = exact ? { count } : { count, count_exact: false }
-    }
     const rows = this.fromDb(items)
     await this.embed(rows, q.embed, db)
     if (truncated) {

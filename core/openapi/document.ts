@@ -323,6 +323,7 @@ const LIST_PARAMETER_DOCS: Record<ListParameter, (resource: Resource) => OpenApi
   limit: () => ref('parameters', 'limit'),
   offset: () => ref('parameters', 'offset'),
   embed: (resource) => embedParameter(resource),
+  fields: (resource) => fieldsParameter(resource),
   count: () => ref('parameters', 'count'),
 }
 
@@ -340,6 +341,19 @@ function embedParameter(resource: Resource): OpenApiObject | undefined {
     style: 'form',
     explode: false,
     schema: { type: 'array', items: { type: 'string', enum: resource.query.relations }, uniqueItems: true },
+  }
+}
+
+/** `fields`, on lists and details: the keys to answer. */
+function fieldsParameter(resource: Resource): OpenApiObject {
+  return {
+    name: 'fields',
+    in: 'query',
+    description:
+      'The keys to answer in each row, `id` and `etag` always (`fields=name,created_at`). A key of an embedded relation follows it with a dot (`fields=name,componenttype.name&embed=componenttype`). An unknown key is a 400 listing the valid ones.',
+    style: 'form',
+    explode: false,
+    schema: { type: 'array', items: { type: 'string', enum: resource.query.selectable } },
   }
 }
 
@@ -521,7 +535,7 @@ function resourcePaths(resource: Resource, source: OpenApiSource): Record<string
         operationId: `get_${name}`,
         summary: `Read one ${name}`,
         tags,
-        parameters: [...(embed ? [embed] : []), ref('parameters', 'IfNoneMatch')],
+        parameters: [...(embed ? [embed] : []), fieldsParameter(resource), ref('parameters', 'IfNoneMatch')],
         responses: {
           200: { description: `The ${name}; its ETag is the current etag.`, headers: { ETag: ref('headers', 'ETag') }, content: json(detail) },
           304: ref('responses', 'NotModified'),

@@ -1,7 +1,7 @@
 import type Ajv from 'ajv'
 import type { ValidateFunction } from 'ajv'
 import { errors } from '../errors'
-import { fieldAliases, filterableFields } from '../schema/derive'
+import { answeredFields, ENGINE_FIELDS, fieldAliases, filterableFields } from '../schema/derive'
 import type { FieldKind, ResourceDefinition } from '../schema/types'
 import { schemaAjv } from '../schema/vocabulary'
 import { compileFilter, type Filter } from './filter'
@@ -15,7 +15,7 @@ export interface ListLimits {
 
 /** Longest `where` value (characters), or the field's own `maxLength` when smaller. */
 export const MAX_WHERE_VALUE_LENGTH = 1_000
-/** Longest `where`, `query`, `sort` or `embed` parameter (characters). */
+/** Longest `where`, `query`, `sort`, `embed` or `fields` parameter (characters). */
 export const MAX_PARAMETER_LENGTH = 8_192
 /** Most clauses of one `where` (each field may appear once anyway). */
 export const MAX_WHERE_CLAUSES = 32
@@ -31,12 +31,36 @@ export interface ListQuery {
   embed: string[]
   /** The `query` expression, checked, ANDed with `where`. */
   filter?: Filter
+  /** `fields`: the keys to answer (see {@link FieldSelection}); all when absent. */
+  fields?: FieldSelection
   /**
    * How `_meta.count` is computed: `estimate` (the default) counts exactly up to a threshold and
    * estimates above it; `exact` always counts every matching row; `none` leaves it out (the page
    * costs one statement).
    */
   count?: CountMode
+}
+
+/**
+ * The keys a `fields` parameter keeps in each answered row (`id` and `etag` always), and, by embedded
+ * relation, those it keeps in the embedded row.
+ */
+export interface FieldSelection {
+  keys: ReadonlySet<string>
+  embedded: ReadonlyMap<string, ReadonlySet<string>>
+}
+
+/** A row with only the keys of `selection` (an embedded row: only its own selected keys). */
+export function selectFields<R extends Record<string, unknown>>(row: R, selection: FieldSelection): R {
+  const out: Record<string, unknown> = {}
+  for (const key of Object.keys(row)) {
+    if (!selection.keys.has(key)) continue
+    const inner = selection.embedded.get(key)
+    const value = row[key]
+    out[key] =
+      inner && value !== null && typeof value === 'object' ? selectFields(value as Record<string, unknown>, { keys: inner, embedded: new Map() }) : value
+  }
+  return out as R
 }
 
 /** The values of the `count` list parameter. */
@@ -60,6 +84,8 @@ export interface FindQuery {
   limit?: number | string
   offset?: number | string
   embed?: string | string[]
+  /** Keys to answer (`id` and `etag` always): `name,componenttype.name` (a dotted one inside an embed). */
+  fields?: string | string[]
   count?: CountMode
   /** A `query` expression: `and(eq(name,rhel),gt(created_at,2024-01-01T00:00:00Z))`. */
   query?: string
@@ -80,14 +106,14 @@ export function toRawQuery(query: FindQuery | RawQuery): RawQuery {
           return `${field}:${String(v)}`
         })
         .join(',')
-    } else if ((key === 'sort' || key === 'embed') && Array.isArray(value)) raw[key] = value.join(',')
+    } else if ((key === 'sort' || key === 'embed' || key === 'fields') && Array.isArray(value)) raw[key] = value.join(',')
     else raw[key] = typeof value === 'number' ? String(value) : (value as string | string[])
   }
   return raw
 }
 
-export const LIST_PARAMETERS = ['where', 'query', 'sort', 'limit', 'offset', 'embed', 'count'] as const
-export const DETAIL_PARAMETERS = ['embed'] as const
+export const LIST_PARAMETERS = ['where', 'query', 'sort', 'limit', 'offset', 'embed', 'fields', 'count'] as const
+export const DETAIL_PARAMETERS = ['embed', 'fields'] as const
 
 interface Filterable {
   kind: FieldKind
@@ -236,6 +262,49 @@ export function compileListQuery(
     return names
   }
 
+  // The keys an answered row has: the engine's, the schema's but write-only ones, and the aliases.
+  const answeredKeys = (d: ResourceDefinition) => [
+    ...ENGINE_FIELDS.map((f) => f.name),
+    ...answeredFields(d).map((f) => f.name),
+    ...fieldAliases(d).map(([, alias]) => alias),
+  ]
+  const ownKeys = answeredKeys(def)
+  const relatedKeys = new Map(
+    def.fields
+      .filter((f) => f.relation)
+      .map((f) => {
+        const target = definitionOf(f.relation!.resource)
+        return [f.name, target ? answeredKeys(target) : ['id', 'etag']] as const
+      }),
+  )
+
+  function parseFields(raw: string | undefined, embed: readonly string[]): FieldSelection | undefined {
+    if (raw === undefined || raw === '') return undefined
+    const keys = new Set(['id', 'etag'])
+    const embedded = new Map<string, Set<string>>()
+    for (const name of raw.split(',')) {
+      const dot = name.indexOf('.')
+      if (dot < 0) {
+        if (!ownKeys.includes(name)) throw errors.badParameter('fields', `unknown field '${name.slice(0, 80)}' of ${def.plural}`, { fields: ownKeys })
+        keys.add(name)
+        continue
+      }
+      const relation = name.slice(0, dot)
+      const inner = name.slice(dot + 1)
+      const valid = relatedKeys.get(relation)
+      if (!valid) throw errors.badParameter('fields', `'${relation.slice(0, 80)}' is not a relation of ${def.plural}`, { relations })
+      if (!embed.includes(relation)) {
+        throw errors.badParameter('fields', `'${name.slice(0, 80)}' selects inside an embedded ${relation}: add embed=${relation}`, { embed: relation })
+      }
+      if (!valid.includes(inner)) throw errors.badParameter('fields', `unknown field '${inner.slice(0, 80)}' of the embedded ${relation}`, { fields: valid })
+      keys.add(relation)
+      let set = embedded.get(relation)
+      if (!set) embedded.set(relation, (set = new Set(['id', 'etag'])))
+      set.add(inner)
+    }
+    return { keys, embedded }
+  }
+
   function checkKnown(query: RawQuery, allowed: readonly string[]): void {
     for (const key of Object.keys(query)) {
       if (!allowed.includes(key)) throw errors.unknownParameter(key.slice(0, 80), [...allowed])
@@ -245,6 +314,8 @@ export function compileListQuery(
   return {
     fields: fieldNames,
     relations,
+    /** The keys `fields` takes: the answered ones, and those of embedded relations (`componenttype.name`). */
+    selectable: [...ownKeys, ...[...relatedKeys].flatMap(([relation, keys]) => keys.map((k) => `${relation}.${k}`))],
     /** The fields of `query` (relations also as `name.`, followed by a field of the related resource). */
     queryFields: filter.fields,
 
@@ -269,13 +340,17 @@ export function compileListQuery(
         count: (count as CountMode | undefined) ?? 'estimate',
       }
       if (expression !== undefined && expression !== '') parsed.filter = filter.parse(expression)
+      const fields = parseFields(bounded(single(query, 'fields'), 'fields'), parsed.embed)
+      if (fields) parsed.fields = fields
       return parsed
     },
 
-    /** Parses the query string of a detail request (only `embed` is allowed there). */
-    parseDetail(query: RawQuery): string[] {
+    /** Parses the query string of a detail request (`embed` and `fields` are allowed there). */
+    parseDetail(query: RawQuery): { embed: string[]; fields?: FieldSelection } {
       checkKnown(query, DETAIL_PARAMETERS)
-      return parseEmbed(bounded(single(query, 'embed'), 'embed'))
+      const embed = parseEmbed(bounded(single(query, 'embed'), 'embed'))
+      const fields = parseFields(bounded(single(query, 'fields'), 'fields'), embed)
+      return fields ? { embed, fields } : { embed }
     },
   }
 }

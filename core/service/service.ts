@@ -2,7 +2,7 @@ import type { Knex } from 'knex'
 import { parseEtagHeader, type EtagCondition } from '../data/etag'
 import type { Db, Repository, Row } from '../data/repository'
 import { errors } from '../errors'
-import { toRawQuery, type ListQueryParser, type RawQuery } from '../query/list-query'
+import { type FieldSelection, type ListQueryParser, type RawQuery, selectFields, toRawQuery } from '../query/list-query'
 import { canonicalBody, fieldAliases, fieldDefaults, hiddenKeys, requiredAfterHooks } from '../schema/derive'
 import { isUuid } from '../schema/vocabulary'
 import type { ResourceDefinition } from '../schema/types'
@@ -101,6 +101,12 @@ function ifMatchOf(params: Params): EtagCondition {
  * The query parameters as the parser takes them: the HTTP transport's are the query string's as they
  * are (a repeated key is an array, which the parser refuses); in-process ones may be structured.
  */
+/** A page with only the selected keys in its rows. */
+function selectPage(page: Page, fields: FieldSelection | undefined): Page {
+  if (fields) page.items = page.items.map((row) => selectFields(row, fields))
+  return page
+}
+
 function rawQueryOf(params: Params): RawQuery {
   if (!params.query) return {}
   return params.provider === 'http' ? (params.query as RawQuery) : toRawQuery(params.query)
@@ -133,20 +139,36 @@ export class Service implements ResourceService {
 
   find(params: Params = {}): Promise<Page> {
     const db = dbOf(params.transaction, this.host.knex)
-    if (params.trusted) return this.repository(params).list(this.parts.query.parseList(rawQueryOf(params)), db)
-    return this.call('find', params, db, { validate: (ctx) => (ctx.query = this.parts.query.parseList(rawQueryOf(params))) }, (ctx) =>
-      this.repository(params).list(ctx.query!, ctx.db),
-    )
+    if (params.trusted) {
+      const query = this.parts.query.parseList(rawQueryOf(params))
+      return this.repository(params)
+        .list(query, db)
+        .then((page) => selectPage(page, query.fields))
+    }
+    // `fields` leaves keys out of the answer, after the hooks, which may need them.
+    let fields: FieldSelection | undefined
+    const validate = (ctx: HookContext) => {
+      ctx.query = this.parts.query.parseList(rawQueryOf(params))
+      fields = ctx.query.fields
+    }
+    return this.call('find', params, db, { validate }, (ctx) => this.repository(params).list(ctx.query!, ctx.db)).then((page) => selectPage(page, fields))
   }
 
   get(id: string, params: Params = {}): Promise<Row> {
     const db = dbOf(params.transaction, this.host.knex)
     if (params.trusted) {
       if (this.named(id)) return this.resolve(id, db, params).then((found) => this.get(found, params))
-      return this.getRow(id, this.parts.query.parseDetail(rawQueryOf(params)), db, params)
+      const { embed, fields } = this.parts.query.parseDetail(rawQueryOf(params))
+      return this.getRow(id, embed, db, params).then((row) => (fields ? selectFields(row, fields) : row))
     }
-    return this.call('get', params, db, { id, validate: (ctx) => (ctx.embed = this.parts.query.parseDetail(rawQueryOf(params))) }, (ctx) =>
-      this.getRow(ctx.id!, ctx.embed!, ctx.db, params),
+    let fields: FieldSelection | undefined
+    const validate = (ctx: HookContext) => {
+      const detail = this.parts.query.parseDetail(rawQueryOf(params))
+      ctx.embed = detail.embed
+      fields = detail.fields
+    }
+    return this.call('get', params, db, { id, validate }, (ctx) => this.getRow(ctx.id!, ctx.embed!, ctx.db, params)).then((row) =>
+      fields ? selectFields(row, fields) : row,
     )
   }
 
