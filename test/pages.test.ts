@@ -54,6 +54,20 @@ describe('pages: Link headers to the neighbouring pages of a list', () => {
     expect(last.links).to.deep.equal({ prev: `${base}&offset=2`, first: base })
   })
 
+  it('the links keep the other parameters as the client encoded them, and replace offset however it was written', async () => {
+    const page = await get('/dci/api/v1/components?limit=2&where=name%3Ac&offse%74=1&sort=name')
+    expect(page.body.components).to.deep.equal([])
+    const plain = await get('/dci/api/v1/components?query=in(name%2C%22a%22%2Cb%2Cc%2Cd)&offset=1&limit=2&sort=name')
+    expect(plain.body.components.map((c: any) => c.name)).to.deep.equal(['b', 'c'])
+    const base = `${origin}/dci/api/v1/components?query=in(name%2C%22a%22%2Cb%2Cc%2Cd)&limit=2&sort=name`
+    expect(plain.links).to.deep.equal({ next: `${base}&offset=3`, prev: base, first: base })
+    expect((await get(plain.links.next)).body.components.map((c: any) => c.name)).to.deep.equal(['d'])
+    expect(page.links).to.deep.equal({
+      prev: `${origin}/dci/api/v1/components?limit=2&where=name%3Ac&sort=name`,
+      first: `${origin}/dci/api/v1/components?limit=2&where=name%3Ac&sort=name`,
+    })
+  })
+
   it('a page that ends exactly at the last row has no next link; a single page has no Link at all', async () => {
     const res = await fetch(`${origin}/dci/api/v1/components?limit=5`)
     expect(res.headers.get('Link')).to.equal(null)

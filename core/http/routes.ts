@@ -93,18 +93,32 @@ const sha1Hex: (text: string) => string =
  */
 export function pageLinks(ctx: Context, page: Page): string | undefined {
   if (page.nextOffset === undefined && page.previousOffset === undefined) return undefined
+  // The other parameters as the client wrote them (one pass, no decoding and encoding again).
+  const rest = ctx.querystring
+    .split('&')
+    .filter((pair) => pair !== '' && keyOf(pair) !== 'offset')
+    .join('&')
   const base = `${ctx.protocol}://${ctx.host}${basePathOf(ctx)}${ctx.path}`
   const url = (offset: number) => {
-    const query = new URLSearchParams(ctx.querystring)
-    if (offset > 0) query.set('offset', String(offset))
-    else query.delete('offset')
-    const text = query.toString()
-    return text ? `${base}?${text}` : base
+    if (offset > 0) return `${base}?${rest ? `${rest}&` : ''}offset=${offset}`
+    return rest ? `${base}?${rest}` : base
   }
   const links: string[] = []
   if (page.nextOffset !== undefined) links.push(`<${url(page.nextOffset)}>; rel="next"`)
   if (page.previousOffset !== undefined) links.push(`<${url(page.previousOffset)}>; rel="prev"`, `<${url(0)}>; rel="first"`)
   return links.join(', ')
+}
+
+/** The decoded key of a `key=value` pair of a query string (as koa reads it). */
+function keyOf(pair: string): string {
+  const equals = pair.indexOf('=')
+  const key = (equals < 0 ? pair : pair.slice(0, equals)).replace(/\+/g, ' ')
+  if (!key.includes('%')) return key
+  try {
+    return decodeURIComponent(key)
+  } catch {
+    return key
+  }
 }
 
 /** A list answer carries an ETag too: a digest of the body, so `If-None-Match` can answer 304. */
