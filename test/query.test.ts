@@ -2,6 +2,7 @@ import path from 'node:path'
 import { expect } from 'chai'
 import fc from 'fast-check'
 import { DEFAULT_EXPRESSION_LIMITS, type Expression, ExpressionError, parseExpression } from '../core/query/expression'
+import { MAX_PATTERN_CHARACTERS, MAX_PATTERN_COMPARISONS } from '../core/query/filter'
 import { createComponent, createType, type GeneratedApp, generatedApp, ROOT, resetTables, testApp, type TestApp } from './support'
 
 /** An expression tree written back in a canonical form: values quoted, no spaces. */
@@ -271,6 +272,20 @@ describe('query: filters of lists over HTTP and in process', () => {
     expect(long.body.code).to.equal('invalid_parameter')
   })
 
+  it("at most 4 text-matching comparisons, with 500 pattern characters in all: each costs a pass over every row's text", async () => {
+    const likes = (n: number, pattern = 'x%') => `or(${Array.from({ length: n }, () => `like(name,"${pattern}")`).join(',')})`
+    expect(await names(likes(4))).to.deep.equal([])
+    expect(await names(`and(${likes(2)},contains(name,a),not_contains(name,b))`)).to.deep.equal([])
+    const five = await refused(`and(${likes(4)},ilike(name,x))`)
+    expect(five.message).to.match(/more than 4 text-matching comparisons/)
+    expect(five.payload.position).to.equal(4 + likes(4).length + 1)
+    expect(await names(likes(2, 'y'.repeat(250)))).to.deep.equal([])
+    const long = await refused(likes(2, 'y'.repeat(251)))
+    expect(long.message).to.match(/more than 500 characters in all/)
+    // Other comparisons do not count: 46 equalities beside 4 patterns.
+    expect(await names(`or(${likes(4)},in(name,${Array.from({ length: 46 }, (_, i) => `v${i}`).join(',')}))`)).to.deep.equal([])
+  })
+
   it('query is a list parameter only', async () => {
     const res = await app.http.get(`/api/v1/components/${ids.noble}?query=null(sha)`).expect(400)
     expect(res.body.code).to.equal('unknown_parameter')
@@ -415,23 +430,38 @@ describe('query: random expressions over random rows give the ids JavaScript giv
   }
 
   /** A random expression: its text, and the JavaScript predicate it means. */
-  type Generated = { text: string; holds: (row: Row) => boolean; comparisons: number }
+  type Generated = { text: string; holds: (row: Row) => boolean; comparisons: number; patterns: number; patternCharacters: number }
   const comparison: () => fc.Arbitrary<Generated> = () =>
     fc.constantFrom(...FIELDS).chain(([path, kind]) =>
       fc.constantFrom(...OPS[kind]).chain((op) => {
         const quote = (v: string) => `"${v}"`
         if (op === 'null') {
-          return fc.constant({ text: `null(${path})`, holds: (row: Row) => read(row, path).found && read(row, path).value === null, comparisons: 1 })
+          return fc.constant({
+            text: `null(${path})`,
+            holds: (row: Row) => read(row, path).found && read(row, path).value === null,
+            comparisons: 1,
+            patterns: 0,
+            patternCharacters: 0,
+          })
         }
         if (op === 'in') {
           return fc.array(valuesOf(path, kind), { minLength: 1, maxLength: 3 }).map((values) => ({
             text: `in(${path},${values.map(quote).join(',')})`,
             holds: (row: Row) => values.some((v) => compare(read(row, path), kind, 'eq', v)),
             comparisons: values.length,
+            patterns: 0,
+            patternCharacters: 0,
           }))
         }
         const value = op === 'like' || op === 'ilike' ? patternOf : kind === 'array' ? fc.constantFrom(...LETTERS) : valuesOf(path, kind)
-        return value.map((v) => ({ text: `${op}(${path},${quote(v)})`, holds: (row: Row) => compare(read(row, path), kind, op, v), comparisons: 1 }))
+        const pattern = kind !== 'array' && ['like', 'ilike', 'contains', 'not_contains'].includes(op)
+        return value.map((v) => ({
+          text: `${op}(${path},${quote(v)})`,
+          holds: (row: Row) => compare(read(row, path), kind, op, v),
+          comparisons: 1,
+          patterns: pattern ? 1 : 0,
+          patternCharacters: pattern ? v.length : 0,
+        }))
       }),
     )
   /** A comparison of a field's value as PostgreSQL makes it, false when the value is null or a hop finds no row. */
@@ -478,12 +508,17 @@ describe('query: random expressions over random rows give the ids JavaScript giv
             text: `${op}(${args.map((a) => a.text).join(',')})`,
             holds: (row: Row) => (op === 'and' ? args.every((a) => a.holds(row)) : args.some((a) => a.holds(row))),
             comparisons: args.reduce((n, a) => n + a.comparisons, 0),
+            patterns: args.reduce((n, a) => n + a.patterns, 0),
+            patternCharacters: args.reduce((n, a) => n + a.patternCharacters, 0),
           })),
-          tie('e').map((inner) => ({ text: `not(${inner.text})`, holds: (row: Row) => !inner.holds(row), comparisons: inner.comparisons })),
+          tie('e').map((inner) => ({ ...inner, text: `not(${inner.text})`, holds: (row: Row) => !inner.holds(row) })),
         ),
       }))
       // The language's own limit: more is a 400, which the test above covers.
-      .e.filter((e) => e.comparisons <= DEFAULT_EXPRESSION_LIMITS.maxComparisons)
+      .e.filter(
+        (e) =>
+          e.comparisons <= DEFAULT_EXPRESSION_LIMITS.maxComparisons && e.patterns <= MAX_PATTERN_COMPARISONS && e.patternCharacters <= MAX_PATTERN_CHARACTERS,
+      )
 
   /** The order of `sort`: by id, or by n descending (nulls first, as PostgreSQL orders them) then id. */
   const SORTS: Record<string, (a: Row, b: Row) => number> = {

@@ -3,7 +3,7 @@ import type { ErrorRegistry } from '../errors'
 import type { ActionDefinition } from '../plugins/plugin'
 import type { Resource } from '../plugins/registry'
 import { DEFAULT_EXPRESSION_LIMITS } from '../query/expression'
-import { MAX_RELATION_HOPS } from '../query/filter'
+import { MAX_PATTERN_CHARACTERS, MAX_PATTERN_COMPARISONS, MAX_RELATION_HOPS } from '../query/filter'
 import { COUNT_MODES, LIST_PARAMETERS, type ListLimits, MAX_PARAMETER_LENGTH } from '../query/list-query'
 import { aliasSchema, answeredFields, documentedCreateRequired, ENGINE_FIELDS, fieldSchema } from '../schema/derive'
 import type { JsonSchema } from '../schema/types'
@@ -308,7 +308,7 @@ const LIST_PARAMETER_DOCS: Record<ListParameter, (resource: Resource) => OpenApi
       '`like(f,pattern)` and `ilike(f,pattern)` (SQL `%` and `_`), `contains(f,v)` and `not_contains(f,v)` (a substring of a text field, an item of an array field), `null(f)`; ' +
       'logic: `and(e1,e2,...)`, `or(e1,e2,...)`, `not(e)`. Values are parsed by the field\'s type; a value holding `,` `(` `)` `"` or spaces is written in double quotes, with `\\"` and `\\\\` as escapes. ' +
       `A field may follow relations with dots (\`componenttype.name\`, at most ${MAX_RELATION_HOPS}). A comparison of a null field is false (but \`null\`), and \`not(e)\` is true where \`e\` is not. ` +
-      `At most ${DEFAULT_EXPRESSION_LIMITS.maxComparisons} comparisons (each value of \`in\` counts) and ${DEFAULT_EXPRESSION_LIMITS.maxDepth} levels; a bad expression is a 400 \`invalid_query\` whose payload gives the \`position\` and what was \`expected\` there. ` +
+      `At most ${DEFAULT_EXPRESSION_LIMITS.maxComparisons} comparisons (each value of \`in\` counts) and ${DEFAULT_EXPRESSION_LIMITS.maxDepth} levels, of them at most ${MAX_PATTERN_COMPARISONS} text-matching ones (\`like\`, \`ilike\`, \`contains\` and \`not_contains\` on text) with ${MAX_PATTERN_CHARACTERS} pattern characters in all; a bad expression is a 400 \`invalid_query\` whose payload gives the \`position\` and what was \`expected\` there. ` +
       `Fields: ${queryFields.map((f) => `\`${f}\``).join(', ')}.`,
     schema: { type: 'string', maxLength: MAX_PARAMETER_LENGTH, examples: ['and(eq(name,rhel),gt(created_at,2024-01-01T00:00:00Z))'] },
   }),

@@ -8,6 +8,18 @@ import { type BinaryOperator, DEFAULT_EXPRESSION_LIMITS, type Expression, Expres
 /** Most relations one `query` field may follow (`component.componenttype.name` is two). */
 export const MAX_RELATION_HOPS = 3
 
+/**
+ * Most comparisons that match text against a pattern (`like`, `ilike`, and `contains` and
+ * `not_contains` on text) in one expression, and most characters their patterns hold in all. Each
+ * such comparison costs the database a pass over every candidate row's text: the costliest filter
+ * these limits allow (4 patterns of 500 characters in all, half of them `ilike`, that match nothing,
+ * and 46 more comparisons) takes 1.0 s per statement over 200,000 rows of 255 characters on this
+ * machine's PostgreSQL and 2.3 s on the embedded database, within the 10 s statement timeout; 8
+ * patterns of 1,000 characters took 4-8 s and 18-21 s (bench/RESULTS.md).
+ */
+export const MAX_PATTERN_COMPARISONS = 4
+export const MAX_PATTERN_CHARACTERS = 500
+
 /** A relation a comparison follows: the rows of `table` whose id the `column` of the row before holds. */
 export interface Hop {
   column: string
@@ -201,6 +213,8 @@ export function compileFilter(def: ResourceDefinition, definitionOf: (name: stri
     return value
   }
 
+  let patterns = 0
+  let patternCharacters = 0
   const check = (e: Expression): Filter => {
     switch (e.op) {
       case 'and':
@@ -217,6 +231,23 @@ export function compileFilter(def: ResourceDefinition, definitionOf: (name: stri
             e.position,
             allowed,
           )
+        }
+        if ((e.op === 'like' || e.op === 'ilike' || e.op === 'contains' || e.op === 'not_contains') && column.kind !== 'array') {
+          if (++patterns > MAX_PATTERN_COMPARISONS) {
+            throw refuse(
+              `more than ${MAX_PATTERN_COMPARISONS} text-matching comparisons (like, ilike, contains, not_contains) at position ${e.position}`,
+              e.position,
+              [],
+            )
+          }
+          patternCharacters += e.value.text.length
+          if (patternCharacters > MAX_PATTERN_CHARACTERS) {
+            throw refuse(
+              `the patterns of text-matching comparisons hold more than ${MAX_PATTERN_CHARACTERS} characters in all (position ${e.value.position})`,
+              e.value.position,
+              [],
+            )
+          }
         }
         const refs = e.op === 'null' ? [] : e.op === 'in' ? e.values : [e.value]
         return {
@@ -236,6 +267,8 @@ export function compileFilter(def: ResourceDefinition, definitionOf: (name: stri
     /** Parses and checks a `query` parameter. */
     parse(text: string): Filter {
       if (text.includes('\u0000')) throw refuse('contains a NUL character', text.indexOf('\u0000'), [])
+      patterns = 0
+      patternCharacters = 0
       let tree: Expression
       try {
         tree = parseExpression(text, DEFAULT_EXPRESSION_LIMITS)
