@@ -632,6 +632,7 @@ describe('access: role x operation x (own team, other team, global), generated f
 describe('access: embeds and nested routes across teams (a test resource: jobs of a team, run on remotecis of any team)', function () {
   this.timeout(180_000)
   const JOB = path.join(ROOT, 'test', 'fixtures', 'identity-schemas', 'job.json')
+  const IDENTITY_SCHEMAS = path.join(ROOT, 'core', 'identity', 'schemas')
   const listRemoteciJobs = defineAction({
     name: 'list_remoteci_jobs',
     method: 'GET',
@@ -665,7 +666,9 @@ describe('access: embeds and nested routes across teams (a test resource: jobs o
     const migrations = fs.mkdtempSync(path.join(os.tmpdir(), 'dci-migrations-'))
     dirs.push(migrations)
     for (const f of fs.readdirSync(MIGRATIONS)) fs.copyFileSync(path.join(MIGRATIONS, f), path.join(migrations, f))
-    await generateMigration({ db: fresh.db, schemasDir: SCHEMAS, migrationsDir: migrations, resources: ['job'], schemaFiles: [JOB] })
+    // The identity plugin's schemas too: a job relates to an audit.
+    const identitySchemas = fs.readdirSync(IDENTITY_SCHEMAS).map((f) => path.join(IDENTITY_SCHEMAS, f))
+    await generateMigration({ db: fresh.db, schemasDir: SCHEMAS, migrationsDir: migrations, resources: ['job'], schemaFiles: [...identitySchemas, JOB] })
     await migrateLatest(fresh.db, migrations)
     world = await makeWorld([jobs], fresh.db)
     const { A, B } = world.remotecis
@@ -743,6 +746,11 @@ describe('access: embeds and nested routes across teams (a test resource: jobs o
         expect(await jobs('not(eq(remoteci.name,lab-b))')).to.deep.equal(everything ? ['AA', 'BA'] : ['AA', 'AB'])
         expect(await jobs('eq(remoteci.team.name,team-b)')).to.deep.equal(everything ? ['AB', 'BB'] : [])
         expect(await jobs('eq(remoteci.team.name,team-a)')).to.deep.equal(everything ? ['AA', 'BA'] : ['AA'])
+        // Through a relation to a resource the role may not read at all: 403, as listing it would be.
+        const audits = await client('GET', `${world.engine.prefix}/jobs?query=${encodeURIComponent('null(audit.action)')}`)
+        if (everything) expect(audits.status, audits.text).to.equal(200)
+        else expectAnswer(audits, { status: 403, code: 'forbidden' })
+        if (!everything) expect(audits.body.message).to.equal(`The role ${role} may not read audits`)
       })
 
       it(`${role} (${transport}): fields keeps only the chosen keys after the access checks: ${everything ? 'every remoteci embedded' : 'a remoteci of another team still embeds as null'}`, async () => {
