@@ -1,8 +1,7 @@
 import type Ajv from 'ajv'
-import type { ValidateFunction } from 'ajv'
 import { ApiError } from '../errors'
-import { fieldAliases, filterableFields } from '../schema/derive'
-import type { FieldKind, JsonSchema, ResourceDefinition } from '../schema/types'
+import type { ResourceDefinition } from '../schema/types'
+import { type Column, columnsOf, convert, MAX_VALUE_LENGTH } from './columns'
 import { type BinaryOperator, DEFAULT_EXPRESSION_LIMITS, type Expression, ExpressionError, type FieldRef, parseExpression, type ValueRef } from './expression'
 
 /** Most relations one `query` field may follow (`component.componenttype.name` is two). */
@@ -63,68 +62,16 @@ export function filterHops(filter: Filter | undefined, out: Hop[] = []): Hop[] {
   return out
 }
 
-/** Longest value of a comparison (characters), or the field's own `maxLength` for eq, ne and in when smaller. */
-export const MAX_QUERY_VALUE_LENGTH = 1_000
-
-interface Column {
-  name: string
-  kind: FieldKind | 'array'
-  /** The JSON Schema a value of eq, ne and in must match (an array's items'). */
-  check: ValidateFunction
-  /** The kind alone (format, type): what a value of lt, le, gt and ge must be. */
-  checkKind: ValidateFunction
-  maxLength: number
-  /** The related resource, for a relation field. */
-  relation?: string
-}
-
-interface Columns {
-  def: ResourceDefinition
-  byName: Map<string, Column>
-  names: string[]
-}
-
-const INTEGER = /^-?\d{1,16}$/
-const NUMBER = /^-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?$/
-
-/** A value as the field's type, or undefined when it cannot be one. */
-function convert(kind: FieldKind | 'array', itemKind: string | undefined, raw: string): unknown {
-  const k = kind === 'array' ? itemKind : kind
-  switch (k) {
-    case 'integer':
-      return INTEGER.test(raw) && Number.isSafeInteger(Number(raw)) ? Number(raw) : undefined
-    case 'number':
-      return raw.length <= 64 && NUMBER.test(raw) && Number.isFinite(Number(raw)) ? Number(raw) : undefined
-    case 'boolean':
-      return raw === 'true' ? true : raw === 'false' ? false : undefined
-    default:
-      return raw.normalize('NFC')
-  }
-}
-
-/** The scalar item type of an array field (`{"type": "array", "items": {"type": "string"}}`), if it has one. */
-function scalarItems(schema: JsonSchema): JsonSchema | undefined {
-  const types = Array.isArray(schema.type) ? schema.type : [schema.type]
-  if (!types.includes('array')) return undefined
-  const items = schema.items as JsonSchema | undefined
-  const itemType = items && (Array.isArray(items.type) ? items.type.find((t) => t !== 'null') : items.type)
-  return typeof itemType === 'string' && ['string', 'integer', 'number', 'boolean'].includes(itemType) ? items : undefined
-}
-
-const KIND_SCHEMA: Record<string, JsonSchema> = {
-  uuid: { type: 'string', format: 'uuid' },
-  datetime: { type: 'string', format: 'date-time' },
-  integer: { type: 'integer' },
-  number: { type: 'number' },
-  boolean: { type: 'boolean' },
-  string: { type: 'string' },
-}
-
 /** The operators each kind of field takes. */
 function operatorsOf(column: Column): ComparisonOperator[] {
   if (column.kind === 'array') return ['contains', 'not_contains', 'null']
   const base: ComparisonOperator[] = ['eq', 'ne', 'lt', 'le', 'gt', 'ge', 'in', 'null']
   return column.kind === 'string' ? [...base, 'like', 'ilike', 'contains', 'not_contains'] : base
+}
+
+/** A comparison that matches text against a pattern: what {@link MAX_PATTERN_COMPARISONS} counts. */
+function matchesText(op: ComparisonOperator, column: Column): boolean {
+  return column.kind === 'string' && (op === 'like' || op === 'ilike' || op === 'contains' || op === 'not_contains')
 }
 
 /**
@@ -134,45 +81,12 @@ function operatorsOf(column: Column): ComparisonOperator[] {
  * in the expression and what was expected there.
  */
 export function compileFilter(def: ResourceDefinition, definitionOf: (name: string) => ResourceDefinition | undefined, ajv: Ajv) {
-  const cache = new Map<string, Columns>()
-  const columnsOf = (d: ResourceDefinition): Columns => {
-    let found = cache.get(d.name)
-    if (found) return found
-    const byName = new Map<string, Column>()
-    for (const field of filterableFields(d)) {
-      const own = field.schema.maxLength
-      byName.set(field.name, {
-        name: field.name,
-        kind: field.kind,
-        check: ajv.compile(field.schema),
-        checkKind: ajv.compile(KIND_SCHEMA[field.kind] ?? { type: 'string' }),
-        maxLength: typeof own === 'number' && own < MAX_QUERY_VALUE_LENGTH ? own : MAX_QUERY_VALUE_LENGTH,
-        relation: d.fields.find((f) => f.name === field.name)?.relation?.resource,
-      })
-    }
-    for (const field of d.fields) {
-      const items = field.kind === 'json' && !field.hidden ? scalarItems(field.schema) : undefined
-      if (!items) continue
-      const check = ajv.compile(items)
-      byName.set(field.name, { name: field.name, kind: 'array', check, checkKind: check, maxLength: MAX_QUERY_VALUE_LENGTH })
-    }
-    for (const [field, alias] of fieldAliases(d)) {
-      const column = byName.get(field)
-      if (column) byName.set(alias, column)
-    }
-    const names = [...byName.keys()].flatMap((n) => (byName.get(n)!.relation ? [n, `${n}.`] : [n]))
-    found = { def: d, byName, names }
-    cache.set(d.name, found)
-    return found
-  }
-  columnsOf(def)
-
   const refuse = (message: string, position: number, expected: readonly string[]) =>
     new ApiError(400, `Invalid 'query' parameter: ${message}`, { position, expected: [...expected] }, {}, 'invalid_query')
 
   /** The hops and the column a field names, checked part by part. */
   const resolve = (ref: FieldRef): { hops: Hop[]; column: Column } => {
-    let columns = columnsOf(def)
+    let columns = columnsOf(def, ajv)
     const hops: Hop[] = []
     let position = ref.position
     for (let i = 0; i < ref.path.length; i++) {
@@ -188,7 +102,7 @@ export function compileFilter(def: ResourceDefinition, definitionOf: (name: stri
       const target = definitionOf(column.relation)
       if (!target) throw refuse(`unknown field '${part}' at position ${position}`, position, columns.names)
       hops.push({ column: column.name, resource: target.name, table: target.plural })
-      columns = columnsOf(target)
+      columns = columnsOf(target, ajv)
       position += part.length + 1
     }
     // A path has at least one part (the parser sees to it).
@@ -197,12 +111,11 @@ export function compileFilter(def: ResourceDefinition, definitionOf: (name: stri
 
   const typed = (column: Column, op: ComparisonOperator, ref: ValueRef): unknown => {
     const raw = ref.text
-    const pattern = op === 'like' || op === 'ilike' || ((op === 'contains' || op === 'not_contains') && column.kind === 'string')
-    const max = op === 'eq' || op === 'ne' || op === 'in' ? column.maxLength : MAX_QUERY_VALUE_LENGTH
+    const max = op === 'eq' || op === 'ne' || op === 'in' ? column.maxLength : MAX_VALUE_LENGTH
     if (raw.length > max) throw refuse(`the value at position ${ref.position} is longer than ${max} characters`, ref.position, [`at most ${max} characters`])
-    if (pattern) return raw.normalize('NFC')
-    const itemKind = column.kind === 'array' ? String((column.check.schema as JsonSchema).type) : undefined
-    const value = convert(column.kind, itemKind, raw)
+    if (matchesText(op, column)) return raw.normalize('NFC')
+    const itemKind = column.itemKind
+    const value = convert(itemKind ?? column.kind, raw)
     const check = op === 'eq' || op === 'ne' || op === 'in' || column.kind === 'array' ? column.check : column.checkKind
     if (value === undefined || !check(value)) {
       const error = check.errors?.[0]?.message ?? `must be ${column.kind === 'array' ? itemKind : column.kind}`
@@ -213,15 +126,14 @@ export function compileFilter(def: ResourceDefinition, definitionOf: (name: stri
     return value
   }
 
-  let patterns = 0
-  let patternCharacters = 0
-  const check = (e: Expression): Filter => {
+  /** `spent`: the text-matching comparisons met so far in the expression, and their patterns' characters. */
+  const check = (e: Expression, spent: { patterns: number; characters: number }): Filter => {
     switch (e.op) {
       case 'and':
       case 'or':
-        return { op: e.op, args: e.args.map(check) }
+        return { op: e.op, args: e.args.map((arg) => check(arg, spent)) }
       case 'not':
-        return { op: 'not', arg: check(e.arg) }
+        return { op: 'not', arg: check(e.arg, spent) }
       default: {
         const { hops, column } = resolve(e.field)
         const allowed = operatorsOf(column)
@@ -232,16 +144,16 @@ export function compileFilter(def: ResourceDefinition, definitionOf: (name: stri
             allowed,
           )
         }
-        if ((e.op === 'like' || e.op === 'ilike' || e.op === 'contains' || e.op === 'not_contains') && column.kind !== 'array') {
-          if (++patterns > MAX_PATTERN_COMPARISONS) {
+        if (e.op !== 'in' && e.op !== 'null' && matchesText(e.op, column)) {
+          if (++spent.patterns > MAX_PATTERN_COMPARISONS) {
             throw refuse(
               `more than ${MAX_PATTERN_COMPARISONS} text-matching comparisons (like, ilike, contains, not_contains) at position ${e.position}`,
               e.position,
               [],
             )
           }
-          patternCharacters += e.value.text.length
-          if (patternCharacters > MAX_PATTERN_CHARACTERS) {
+          spent.characters += e.value.text.length
+          if (spent.characters > MAX_PATTERN_CHARACTERS) {
             throw refuse(
               `the patterns of text-matching comparisons hold more than ${MAX_PATTERN_CHARACTERS} characters in all (position ${e.value.position})`,
               e.value.position,
@@ -263,12 +175,10 @@ export function compileFilter(def: ResourceDefinition, definitionOf: (name: stri
 
   return {
     /** The fields a `query` names directly (relations also as `name.`, to follow them). */
-    fields: columnsOf(def).names,
+    fields: columnsOf(def, ajv).names,
     /** Parses and checks a `query` parameter. */
     parse(text: string): Filter {
       if (text.includes('\u0000')) throw refuse('contains a NUL character', text.indexOf('\u0000'), [])
-      patterns = 0
-      patternCharacters = 0
       let tree: Expression
       try {
         tree = parseExpression(text, DEFAULT_EXPRESSION_LIMITS)
@@ -276,7 +186,7 @@ export function compileFilter(def: ResourceDefinition, definitionOf: (name: stri
         if (err instanceof ExpressionError) throw refuse(err.message, err.position, err.expected)
         throw err
       }
-      return check(tree)
+      return check(tree, { patterns: 0, characters: 0 })
     },
   }
 }

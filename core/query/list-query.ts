@@ -1,9 +1,9 @@
 import type Ajv from 'ajv'
-import type { ValidateFunction } from 'ajv'
 import { errors } from '../errors'
-import { answeredFields, ENGINE_FIELDS, fieldAliases, filterableFields } from '../schema/derive'
-import type { FieldKind, ResourceDefinition } from '../schema/types'
+import { answeredFields, ENGINE_FIELDS, fieldAliases } from '../schema/derive'
+import type { ResourceDefinition } from '../schema/types'
 import { schemaAjv } from '../schema/vocabulary'
+import { columnsOf, convert, MAX_VALUE_LENGTH } from './columns'
 import { compileFilter, type Filter } from './filter'
 
 /** Limits that bound what one list request may cost. */
@@ -14,7 +14,7 @@ export interface ListLimits {
 }
 
 /** Longest `where` value (characters), or the field's own `maxLength` when smaller. */
-export const MAX_WHERE_VALUE_LENGTH = 1_000
+export const MAX_WHERE_VALUE_LENGTH = MAX_VALUE_LENGTH
 /** Longest `where`, `query`, `sort`, `embed` or `fields` parameter (characters). */
 export const MAX_PARAMETER_LENGTH = 8_192
 /** Most clauses of one `where` (each field may appear once anyway). */
@@ -115,37 +115,6 @@ export function toRawQuery(query: FindQuery | RawQuery): RawQuery {
 export const LIST_PARAMETERS = ['where', 'query', 'sort', 'limit', 'offset', 'embed', 'fields', 'count'] as const
 export const DETAIL_PARAMETERS = ['embed', 'fields'] as const
 
-interface Filterable {
-  kind: FieldKind
-  check: ValidateFunction
-}
-
-const INTEGER = /^-?\d{1,16}$/
-/**
- * A decimal number. Linear: each part has one way to match (the digits before the point cannot be
- * traded with those after it), and values are shorter than {@link MAX_NUMBER_LENGTH} before it runs.
- */
-const NUMBER = /^-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?$/
-/** Longest text a `number` value may have: more digits than a double holds, with room for an exponent. */
-const MAX_NUMBER_LENGTH = 64
-
-/** Turns a `where` value into the field's type, or returns undefined when it cannot be one. */
-function convert(kind: FieldKind, raw: string): string | number | boolean | undefined {
-  switch (kind) {
-    case 'integer':
-      return INTEGER.test(raw) && Number.isSafeInteger(Number(raw)) ? Number(raw) : undefined
-    case 'number':
-      return raw.length <= MAX_NUMBER_LENGTH && NUMBER.test(raw) && Number.isFinite(Number(raw)) ? Number(raw) : undefined
-    case 'boolean':
-      return raw === 'true' ? true : raw === 'false' ? false : undefined
-    case 'string':
-      // Text is stored in NFC: a value written decomposed finds it too.
-      return raw.normalize('NFC')
-    default:
-      return raw
-  }
-}
-
 /** The parameter value, or a 400 when it was given more than once. */
 function single(query: RawQuery, name: string): string | undefined {
   const value = query[name]
@@ -180,20 +149,13 @@ export function compileListQuery(
   definitionOf: (name: string) => ResourceDefinition | undefined = (name) => (name === def.name ? def : undefined),
 ) {
   const filter = compileFilter(def, definitionOf, ajv)
-  const filterable = new Map<string, Filterable>()
-  const maxLength = new Map<string, number>()
-  for (const field of filterableFields(def)) {
-    filterable.set(field.name, { kind: field.kind, check: ajv.compile(field.schema) })
-    const own = field.schema.maxLength
-    maxLength.set(field.name, typeof own === 'number' && own < MAX_WHERE_VALUE_LENGTH ? own : MAX_WHERE_VALUE_LENGTH)
+  // `where` and `sort` take the scalar columns, a field's alias for the field itself.
+  const columns = columnsOf(def, ajv)
+  const scalar = (name: string) => {
+    const column = columns.byName.get(name)
+    return column && column.kind !== 'array' ? column : undefined
   }
-  // `where` and `sort` take a field's alias for the field itself.
-  const aliasOf = new Map(
-    fieldAliases(def)
-      .filter(([field]) => filterable.has(field))
-      .map(([field, alias]) => [alias, field]),
-  )
-  const fieldNames = [...filterable.keys(), ...aliasOf.keys()]
+  const fieldNames = columns.scalars
   const relations = def.fields.filter((f) => f.relation).map((f) => f.name)
   // Answered object and array fields are known, but neither compared nor ordered: say so, not "unknown".
   const structured = new Set(def.fields.filter((f) => f.kind === 'json' && !f.hidden).map((f) => f.name))
@@ -216,14 +178,14 @@ export function compileListQuery(
       const colon = clause.indexOf(':')
       if (colon <= 0) throw errors.badParameter('where', `'${clause.slice(0, 80)}' is not of the form field:value`, { fields: fieldNames })
       const sent = clause.slice(0, colon)
-      const name = aliasOf.get(sent) ?? sent
       const value = clause.slice(colon + 1)
-      const field = filterable.get(name)
+      const field = scalar(sent)
       if (!field) throw unknownField('where', sent)
+      const name = field.name
       // A field compares with one value: a second clause of it is a mistake or a way to cost more.
       if (seen.has(name)) throw errors.badParameter('where', `field '${sent}' is given twice`, { field: sent })
       seen.add(name)
-      const max = maxLength.get(name)!
+      const max = field.maxLength
       if (value.length > max) {
         throw errors.badParameter('where', `the value of '${sent}' is longer than ${max} characters`, { field: sent, max_length: max })
       }
@@ -245,8 +207,8 @@ export function compileListQuery(
     return raw.split(',').map((item) => {
       const desc = item.startsWith('-')
       const sent = desc ? item.slice(1) : item
-      const name = aliasOf.get(sent) ?? sent
-      if (!filterable.has(name)) throw unknownField('sort', sent)
+      const name = scalar(sent)?.name
+      if (name === undefined) throw unknownField('sort', sent)
       if (seen.has(name)) throw errors.badParameter('sort', `field '${sent}' is given twice`, { fields: fieldNames })
       seen.add(name)
       return [name, desc ? 'desc' : 'asc']
