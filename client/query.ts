@@ -48,27 +48,31 @@ const comparison =
   <T>(field: string, value: Scalar | Date): Query<T> =>
     expression(`${op}(${field},${literal(value)})`)
 
+/** A comparison of a scalar field (or a related row's field) with a value of its type. */
+type Compare = <T, K extends ScalarKeys<T> | RelatedPath<T> = ScalarKeys<T> | RelatedPath<T>>(field: K, value: ValueOf<T, K>) => Query<T>
+/** A text field matched against a pattern. */
+type Match = <T>(field: TextKeys<T> | RelatedPath<T>, pattern: string) => Query<T>
+/** An item of an array field, or a substring of a text field. */
+type Contains = {
+  <T, K extends ArrayKeys<T> = ArrayKeys<T>>(field: K, item: ItemOf<T, K>): Query<T>
+  <T>(field: TextKeys<T> | RelatedPath<T>, text: string): Query<T>
+}
+
 /** The builder: each function checks its field and value against the row type the list expects. */
 export const q = {
-  eq: comparison('eq') as <T, K extends ScalarKeys<T> | RelatedPath<T> = ScalarKeys<T> | RelatedPath<T>>(field: K, value: ValueOf<T, K>) => Query<T>,
-  ne: comparison('ne') as <T, K extends ScalarKeys<T> | RelatedPath<T> = ScalarKeys<T> | RelatedPath<T>>(field: K, value: ValueOf<T, K>) => Query<T>,
-  lt: comparison('lt') as <T, K extends ScalarKeys<T> | RelatedPath<T> = ScalarKeys<T> | RelatedPath<T>>(field: K, value: ValueOf<T, K>) => Query<T>,
-  le: comparison('le') as <T, K extends ScalarKeys<T> | RelatedPath<T> = ScalarKeys<T> | RelatedPath<T>>(field: K, value: ValueOf<T, K>) => Query<T>,
-  gt: comparison('gt') as <T, K extends ScalarKeys<T> | RelatedPath<T> = ScalarKeys<T> | RelatedPath<T>>(field: K, value: ValueOf<T, K>) => Query<T>,
-  ge: comparison('ge') as <T, K extends ScalarKeys<T> | RelatedPath<T> = ScalarKeys<T> | RelatedPath<T>>(field: K, value: ValueOf<T, K>) => Query<T>,
+  eq: comparison('eq') as Compare,
+  ne: comparison('ne') as Compare,
+  lt: comparison('lt') as Compare,
+  le: comparison('le') as Compare,
+  gt: comparison('gt') as Compare,
+  ge: comparison('ge') as Compare,
   /** SQL pattern: `%` any run, `_` one character. */
-  like: comparison('like') as <T>(field: TextKeys<T> | RelatedPath<T>, pattern: string) => Query<T>,
+  like: comparison('like') as Match,
   /** `like`, ignoring case. */
-  ilike: comparison('ilike') as <T>(field: TextKeys<T> | RelatedPath<T>, pattern: string) => Query<T>,
+  ilike: comparison('ilike') as Match,
   /** A substring of a text field, or an item of an array field. */
-  contains: comparison('contains') as {
-    <T, K extends ArrayKeys<T> = ArrayKeys<T>>(field: K, item: ItemOf<T, K>): Query<T>
-    <T>(field: TextKeys<T> | RelatedPath<T>, text: string): Query<T>
-  },
-  not_contains: comparison('not_contains') as {
-    <T, K extends ArrayKeys<T> = ArrayKeys<T>>(field: K, item: ItemOf<T, K>): Query<T>
-    <T>(field: TextKeys<T> | RelatedPath<T>, text: string): Query<T>
-  },
+  contains: comparison('contains') as Contains,
+  not_contains: comparison('not_contains') as Contains,
   in<T, K extends ScalarKeys<T> | RelatedPath<T> = ScalarKeys<T> | RelatedPath<T>>(field: K, ...values: [ValueOf<T, K>, ...Array<ValueOf<T, K>>]): Query<T> {
     return expression(`in(${[field, ...values.map((v) => literal(v as Scalar | Date))].join(',')})`)
   },

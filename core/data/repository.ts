@@ -42,7 +42,7 @@ export type ListMeta = { count?: number; count_exact?: false; truncated?: true; 
 
 /**
  * One page of {@link Repository.list}: its rows, its `_meta`, and where its neighbours start:
- * `nextOffset` when rows follow it (the repository reads one row past the page to know), and
+ * `nextOffset` when rows follow it (the count says so, or a row read past the page), and
  * `previousOffset` when it does not start at the first row.
  */
 export interface ListPage {

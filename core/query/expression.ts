@@ -189,11 +189,11 @@ export function parseExpression(text: string, limits: ExpressionLimits = DEFAULT
       }
     }
     skipSpace()
-    if (text[at] !== ')')
-      fail(
-        node.op === 'and' || node.op === 'or' || node.op === 'in' ? "',' or ')'" : "')'",
-        node.op === 'and' || node.op === 'or' || node.op === 'in' ? [',', ')'] : [')'],
-      )
+    if (text[at] !== ')') {
+      // After a list (of expressions or of values) another item could come too.
+      const list = node.op === 'and' || node.op === 'or' || node.op === 'in'
+      fail(list ? "',' or ')'" : "')'", list ? [',', ')'] : [')'])
+    }
     at++
     return node
   }

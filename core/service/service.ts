@@ -97,16 +97,21 @@ function ifMatchOf(params: Params): EtagCondition {
   throw errors.ifMatchRequired()
 }
 
-/**
- * The query parameters as the parser takes them: the HTTP transport's are the query string's as they
- * are (a repeated key is an array, which the parser refuses); in-process ones may be structured.
- */
-/** A page with only the selected keys in its rows. */
+/** A row with only the keys `fields` selects (all without a selection). */
+function selectRow(row: Row, fields: FieldSelection | undefined): Row {
+  return fields ? selectFields(row, fields) : row
+}
+
+/** A page with only the keys `fields` selects in its rows. */
 function selectPage(page: Page, fields: FieldSelection | undefined): Page {
   if (fields) page.items = page.items.map((row) => selectFields(row, fields))
   return page
 }
 
+/**
+ * The query parameters as the parser takes them: the HTTP transport's are the query string's as they
+ * are (a repeated key is an array, which the parser refuses); in-process ones may be structured.
+ */
 function rawQueryOf(params: Params): RawQuery {
   if (!params.query) return {}
   return params.provider === 'http' ? (params.query as RawQuery) : toRawQuery(params.query)
@@ -159,7 +164,7 @@ export class Service implements ResourceService {
     if (params.trusted) {
       if (this.named(id)) return this.resolve(id, db, params).then((found) => this.get(found, params))
       const { embed, fields } = this.parts.query.parseDetail(rawQueryOf(params))
-      return this.getRow(id, embed, db, params).then((row) => (fields ? selectFields(row, fields) : row))
+      return this.getRow(id, embed, db, params).then((row) => selectRow(row, fields))
     }
     let fields: FieldSelection | undefined
     const validate = (ctx: HookContext) => {
@@ -167,9 +172,7 @@ export class Service implements ResourceService {
       ctx.embed = detail.embed
       fields = detail.fields
     }
-    return this.call('get', params, db, { id, validate }, (ctx) => this.getRow(ctx.id!, ctx.embed!, ctx.db, params)).then((row) =>
-      fields ? selectFields(row, fields) : row,
-    )
+    return this.call('get', params, db, { id, validate }, (ctx) => this.getRow(ctx.id!, ctx.embed!, ctx.db, params)).then((row) => selectRow(row, fields))
   }
 
   create(data: Record<string, unknown>, params: Params = {}): Promise<Row> {
