@@ -46,6 +46,12 @@ export interface ListParams<T, E extends string = never, C extends CountMode = C
   sort?: Array<ScalarField<T> | `-${ScalarField<T>}`>
   limit?: number
   offset?: number
+  /**
+   * A page's {@link ListPage.next}: the page after it (give the same `where`, `query`, `sort` and
+   * `limit`; not with `offset`). Keyset paging: no row skipped or repeated as rows come and go, and a
+   * deep page costs what the first does.
+   */
+  after?: string
   /** Relation fields to replace by the related object. */
   embed?: E[]
   /**
@@ -77,6 +83,8 @@ export interface ListPage<T, C extends CountMode = 'estimate'> {
   truncated: boolean
   /** The `offset` of the next page, when rows follow this one (from `_meta.next_offset` or the `Link` header). */
   nextOffset?: number
+  /** When rows follow this page: the cursor of its last row, to send as `after` for the next page (`_meta.next`). */
+  next?: string
   etag: string
 }
 
@@ -86,6 +94,7 @@ interface ListMetaBody {
   count_exact?: false
   truncated?: true
   next_offset?: number
+  next?: string
 }
 
 /** The `offset` of the `rel="next"` link of a `Link` header, if it has one. */
@@ -108,6 +117,7 @@ function pageOf(body: Record<string, unknown>, plural: string, response: Respons
   }
   const next = meta.next_offset ?? nextOffsetOf(response.headers.get('Link'))
   if (next !== undefined) page.nextOffset = next
+  if (meta.next !== undefined) page.next = meta.next
   return page
 }
 
@@ -310,6 +320,7 @@ function listQuery(params: ListParams<Record<string, unknown>, string>): URLSear
   if (params.sort?.length) query.set('sort', params.sort.join(','))
   if (params.limit !== undefined) query.set('limit', String(params.limit))
   if (params.offset !== undefined) query.set('offset', String(params.offset))
+  if (params.after !== undefined) query.set('after', params.after)
   if (params.embed?.length) query.set('embed', params.embed.join(','))
   if (params.count !== undefined) query.set('count', params.count)
   return query

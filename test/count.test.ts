@@ -29,14 +29,16 @@ describe('_meta.count and the count parameter', () => {
       const ct = await createType(app, 't')
       for (const name of ['a', 'b', 'c']) await createComponent(app, name, ct.id)
       const res = await app.http.get(`${COMPONENTS}?limit=1`).expect(200)
-      expect(res.body._meta).to.deep.equal({ count: 3 })
+      expect(res.body._meta).to.deep.equal({ count: 3, next: res.body._meta.next })
+      expect(res.body._meta.next).to.be.a('string')
     })
 
     it('count=exact answers the same exact count', async () => {
       const ct = await createType(app, 't')
       for (const name of ['a', 'b']) await createComponent(app, name, ct.id)
       const res = await app.http.get(`${COMPONENTS}?count=exact&limit=1`).expect(200)
-      expect(res.body._meta).to.deep.equal({ count: 2 })
+      expect(res.body._meta).to.deep.equal({ count: 2, next: res.body._meta.next })
+      expect(res.body._meta.next).to.be.a('string')
     })
 
     it('count=estimate is the default, given explicitly', async () => {
@@ -69,7 +71,10 @@ describe('_meta.count and the count parameter', () => {
         app.db.on('query', record)
         try {
           const res = await app.http.get(`${COMPONENTS}?${query}`).expect(200)
-          expect(res.body._meta, query).to.deep.equal({ count })
+          const { next, ...meta } = res.body._meta
+          expect(meta, query).to.deep.equal({ count })
+          // A cursor exactly when rows follow the page.
+          expect(next !== undefined, query).to.equal(query === 'limit=3')
         } finally {
           app.db.removeListener('query', record)
         }
@@ -82,7 +87,8 @@ describe('_meta.count and the count parameter', () => {
       for (const name of ['a', 'b', 'c']) await createComponent(app, name, ct.id)
       for (const query of ['limit=2', 'limit=5', 'offset=9', 'limit=0']) {
         const res = await app.http.get(`${COMPONENTS}?count=none&${query}`).expect(200)
-        expect(res.body._meta, query).to.deep.equal({})
+        // Only a cursor, when rows follow the page.
+        expect(res.body._meta, query).to.deep.equal(query === 'limit=2' ? { next: res.body._meta.next } : {})
       }
     })
 
@@ -108,7 +114,7 @@ describe('_meta.count and the count parameter', () => {
     it('the default count is an estimate over the threshold, flagged count_exact: false', async () => {
       const res = await app.http.get(`${COMPONENTS}?limit=2`).expect(200)
       expect(res.body.components).to.have.length(2)
-      expect(res.body._meta).to.have.all.keys('count', 'count_exact')
+      expect(res.body._meta).to.have.all.keys('count', 'count_exact', 'next')
       expect(res.body._meta.count_exact).to.equal(false)
       expect(res.body._meta.count).to.be.a('number').above(EXACT_COUNT_UP_TO)
     })
@@ -141,7 +147,7 @@ describe('_meta.count and the count parameter', () => {
         }
       }
       const none = await statements(`${COMPONENTS}?limit=2&count=none`)
-      expect(none.res.body._meta).to.deep.equal({})
+      expect(Object.keys(none.res.body._meta)).to.deep.equal(['next'])
       expect(none.res.body.components).to.have.length(2)
       expect(none.sql).to.have.length(1)
       const estimated = await statements(`${COMPONENTS}?limit=2`)
@@ -151,7 +157,7 @@ describe('_meta.count and the count parameter', () => {
       expect(none.res.headers.etag).to.match(/^"[0-9a-f]{32}"$/)
       // In process too.
       const page = await app.engine.service('component').find({ query: { limit: 2, count: 'none' } })
-      expect(page.meta).to.deep.equal({})
+      expect(page.meta).to.deep.equal({ next: none.res.body._meta.next })
       expect(page.items.map((r) => r.id)).to.deep.equal(none.res.body.components.map((r: any) => r.id))
       expect(page.nextOffset).to.equal(2)
     })
@@ -168,21 +174,21 @@ describe('_meta.count and the count parameter', () => {
       expect(before.body._meta.count_exact).to.equal(false)
       expect(before.headers.link).to.match(new RegExp(`offset=${total - 1}[^>]*>; rel="next"`))
       // Below the threshold the count says it: a page of an estimated list has a next link.
-      expect((await app.http.get(`${COMPONENTS}?limit=20`).expect(200)).headers.link).to.match(/offset=20>; rel="next"/)
+      expect((await app.http.get(`${COMPONENTS}?offset=0&limit=20`).expect(200)).headers.link).to.match(/offset=20>; rel="next"/)
     })
 
     it('count=exact counts every row and carries no flag', async () => {
       const res = await app.http.get(`${COMPONENTS}?limit=2&count=exact`).expect(200)
-      expect(res.body._meta).to.deep.equal({ count: total })
+      expect(res.body._meta).to.deep.equal({ count: total, next: res.body._meta.next })
     })
 
     it('a where that matches few rows is counted exactly', async () => {
       const other = await createType(app, 'few')
       await bulkComponents(app, other.id, 7, 'few')
       const res = await app.http.get(`${COMPONENTS}?where=componenttype:${other.id}&limit=2`).expect(200)
-      expect(res.body._meta).to.deep.equal({ count: 7 })
+      expect(res.body._meta).to.deep.equal({ count: 7, next: res.body._meta.next })
       const nested = await app.http.get(`/api/v1/componenttypes/${other.id}/components?limit=2`).expect(200)
-      expect(nested.body._meta).to.deep.equal({ count: 7 })
+      expect(nested.body._meta).to.deep.equal({ count: 7, next: nested.body._meta.next })
     })
   })
 

@@ -6,6 +6,7 @@ import fc from 'fast-check'
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose'
 import type { Resource } from '../core'
 import { BUILTIN_ERROR_CODES } from '../client/protocol'
+import { listDigest } from '../core/query/cursor'
 import { serverPlugins } from '../resources'
 import { RowFactory, valueFromSchema, type ApiRow } from './conformance/rows'
 import { engineTables, resetTables, tableChecksums, testApp, type TestApp } from './support'
@@ -141,6 +142,7 @@ function violation(app: TestApp, req: Request, res: Answer): string | undefined 
     const uncounted = /[?&]count=none(&|$)/.test(req.path)
     if (uncounted ? body._meta?.count !== undefined : !Number.isInteger(body._meta?.count) || body._meta.count < 0) return `_meta.count is ${body._meta?.count}`
     if (body[r.plural].some((row: ApiRow) => typeof row?.id !== 'string' || typeof row.etag !== 'string')) return 'a listed row without id or etag'
+    if (body._meta.next !== undefined && !/^[A-Za-z0-9_-]+$/.test(body._meta.next)) return `_meta.next is ${body._meta.next}`
     return res.headers.etag ? undefined : 'list without ETag'
   }
   const rowOf = (expectedId?: string) => {
@@ -496,6 +498,21 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
       { weight: 1, arbitrary: fc.integer({ min: 45, max: 60 }).map((n) => `or(${Array.from({ length: n }, (_, i) => `like(name,"%${i}%")`).join(',')})`) },
     )
   }
+  // Keyset cursors: broken text, base64url of any JSON, and cursors of the default list of a resource
+  // (so the digest matches and the values reach their checks and the SQL) holding any values.
+  const defaultList = (r: Resource) => listDigest([r.def.name, [], null, [['created_at', 'asc']], 20])
+  const cursorValue = () => fc.oneof(fc.constantFrom(...ids, ...etags, null, true, '2024-01-01T00:00:00Z', 1e308, -0), fc.jsonValue({ maxDepth: 1 }), text)
+  const cursor = () =>
+    fc.oneof(
+      { weight: 1, arbitrary: text },
+      { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 3 }).map((v) => Buffer.from(JSON.stringify(v)).toString('base64url')) },
+      {
+        weight: 3,
+        arbitrary: fc
+          .tuple(fc.constantFrom(...resources), fc.oneof(fc.nat(), fc.integer(), fc.double()), fc.array(cursorValue(), { maxLength: 3 }))
+          .map(([r, position, values]) => Buffer.from(JSON.stringify([defaultList(r), position, values])).toString('base64url')),
+      },
+    )
   const parameter = () =>
     fc.oneof(
       { weight: 3, arbitrary: fc.tuple(fc.constant('where'), where()) },
@@ -503,6 +520,7 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
       { weight: 2, arbitrary: fc.tuple(fc.constantFrom('limit', 'offset'), number()) },
       { weight: 3, arbitrary: fc.tuple(fc.constant('query'), queryText()) },
       { weight: 1, arbitrary: fc.tuple(fc.constant('count'), fc.oneof(fc.constantFrom('none', 'exact', 'estimate'), text)) },
+      { weight: 2, arbitrary: fc.tuple(fc.constant('after'), cursor()) },
       {
         weight: 2,
         arbitrary: fc.tuple(

@@ -42,9 +42,9 @@ describe('pages: Link headers to the neighbouring pages of a list', () => {
     return { body: (await res.json()) as any, links: links(res.headers.get('Link')) }
   }
 
-  it('the first page links to the next one, a middle page to next, prev and first, the last to prev and first: full URLs with only offset changed', async () => {
+  it('a page asked by offset links by offset: the first to the next one, a middle page to next, prev and first, the last to prev and first: full URLs with only offset changed', async () => {
     const base = `${origin}/dci/api/v1/components?sort=name&limit=2`
-    const first = await get(`/dci/api/v1/components?sort=name&limit=2`)
+    const first = await get(`/dci/api/v1/components?sort=name&offset=0&limit=2`)
     expect(first.links).to.deep.equal({ next: `${base}&offset=2` })
     const middle = await get(first.links.next)
     expect(middle.body.components.map((c: any) => c.name)).to.deep.equal(['c', 'd'])
@@ -76,14 +76,32 @@ describe('pages: Link headers to the neighbouring pages of a list', () => {
     expect(Object.keys(exact.links)).to.have.members(['prev', 'first'])
   })
 
+  it('a page not asked by offset links by cursor: next after its _meta.next, first once past the first page, no prev', async () => {
+    const base = `${origin}/dci/api/v1/components?sort=name&limit=2`
+    const first = await get('/dci/api/v1/components?sort=name&limit=2')
+    expect(first.body._meta.next).to.match(/^[A-Za-z0-9_-]+$/)
+    expect(first.links).to.deep.equal({ next: `${base}&after=${first.body._meta.next}` })
+    const middle = await get(first.links.next)
+    expect(middle.body.components.map((c: any) => c.name)).to.deep.equal(['c', 'd'])
+    expect(middle.body._meta.count).to.equal(5)
+    expect(middle.links).to.deep.equal({ next: `${base}&after=${middle.body._meta.next}`, first: base })
+    const last = await get(middle.links.next)
+    expect(last.body.components.map((c: any) => c.name)).to.deep.equal(['e'])
+    expect(last.body._meta).to.deep.equal({ count: 5 })
+    expect(last.links).to.deep.equal({ first: base })
+  })
+
   it('walking the next links gives every row once, in order, keeping where, sort, limit and count', async () => {
     const seen: string[] = []
     let url: string | undefined = '/dci/api/v1/components?sort=-name&limit=2&count=none'
     while (url) {
       const page = await get(url)
-      expect(page.body._meta).to.deep.equal({})
+      expect(page.body._meta.count).to.equal(undefined)
       seen.push(...page.body.components.map((c: any) => c.name))
-      if (page.links.next) expect(page.links.next).to.include('sort=-name').and.include('count=none').and.include('limit=2')
+      if (page.links.next) {
+        expect(page.links.next).to.include('sort=-name').and.include('count=none').and.include('limit=2')
+        expect(new URL(page.links.next).searchParams.get('after')).to.equal(page.body._meta.next)
+      } else expect(page.body._meta).to.deep.equal({})
       url = page.links.next
     }
     expect(seen).to.deep.equal([...names].reverse())
@@ -102,11 +120,18 @@ describe('pages: Link headers to the neighbouring pages of a list', () => {
         })
         expect(res.status).to.equal(201)
       }
-      const page = await get(`/dci/api/v1/components?where=componenttype:${ct.id}&sort=name&limit=3`)
+      const page = await get(`/dci/api/v1/components?where=componenttype:${ct.id}&sort=name&offset=0&limit=3`)
       expect(page.body._meta.truncated).to.equal(true)
       const next = page.body._meta.next_offset
       expect(next).to.equal(page.body.components.length)
       expect(new URL(page.links.next).searchParams.get('offset')).to.equal(String(next))
+      // Linked by cursor, the next page starts after the last row answered too.
+      const keyset = await get(`/dci/api/v1/components?where=componenttype:${ct.id}&sort=name&limit=3`)
+      expect(keyset.body._meta.truncated).to.equal(true)
+      const answered = keyset.body.components.map((c: any) => c.name)
+      const rest = await get(keyset.links.next)
+      expect([...answered, ...rest.body.components.map((c: any) => c.name)].slice(0, 3)).to.deep.equal(['l1', 'l2', 'l3'])
+      expect(rest.body.components[0].name).to.equal(['l1', 'l2', 'l3'][answered.length])
     } finally {
       await app.db('components').where({ componenttype: ct.id }).delete()
       await app.db('componenttypes').where({ id: ct.id }).delete()
@@ -125,8 +150,11 @@ describe('pages: Link headers to the neighbouring pages of a list', () => {
       offset = page.nextOffset
     }
     expect(seen).to.deep.equal(names)
-    const counted = await client.components.list({ limit: 2 })
+    const counted = await client.components.list({ sort: ['name'], limit: 2 })
     expect(counted.count).to.equal(5)
-    expect(counted.nextOffset).to.equal(2)
+    expect(counted.nextOffset).to.equal(undefined)
+    expect(counted.next).to.be.a('string')
+    const after = await client.components.list({ sort: ['name'], limit: 2, after: counted.next })
+    expect(after.items.map((c) => c.name)).to.deep.equal(['c', 'd'])
   })
 })

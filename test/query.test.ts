@@ -205,8 +205,9 @@ describe('query: filters of lists over HTTP and in process', () => {
 
   it('count and Link headers follow the filter', async () => {
     const res = await app.http.get('/api/v1/components').query({ query: 'eq(componenttype.name,ubuntu)', limit: 1, sort: 'name' }).expect(200)
-    expect(res.body._meta).to.deep.equal({ count: 2 })
+    expect(res.body._meta).to.deep.equal({ count: 2, next: res.body._meta.next })
     const next = /<([^>]*)>; rel="next"/.exec(res.headers.link)![1]
+    expect(new URL(next).searchParams.get('after')).to.equal(res.body._meta.next)
     expect(new URL(next).searchParams.get('query')).to.equal('eq(componenttype.name,ubuntu)')
     const second = await app.http.get(new URL(next).pathname + new URL(next).search).expect(200)
     expect(second.body.components.map((c: { name: string }) => c.name)).to.deep.equal(['noble'])

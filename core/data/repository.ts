@@ -1,7 +1,8 @@
 import type { Knex } from 'knex'
 import { LRUCache } from 'lru-cache'
 import { errors } from '../errors'
-import type { ListQuery } from '../query/list-query'
+import { encodeCursor, keysetShape, keysetSql } from '../query/cursor'
+import { keysetOrder, type ListQuery } from '../query/list-query'
 import { filterShape, filterSql } from './filter-sql'
 import { addAliasKeys, fieldAliases, jsonFields, type ConstraintMeaning } from '../schema/derive'
 import type { ResourceDefinition } from '../schema/types'
@@ -38,12 +39,13 @@ export const MAX_CACHED_STATEMENTS = 1_000
  * when the count is an estimate; `truncated: true` and `next_offset` only when the page stopped before
  * `limit` rows to stay within the answer's byte budget (more rows follow from `next_offset`).
  */
-export type ListMeta = { count?: number; count_exact?: false; truncated?: true; next_offset?: number }
+export type ListMeta = { count?: number; count_exact?: false; truncated?: true; next_offset?: number; next?: string }
 
 /**
- * One page of {@link Repository.list}: its rows, its `_meta`, and where its neighbours start:
- * `nextOffset` when rows follow it (the count says so, or a row read past the page), and
- * `previousOffset` when it does not start at the first row.
+ * One page of {@link Repository.list}: its rows, its `_meta` (with `next`, the cursor of its last row,
+ * when rows follow it and the list is keyset-paged), and where its neighbours start: `nextOffset` when
+ * rows follow it (the count says so, or a row read past the page), and `previousOffset` when it does
+ * not start at the first row. A page after a cursor knows its offset only as the cursor's position.
  */
 export interface ListPage {
   items: Row[]
@@ -51,6 +53,10 @@ export interface ListPage {
   nextOffset?: number
   previousOffset?: number
 }
+
+/** Columns that never hold null: the engine's (a keyset condition on them needs no `IS NULL` case). */
+const NOT_NULL = new Set(['id', 'created_at', 'updated_at', 'etag'])
+const nullable = (column: string) => !NOT_NULL.has(column)
 
 /**
  * What bounds the bytes of a list answer: the budget of one answer, and the most bytes one row of a
@@ -287,19 +293,23 @@ export class Repository {
     }
     const shape = q.where.map(([field]) => field).join(',') + (q.filter ? `|${filterShape(q.filter)}` : '')
     const values = filter ? [...q.where.map(([, value]) => value), ...filter.bindings] : q.where.map(([, value]) => value)
+    const order = keysetOrder(q.sort)
+    const after = q.keyset?.after
+    const keyset = after && keysetSql(order, after.values, nullable)
     const page = (limit: number): Knex.QueryBuilder => {
       const qb = filtered().select('*')
-      for (const [field, direction] of q.sort) qb.orderBy(field, direction)
-      if (!q.sort.some(([field]) => field === 'id')) qb.orderBy('id', 'asc')
+      if (keyset) qb.whereRaw(keyset.sql, keyset.bindings as Knex.RawBinding[])
+      for (const [field, direction] of order) qb.orderBy(field, direction)
       return qb.limit(limit).offset(q.offset)
     }
-    const pageKey = `page:${shape}:${q.sort.map(([f, d]) => `${f} ${d}`).join(',')}:${q.offset > 0}`
+    const pageKey = `page:${shape}:${q.sort.map(([f, d]) => `${f} ${d}`).join(',')}:${q.offset > 0}${after ? `:after ${keysetShape(after.values)}` : ''}`
     // Whether rows follow the page: the count tells, when there is one and it is exact or proves more
     // rows than the page reaches; else the page is read with one row more than `limit`, whose presence
-    // tells (a row more is about 5 % of a sorted page's CPU: see bench/RESULTS.md).
-    const lookAhead = q.count === 'none' || (q.count !== 'exact' && q.offset + q.limit > EXACT_COUNT_UP_TO)
+    // tells (a row more is about 5 % of a sorted page's CPU: see bench/RESULTS.md). A page after a
+    // cursor does not know how many rows come before it, so the count cannot tell.
+    const lookAhead = q.count === 'none' || after !== undefined || (q.count !== 'exact' && q.offset + q.limit > EXACT_COUNT_UP_TO)
     const fetched = lookAhead ? q.limit + 1 : q.limit
-    const pageValues = [...values, fetched, ...(q.offset > 0 ? [q.offset] : [])]
+    const pageValues = [...values, ...(keyset ? keyset.bindings : []), fetched, ...(q.offset > 0 ? [q.offset] : [])]
     const perRow = this.rowBound(q.embed)
     // Only a page whose largest possible rows could go over the budget is measured as it is fetched.
     const budgeted = this.budget !== undefined && perRow * q.limit > this.budget.maxResponseBytes
@@ -308,7 +318,7 @@ export class Repository {
     let read: number
     if (q.limit === 0) items = []
     else if (!budgeted) items = await this.run('read', () => this.statement(db, pageKey, pageValues, () => page(fetched)))
-    else items = await this.run('read', () => this.budgetedPage(db, `budget-${pageKey}`, q, pageValues, perRow, () => page(fetched)))
+    else items = await this.run('read', () => this.budgetedPage(db, `budget-${pageKey}`, order, pageValues, perRow, () => page(fetched)))
     if (budgeted && items.length > 0) {
       read = Number(items[0].__page)
       for (const row of items) {
@@ -322,20 +332,36 @@ export class Repository {
     const result: ListPage = { items: [], meta: {} }
     let more = lookAhead && read > q.limit
     if (q.count !== 'none') {
-      // A page that is not full, and not past the end, is the last: it tells the count itself.
-      const last = !lookAhead ? pageRows > 0 && pageRows < q.limit : pageRows > 0 && !more
+      // A page that is not full, and not past the end, is the last: it tells the count itself (not
+      // after a cursor, whose page does not know its offset).
+      const last = after ? false : !lookAhead ? pageRows > 0 && pageRows < q.limit : pageRows > 0 && !more
       const { count, exact } = last ? { count: q.offset + pageRows, exact: true } : await this.count(db, filtered, shape, values, q.count === 'exact')
       result.meta = exact ? { count } : { count, count_exact: false }
       // An estimate is above EXACT_COUNT_UP_TO, which a page that does not look ahead does not reach.
       if (!lookAhead) more = q.limit > 0 && (exact ? q.offset + pageRows < count : true)
     }
-    if (more || truncated) result.nextOffset = q.offset + items.length
+    // Where the page starts, in rows: its offset, or the position the cursor it follows carries.
+    const start = after ? after.position : q.offset
+    if (more || truncated) {
+      result.nextOffset = start + items.length
+      // The cursor of the last row answered, from its values as stored (before embed replaces ids).
+      const last = items[items.length - 1]
+      const next =
+        q.keyset &&
+        last &&
+        encodeCursor(
+          q.keyset.list,
+          start + items.length,
+          order.map(([field]) => last[field]),
+        )
+      if (next) result.meta.next = next
+    }
     if (q.offset > 0) result.previousOffset = Math.max(0, q.offset - q.limit)
     const rows = this.fromDb(items)
     await this.embed(rows, q.embed, db)
     if (truncated) {
       result.meta.truncated = true
-      result.meta.next_offset = q.offset + items.length
+      if (!after) result.meta.next_offset = q.offset + items.length
     }
     result.items = rows
     return result
@@ -348,14 +374,12 @@ export class Repository {
    * stops after the row that goes over the budget. Only the rows it walks are read in full (the others
    * stay in TOAST); the rows within the budget are answered, and always the first one.
    */
-  private budgetedPage(db: Db, key: string, q: ListQuery, pageValues: unknown[], perRow: number, page: () => Knex.QueryBuilder): Promise<Row[]> {
+  private budgetedPage(db: Db, key: string, sort: ListQuery['sort'], pageValues: unknown[], perRow: number, page: () => Knex.QueryBuilder): Promise<Row[]> {
     const embedBytes = perRow - this.rowBound([])
     const budget = this.budget!.maxResponseBytes
     return this.statement(db, key, [...pageValues, embedBytes, embedBytes, budget, budget], () => {
       const inner = page().toSQL()
-      const order = [...q.sort, ...(q.sort.some(([f]) => f === 'id') ? [] : [['id', 'asc'] as const])]
-        .map(([field, direction]) => `"${field}" ${direction}`)
-        .join(', ')
+      const order = sort.map(([field, direction]) => `"${field}" ${direction}`).join(', ')
       const size = `octet_length(row_to_json("p")::text)::bigint + ?::bigint`
       const sql =
         `WITH RECURSIVE "p" AS (SELECT "x".*, row_number() OVER (ORDER BY ${order}) AS "__n", count(*) OVER () AS "__page" FROM (${inner.sql}) AS "x"),` +

@@ -88,25 +88,36 @@ const sha1Hex: (text: string) => string =
   typeof crypto.hash === 'function' ? (text) => crypto.hash('sha1', text, 'hex') : (text) => crypto.createHash('sha1').update(text).digest('hex')
 
 /**
- * The `Link` header of a list page (RFC 8288): `next` when rows follow it, `prev` and `first` when it
- * is not the first, each the full URL of this request with only `offset` changed.
+ * The `Link` header of a list page (RFC 8288), each link the full URL of this request with only
+ * `offset` or `after` changed. A request that gave `offset` is linked by offset: `next` when rows
+ * follow it, `prev` and `first` when it is not the first. Any other (the first page, a page after a
+ * cursor) by cursor: `next` after the page's `_meta.next` (by offset when the page has no cursor, whose
+ * sort value was too long to carry), and `first` when it is not the first.
  */
 export function pageLinks(ctx: Context, page: Page): string | undefined {
-  if (page.nextOffset === undefined && page.previousOffset === undefined) return undefined
+  const byOffset = ctx.query.offset !== undefined
+  const after = !byOffset && ctx.query.after !== undefined
+  if (page.nextOffset === undefined && page.previousOffset === undefined && !after) return undefined
   // The other parameters as the client wrote them (one pass, no decoding and encoding again).
   const rest = ctx.querystring
     .split('&')
-    .filter((pair) => pair !== '' && keyOf(pair) !== 'offset')
+    .filter((pair) => {
+      if (pair === '') return false
+      const key = keyOf(pair)
+      return key !== 'offset' && key !== 'after'
+    })
     .join('&')
   const base = `${ctx.protocol}://${ctx.host}${basePathOf(ctx)}${ctx.path}`
-  const url = (offset: number) => {
-    if (offset > 0) return `${base}?${rest ? `${rest}&` : ''}offset=${offset}`
+  const url = (name: 'offset' | 'after', value: number | string) => {
+    if (value !== 0) return `${base}?${rest ? `${rest}&` : ''}${name}=${value}`
     return rest ? `${base}?${rest}` : base
   }
   const links: string[] = []
-  if (page.nextOffset !== undefined) links.push(`<${url(page.nextOffset)}>; rel="next"`)
-  if (page.previousOffset !== undefined) links.push(`<${url(page.previousOffset)}>; rel="prev"`, `<${url(0)}>; rel="first"`)
-  return links.join(', ')
+  if (page.meta.next !== undefined && !byOffset) links.push(`<${url('after', page.meta.next)}>; rel="next"`)
+  else if (page.nextOffset !== undefined) links.push(`<${url('offset', page.nextOffset)}>; rel="next"`)
+  if (page.previousOffset !== undefined) links.push(`<${url('offset', page.previousOffset)}>; rel="prev"`)
+  if (page.previousOffset !== undefined || after) links.push(`<${url('offset', 0)}>; rel="first"`)
+  return links.length ? links.join(', ') : undefined
 }
 
 /** The decoded key of a `key=value` pair of a query string (as koa reads it). */

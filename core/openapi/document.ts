@@ -3,6 +3,7 @@ import type { ErrorRegistry } from '../errors'
 import type { ActionDefinition } from '../plugins/plugin'
 import type { Resource } from '../plugins/registry'
 import { DEFAULT_EXPRESSION_LIMITS } from '../query/expression'
+import { MAX_CURSOR_LENGTH, MAX_CURSOR_TEXT } from '../query/cursor'
 import { MAX_PATTERN_CHARACTERS, MAX_PATTERN_COMPARISONS, MAX_RELATION_HOPS } from '../query/filter'
 import { COUNT_MODES, LIST_PARAMETERS, type ListLimits, MAX_PARAMETER_LENGTH } from '../query/list-query'
 import { aliasSchema, answeredFields, documentedCreateRequired, ENGINE_FIELDS, fieldSchema } from '../schema/derive'
@@ -205,7 +206,18 @@ function sharedComponents(limits: ListLimits, errors: ErrorRegistry): OpenApiDoc
             const: true,
             description: 'Present, and true, only when the page stopped before `limit` rows to stay within the byte budget of one answer.',
           },
-          next_offset: { type: 'integer', minimum: 0, description: 'With `truncated`: the `offset` of the page that follows this one.' },
+          next_offset: {
+            type: 'integer',
+            minimum: 0,
+            description: 'With `truncated`, on a page not given `after`: the `offset` of the page that follows this one.',
+          },
+          next: {
+            type: 'string',
+            pattern: '^[A-Za-z0-9_-]+$',
+            description:
+              'When rows follow this page: an opaque cursor of its last row. `after=<next>`, with the same `where`, `query`, sort and `limit`, gives the page that follows, skipping and repeating no row while rows are inserted or deleted elsewhere. Absent when a sort value of the last row is a text longer than ' +
+              `${MAX_CURSOR_TEXT} characters (the \`Link\` header then links the next page by \`offset\`).`,
+          },
         },
         additionalProperties: false,
       },
@@ -220,8 +232,15 @@ function sharedComponents(limits: ListLimits, errors: ErrorRegistry): OpenApiDoc
       offset: {
         name: 'offset',
         in: 'query',
-        description: 'Rows to skip, after sorting.',
+        description: 'Rows to skip, after sorting. Not with `after`.',
         schema: { type: 'integer', minimum: 0, maximum: limits.maxOffset, default: 0 },
+      },
+      after: {
+        name: 'after',
+        in: 'query',
+        description:
+          "A page's `_meta.next`: the rows that sort after that page's last row (keyset paging: a deep page costs what the first does). Give it with the same `where`, `query`, `sort` and `limit` as that page; a cursor of another list, or `after` with `offset`, is a 400.",
+        schema: { type: 'string', maxLength: MAX_CURSOR_LENGTH, pattern: '^[A-Za-z0-9_-]+$' },
       },
       count: {
         name: 'count',
@@ -262,8 +281,8 @@ function sharedComponents(limits: ListLimits, errors: ErrorRegistry): OpenApiDoc
       Location: { description: 'Path of the created row.', required: true, schema: { type: 'string' } },
       Link: {
         description:
-          'Links to the neighbouring pages (RFC 8288): `rel="next"` when rows follow this page, `rel="prev"` and `rel="first"` when it is not the first; each is the full URL of the request with only `offset` changed.',
-        schema: { type: 'string', examples: ['<http://127.0.0.1:5000/api/v1/components?limit=20&offset=20>; rel="next"'] },
+          'Links to the neighbouring pages (RFC 8288), each the full URL of the request with only `after` or `offset` changed. A request with `offset` is linked by offset: `rel="next"` when rows follow the page, `rel="prev"` and `rel="first"` when it is not the first. Any other (the first page, a page `after` a cursor) is linked by cursor: `rel="next"` with `after=<_meta.next>`, and `rel="first"` when it is not the first (keyset pages go forward only).',
+        schema: { type: 'string', examples: ['<http://127.0.0.1:5000/api/v1/components?limit=20&after=WyJ...>; rel="next"'] },
       },
       PreferenceApplied: { description: 'Echoes `return=representation` when it was honoured.', schema: { type: 'string' } },
       Allow: { description: 'Methods the path has.', required: true, schema: { type: 'string' } },
@@ -322,6 +341,7 @@ const LIST_PARAMETER_DOCS: Record<ListParameter, (resource: Resource) => OpenApi
   }),
   limit: () => ref('parameters', 'limit'),
   offset: () => ref('parameters', 'offset'),
+  after: () => ref('parameters', 'after'),
   embed: (resource) => embedParameter(resource),
   fields: (resource) => fieldsParameter(resource),
   count: () => ref('parameters', 'count'),

@@ -4,6 +4,7 @@ import { answeredFields, ENGINE_FIELDS, fieldAliases } from '../schema/derive'
 import type { ResourceDefinition } from '../schema/types'
 import { schemaAjv } from '../schema/vocabulary'
 import { columnsOf, convert, MAX_VALUE_LENGTH } from './columns'
+import { decodeCursor, type Keyset, listDigest } from './cursor'
 import { compileFilter, type Filter } from './filter'
 
 /** Limits that bound what one list request may cost. */
@@ -39,6 +40,12 @@ export interface ListQuery {
    * costs one statement).
    */
   count?: CountMode
+  /**
+   * Keyset paging (core/query/cursor.ts): which list this is, so its pages carry a cursor of their
+   * last row (`_meta.next`), and with `after`, the row the page starts after. Lists parsed from a
+   * request have it; a list without it is paged by offset only.
+   */
+  keyset?: Keyset
 }
 
 /**
@@ -89,6 +96,8 @@ export interface FindQuery {
   count?: CountMode
   /** A `query` expression: `and(eq(name,rhel),gt(created_at,2024-01-01T00:00:00Z))`. */
   query?: string
+  /** The cursor of a page (its `_meta.next`): the page that follows it, with the same where, query, sort and limit. */
+  after?: string
 }
 
 /** A {@link FindQuery} as the query string would carry it, for the one parser. */
@@ -112,7 +121,7 @@ export function toRawQuery(query: FindQuery | RawQuery): RawQuery {
   return raw
 }
 
-export const LIST_PARAMETERS = ['where', 'query', 'sort', 'limit', 'offset', 'embed', 'fields', 'count'] as const
+export const LIST_PARAMETERS = ['where', 'query', 'sort', 'limit', 'offset', 'after', 'embed', 'fields', 'count'] as const
 export const DETAIL_PARAMETERS = ['embed', 'fields'] as const
 
 /** The parameter value, or a 400 when it was given more than once. */
@@ -302,6 +311,14 @@ export function compileListQuery(
         count: (count as CountMode | undefined) ?? 'estimate',
       }
       if (expression !== undefined && expression !== '') parsed.filter = filter.parse(expression)
+      // The list a cursor pages, as the client asked for it (access control adds its own filters later).
+      const list = listDigest([def.name, parsed.where, parsed.filter ?? null, parsed.sort, parsed.limit])
+      parsed.keyset = { list }
+      const after = single(query, 'after')
+      if (after !== undefined) {
+        if (offset !== undefined) throw errors.badParameter('after', 'cannot be given with offset: a page starts after a cursor or at an offset')
+        parsed.keyset.after = decodeCursor(after, list, keysetOrder(parsed.sort), columns)
+      }
       const fields = parseFields(bounded(single(query, 'fields'), 'fields'), parsed.embed)
       if (fields) parsed.fields = fields
       return parsed
@@ -318,3 +335,8 @@ export function compileListQuery(
 }
 
 export type ListQueryParser = ReturnType<typeof compileListQuery>
+
+/** The order of a list's rows: its sort, then the id (unless the sort has it), which makes it total. */
+export function keysetOrder(sort: ListQuery['sort']): ListQuery['sort'] {
+  return sort.some(([field]) => field === 'id') ? sort : [...sort, ['id', 'asc']]
+}
