@@ -565,13 +565,33 @@ export function conformanceSuite(def: ResourceDefinition, getApp: () => TestApp,
         const seen: string[] = []
         for (let offset = 0; offset < 6; offset += 2) {
           const body = await list({ sort: 'id', limit: 2, offset })
-          expect(body._meta).to.deep.equal({ count: 5 })
+          // A cursor of the last row exactly when rows follow the page.
+          expect(body._meta).to.deep.equal(offset + 2 < 5 ? { count: 5, next: body._meta.next } : { count: 5 })
+          if (offset + 2 < 5) expect(body._meta.next).to.be.a('string')
           expect(body[plural]).to.have.length(Math.min(2, 5 - offset))
           seen.push(...body[plural].map((r: ApiRow) => r.id))
         }
         expect(seen).to.deep.equal(everything)
         expect(await list({ offset: 5 })).to.deep.equal({ [plural]: [], _meta: { count: 5 } })
         expect(await list({ limit: 0 })).to.deep.equal({ [plural]: [], _meta: { count: 5 } })
+      })
+
+      it('after=_meta.next pages through the same rows, in any sort, and a cursor of another sort answers 400', async () => {
+        for (let i = 0; i < 5; i++) await rows.create(name)
+        for (const sort of ['id', '-created_at', '-updated_at,id']) {
+          const everything = (await list({ sort, limit: 200 }))[plural].map((r: ApiRow) => r.id)
+          const seen: string[] = []
+          let after: string | undefined
+          do {
+            const body = await list({ sort, limit: 2, ...(after ? { after } : {}) })
+            expect(body._meta.count).to.equal(5)
+            seen.push(...body[plural].map((r: ApiRow) => r.id))
+            after = body._meta.next
+          } while (after)
+          expect(seen, sort).to.deep.equal(everything)
+        }
+        const first = await list({ sort: 'id', limit: 2 })
+        expectError((await app.http.get(base).query({ sort: '-id', limit: 2, after: first._meta.next }).expect(400)).body, 400, /another list/)
       })
 
       it('a negative, fractional, non-numeric or too large limit or offset answers 400', async () => {
