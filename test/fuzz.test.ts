@@ -496,9 +496,26 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
       { weight: 1, arbitrary: fc.integer({ min: 45, max: 60 }).map((n) => `or(${Array.from({ length: n }, (_, i) => `like(name,"%${i}%")`).join(',')})`) },
     )
   }
+  // Full-text search: words, websearch_to_tsquery's syntax (phrases, `-`, `or`) and tsquery's own
+  // operators it must not read as such, nasty text, and more words than allowed.
+  const searchWord = () =>
+    fc.oneof(
+      { weight: 3, arbitrary: value() },
+      { weight: 2, arbitrary: fc.constantFrom('or', 'OR', 'and', '-', '--', '"', '""', '!', '&', '|', '<->', ':*', '(', ')', "'", '\\', 'rhel', '8.4') },
+      { weight: 1, arbitrary: value().map((v) => `"${v}"`) },
+      { weight: 1, arbitrary: value().map((v) => `-${v}`) },
+    )
+  const searchText = () =>
+    fc.oneof(
+      { weight: 4, arbitrary: fc.array(searchWord(), { minLength: 1, maxLength: 6 }).map((w) => w.join(' ')) },
+      { weight: 2, arbitrary: text },
+      { weight: 1, arbitrary: fc.integer({ min: 30, max: 40 }).map((n) => Array.from({ length: n }, (_, i) => `w${i}`).join(' or ')) },
+      { weight: 1, arbitrary: fc.integer({ min: 1, max: 3_000 }).map((n) => '"a -b or '.repeat(n)) },
+    )
   const parameter = () =>
     fc.oneof(
       { weight: 3, arbitrary: fc.tuple(fc.constant('where'), where()) },
+      { weight: 3, arbitrary: fc.tuple(fc.constant('q'), searchText()) },
       { weight: 2, arbitrary: fc.tuple(fc.constant('sort'), sort()) },
       { weight: 2, arbitrary: fc.tuple(fc.constantFrom('limit', 'offset'), number()) },
       { weight: 3, arbitrary: fc.tuple(fc.constant('query'), queryText()) },
