@@ -144,6 +144,11 @@ describe(`search: the q parameter, full-text search of x-search fields (${DATABA
     expect(withQuery.keys).to.have.members(['alpha2', 'swapped'])
     expect(withQuery.body._meta).to.deep.equal({ count: 2 })
     expect(await found({ q: 'alpha', where: { sha: 'one' }, query: 'eq(name,alpha)' })).to.deep.equal(['alpha1'])
+    // The components of one type (the component plugin's route) take q with their own where.
+    const nested = await app.http.get(`/api/v1/componenttypes/${typeIds[0]}/components?q=${encodeURIComponent('gamma or alpha')}`)
+    expect(nested.status, nested.text).to.equal(200)
+    expect(nested.body.components.map((c: Row) => keyOf(c.id))).to.deep.equal(['alpha3', ...byId('alpha2', 'swapped')])
+    expect(nested.body._meta).to.deep.equal({ count: 3 })
   })
 
   it('counts the matching rows in every count mode, and pages them in rank order with Link headers', async () => {
