@@ -60,6 +60,11 @@ export interface ListParams<T, E extends string = never, C extends CountMode = C
    */
   query?: Query<T> | string
   /**
+   * Full-text search of the resource's searchable (`x-search`) fields: `'rhel 8.4 -beta'`, `'"a phrase"'`,
+   * `'a or b'`; without `sort`, the best matches come first. A resource without such fields answers 400.
+   */
+  q?: string
+  /**
    * `exact` counts every matching row; `estimate` (the server's default) estimates large counts;
    * `none` counts nothing (`count` is then undefined, and the page costs the server one statement).
    */
@@ -317,6 +322,7 @@ function listQuery(params: ListParams<Record<string, unknown>, string>): URLSear
     )
   }
   if (params.query !== undefined) query.set('query', typeof params.query === 'string' ? params.query : params.query.text)
+  if (params.q !== undefined) query.set('q', params.q)
   if (params.sort?.length) query.set('sort', params.sort.join(','))
   if (params.limit !== undefined) query.set('limit', String(params.limit))
   if (params.offset !== undefined) query.set('offset', String(params.offset))

@@ -798,3 +798,37 @@ describe('access: embeds and nested routes across teams (a test resource: jobs o
     }
   }
 })
+
+describe('access: q (full-text search) finds only the rows the caller may list', function () {
+  this.timeout(180_000)
+  let world: World
+  before(async () => {
+    world = await makeWorld()
+  })
+  after(() => resetIdentityTables(world.db))
+
+  for (const transport of ['http', 'services'] as Transport[]) {
+    for (const role of ROLES) {
+      const everything = role === 'super_admin'
+      it(`${role} (${transport}): q on remotecis and teams answers ${everything ? "every team's matching rows" : "its team's matching rows only"}, in the page and in every count`, async () => {
+        const client = clientOf(world, memberOf(world, role), transport)
+        const names = async (plural: string, query: string, count = 'exact') => {
+          const res = await client('GET', `${world.engine.prefix}/${plural}?sort=name&count=${count}&${query}`)
+          expect(res.status, res.text).to.equal(200)
+          const found = res.body[plural].map((r: ApiRow) => r.name)
+          if (count !== 'none') expect(res.body._meta.count).to.equal(found.length)
+          return found
+        }
+        // The plain list is scoped as it always was; q never widens it.
+        expect(await names('remotecis', '')).to.deep.equal(everything ? ['lab-a', 'lab-b'] : ['lab-a'])
+        for (const count of ['exact', 'estimate', 'none']) {
+          expect(await names('remotecis', 'q=lab', count)).to.deep.equal(everything ? ['lab-a', 'lab-b'] : ['lab-a'])
+          expect(await names('teams', 'q=team', count)).to.deep.equal(everything ? ['team-a', 'team-b'] : ['team-a'])
+        }
+        expect(await names('remotecis', `q=${encodeURIComponent('lab-b')}`)).to.deep.equal(everything ? ['lab-b'] : [])
+        expect(await names('remotecis', `q=${encodeURIComponent('b or a')}`)).to.deep.equal(everything ? ['lab-a', 'lab-b'] : ['lab-a'])
+        expect(await names('teams', `q=${encodeURIComponent('team -a')}`)).to.deep.equal(everything ? ['team-b'] : [])
+      })
+    }
+  }
+})

@@ -480,7 +480,14 @@ describe('bad input: 4xx answers with a JSON error body, and nothing changes', (
       expectError(await app.http.get(`${typeUrl()}/components?nope=1`), 400, "Unknown query parameter 'nope'")
     })
 
-    for (const query of ['limit=1&limit=2', 'offset=0&offset=1', 'where=name:a&where=name:b', 'sort=name&sort=id', 'embed=componenttype&embed=componenttype']) {
+    for (const query of [
+      'limit=1&limit=2',
+      'offset=0&offset=1',
+      'where=name:a&where=name:b',
+      'sort=name&sort=id',
+      'embed=componenttype&embed=componenttype',
+      'q=a&q=b',
+    ]) {
       const name = query.split('=')[0]
       it(`a repeated parameter (${query}) answers 400 naming it`, async () => {
         expectError(await app.http.get(`${COMPONENTS}?${query}`), 400, `Invalid '${name}' parameter: given more than once`)

@@ -94,6 +94,27 @@ describe('typed client against a live server', () => {
     expect((err as ApiRequestError).body).to.include({ code: 'invalid_query' })
   })
 
+  it('list sends q, a full-text search, ranked without sort; the server refuses a q without words', async () => {
+    const type = await client.componenttypes.create({ name: 'searched' })
+    for (const [name, title] of [
+      ['kernel tools', 'kernel kernel'],
+      ['kernel', null],
+      ['userspace', 'tools'],
+    ] as const) {
+      await client.components.create({ name, title, componenttype: type.id })
+    }
+    const names = async (params: Parameters<typeof client.components.list>[0]) => (await client.components.list(params)).items.map((c) => c.name)
+    expect(await names({ q: 'kernel' })).to.deep.equal(['kernel tools', 'kernel'])
+    expect(await names({ q: 'kernel', sort: ['name'] })).to.deep.equal(['kernel', 'kernel tools'])
+    expect(await names({ q: 'tools -kernel', count: 'none' })).to.deep.equal(['userspace'])
+    const err = await rejection(client.components.list({ q: '!!' }))
+    expect(err).to.be.instanceOf(ApiRequestError)
+    expect((err as ApiRequestError).body).to.include({
+      code: 'invalid_parameter',
+      message: "Invalid 'q' parameter: has no word to search for (letters or digits)",
+    })
+  })
+
   it('list sends where, sort, limit, offset and embed, and answers items, count and the list ETag', async () => {
     const t1 = await client.componenttypes.create({ name: 't1' })
     const t2 = await client.componenttypes.create({ name: 't2' })

@@ -500,7 +500,7 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
   }
   // Keyset cursors: broken text, base64url of any JSON, and cursors of the default list of a resource
   // (so the digest matches and the values reach their checks and the SQL) holding any values.
-  const defaultList = (r: Resource) => listDigest([r.def.name, [], null, [['created_at', 'asc']], 20])
+  const defaultList = (r: Resource) => listDigest([r.def.name, [], null, null, [['created_at', 'asc']], 20])
   const cursorValue = () => fc.oneof(fc.constantFrom(...ids, ...etags, null, true, '2024-01-01T00:00:00Z', 1e308, -0), fc.jsonValue({ maxDepth: 1 }), text)
   const cursor = () =>
     fc.oneof(
@@ -513,9 +513,26 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
           .map(([r, position, values]) => Buffer.from(JSON.stringify([defaultList(r), position, values])).toString('base64url')),
       },
     )
+  // Full-text search: words, websearch_to_tsquery's syntax (phrases, `-`, `or`) and tsquery's own
+  // operators it must not read as such, nasty text, and more words than allowed.
+  const searchWord = () =>
+    fc.oneof(
+      { weight: 3, arbitrary: value() },
+      { weight: 2, arbitrary: fc.constantFrom('or', 'OR', 'and', '-', '--', '"', '""', '!', '&', '|', '<->', ':*', '(', ')', "'", '\\', 'rhel', '8.4') },
+      { weight: 1, arbitrary: value().map((v) => `"${v}"`) },
+      { weight: 1, arbitrary: value().map((v) => `-${v}`) },
+    )
+  const searchText = () =>
+    fc.oneof(
+      { weight: 4, arbitrary: fc.array(searchWord(), { minLength: 1, maxLength: 6 }).map((w) => w.join(' ')) },
+      { weight: 2, arbitrary: text },
+      { weight: 1, arbitrary: fc.integer({ min: 30, max: 40 }).map((n) => Array.from({ length: n }, (_, i) => `w${i}`).join(' or ')) },
+      { weight: 1, arbitrary: fc.integer({ min: 1, max: 3_000 }).map((n) => '"a -b or '.repeat(n)) },
+    )
   const parameter = () =>
     fc.oneof(
       { weight: 3, arbitrary: fc.tuple(fc.constant('where'), where()) },
+      { weight: 3, arbitrary: fc.tuple(fc.constant('q'), searchText()) },
       { weight: 2, arbitrary: fc.tuple(fc.constant('sort'), sort()) },
       { weight: 2, arbitrary: fc.tuple(fc.constantFrom('limit', 'offset'), number()) },
       { weight: 3, arbitrary: fc.tuple(fc.constant('query'), queryText()) },

@@ -76,7 +76,7 @@ describe('input caps: where, sort, embed, conditional headers and the statement 
       expect(parser.parseList({ where: `name:${'x'.repeat(MAX_WHERE_VALUE_LENGTH)}` }).where[0][1]).to.have.length(MAX_WHERE_VALUE_LENGTH)
     })
 
-    for (const name of ['where', 'sort', 'embed']) {
+    for (const name of ['where', 'sort', 'embed', 'q']) {
       it(`a ${name} parameter over ${MAX_PARAMETER_LENGTH} characters is refused before it is parsed`, () => {
         const { error, cpuMs } = timedThrow(() => parser.parseList({ [name]: 'a,'.repeat(500_000) }))
         const body = expectError(error.toJSON(), 400, `Invalid '${name}' parameter: longer than ${MAX_PARAMETER_LENGTH} characters`)

@@ -113,7 +113,7 @@ describe('keyset pages: after=<cursor>', function () {
     await refused(`after=${Buffer.from('{"a":1}').toString('base64url')}`, /not a cursor/)
     await refused(`after=${'A'.repeat(9_000)}`, /longer than/)
     // A cursor of this very list whose values are not its columns' (the digest is not a secret).
-    const list = listDigest(['probe', [], null, [['n', 'asc']], 20])
+    const list = listDigest(['probe', [], null, null, [['n', 'asc']], 20])
     await refused(`sort=n&after=${cursorOf(list, 0, ['x', '00000000-0000-4000-8000-000000000000'])}`, /not one of 'n'/)
     await refused(`sort=n&after=${cursorOf(list, 0, [1, 'not-a-uuid'])}`, /not one of 'id'/)
     await refused(`sort=n&after=${cursorOf(list, 0, [1, null])}`, /not a cursor/)

@@ -193,14 +193,15 @@ describe('OpenAPI document', () => {
       expect(typeParams, 'a resource without relations has no embed').to.not.include('embed')
     })
 
-    it('documents every query parameter the list and detail parsers accept (embed only where there are relations)', () => {
+    it('documents every query parameter the list and detail parsers accept (embed only where there are relations, q where there are x-search fields)', () => {
       const queryNames = (op: Json) =>
         (op.parameters as Json[])
           .map((p) => check.deref(p))
           .filter((p) => p.in === 'query')
           .map((p) => p.name)
       for (const resource of app.engine.resources.values()) {
-        const accepted = (names: readonly string[]) => names.filter((n) => n !== 'embed' || resource.query.relations.length > 0)
+        const accepted = (names: readonly string[]) =>
+          names.filter((n) => (n !== 'embed' || resource.query.relations.length > 0) && (n !== 'q' || resource.query.searchable.length > 0))
         expect(queryNames(doc.paths[`/${resource.plural}`].get as Json), resource.plural).to.have.members(accepted(LIST_PARAMETERS))
         expect(queryNames(doc.paths[`/${resource.plural}/{id}`].get as Json), resource.plural).to.have.members(accepted(DETAIL_PARAMETERS))
       }

@@ -354,6 +354,84 @@ describe('x-case-insensitive', () => {
   })
 })
 
+describe('x-search', () => {
+  it('on text fields it loads and marks them; the table gets one full-text index over them in schema order (derive.ts)', () => {
+    const dir = schemasWith({
+      'probe.json': schema({}, { title: { type: 'string', 'x-search': true }, size: { type: 'integer' }, body: { type: 'string', 'x-search': true } }),
+    })
+    try {
+      const defs = loadSchemas(dir)
+      const probe = defs.find((d) => d.name === 'probe')!
+      expect(probe.fields.filter((f) => f.search).map((f) => f.name)).to.deep.equal(['title', 'body'])
+      expect(expectedTable(probe, defs).search).to.deep.equal({
+        name: 'probes_search',
+        table: 'probes',
+        fields: ['title', 'body'],
+        config: 'simple',
+        vector: `to_tsvector('simple', coalesce("title", '') || ' ' || coalesce("body", ''))`,
+      })
+      // The project searches the names of its four resources, and a component's title and project name.
+      expect(
+        Object.fromEntries(defs.filter((d) => d.name !== 'probe').map((d) => [d.name, d.fields.filter((f) => f.search).map((f) => f.name)])),
+      ).to.deep.equal({
+        component: ['name', 'canonical_project_name', 'title'],
+        componenttype: ['name'],
+        remoteci: ['name'],
+        team: ['name'],
+      })
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('false loads as no search: the table has no full-text index', () => {
+    const dir = schemasWith({ 'probe.json': schema({}, { name: { type: 'string', 'x-search': false } }) })
+    try {
+      const defs = loadSchemas(dir)
+      expect(expectedTable(defs.find((d) => d.name === 'probe')!, defs).search).to.equal(undefined)
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('a value other than a boolean is refused', () => {
+    expectRefused({ 'probe.json': schema({}, { name: { type: 'string', 'x-search': 'yes' } }) }, 'probe.json', /field 'name': x-search must be true or false/)
+  })
+
+  it('on a field that is not text (a number, a uuid, a date-time, an object) it is refused, naming its kind', () => {
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ type: 'integer' }, 'integer'],
+      [{ type: 'string', format: 'uuid' }, 'uuid'],
+      [{ type: 'string', format: 'date-time' }, 'datetime'],
+      [{ type: 'object' }, 'json'],
+      [{ type: 'array', items: { type: 'string' } }, 'json'],
+    ]
+    for (const [field, kind] of cases) {
+      expectRefused(
+        { 'probe.json': schema({}, { field: { ...field, 'x-search': true } }) },
+        'probe.json',
+        new RegExp(`field 'field': x-search applies to text fields \\(a string that is not a uuid or a date-time\\); this one is ${kind}$`),
+      )
+    }
+  })
+
+  it('on a writeOnly field (a password) it is refused: q would tell which rows hold a word of it', () => {
+    expectRefused(
+      { 'probe.json': schema({}, { secret: { type: 'string', writeOnly: true, 'x-search': true } }) },
+      'probe.json',
+      /field 'secret': x-search cannot go on a writeOnly field: q would tell which rows hold a word of it/,
+    )
+  })
+
+  it('inside items or a nested schema it is refused: only a field itself is searched', () => {
+    expectRefused(
+      { 'probe.json': schema({}, { tags: { type: 'array', items: { type: 'string', 'x-search': true } } }) },
+      'probe.json',
+      /field 'tags' \(at items\): x-search is only allowed on a field itself, where the engine applies it/,
+    )
+  })
+})
+
 describe('x-lookup', () => {
   it('a text field that is a unique key on its own loads as the lookup field; the project marks componenttypes and teams', () => {
     const dir = schemasWith({ 'probe.json': schema({ 'x-unique': [['name']], 'x-lookup': 'name' }) })

@@ -23,7 +23,7 @@ export interface LiveConstraint {
   nullsNotDistinct?: boolean
   /** Unique keys only: a unique index with no constraint over it (dropped with DROP INDEX). */
   indexOnly?: boolean
-  /** Unique indexes with no constraint: the statement that recreates the index (`pg_get_indexdef`). */
+  /** Unique indexes with no constraint, and plain indexes: the statement that recreates the index (`pg_get_indexdef`). */
   definition?: string
 }
 
@@ -85,7 +85,7 @@ export async function readCatalog(db: Knex, tables: string[]): Promise<Map<strin
               from generate_series(1, x.indnkeyatts) k(ord)) as columns,
            null as ref, null as on_delete, x.indnullsnotdistinct as nulls_not_distinct,
            (x.indisunique and not x.indisprimary and con.oid is null) as index_only,
-           case when x.indisunique and con.oid is null then pg_get_indexdef(x.indexrelid) end as definition
+           case when con.oid is null and not x.indisprimary then pg_get_indexdef(x.indexrelid) end as definition
     from pg_index x
     join pg_class t on t.oid = x.indrelid
     join pg_class i on i.oid = x.indexrelid
@@ -112,7 +112,7 @@ export async function readCatalog(db: Knex, tables: string[]): Promise<Map<strin
     if (constraint.kind === 'unique') {
       constraint.nullsNotDistinct = row.nulls_not_distinct === true
       if (row.index_only) Object.assign(constraint, { indexOnly: true, definition: row.definition })
-    }
+    } else if (constraint.kind === 'index' && row.definition) constraint.definition = row.definition
     live.get(row.table)?.constraints.push(constraint)
   }
   const triggers = await db.raw<{ rows: Array<{ table: string; name: string }> }>(

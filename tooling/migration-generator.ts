@@ -7,6 +7,7 @@ import {
   constraintName,
   expectedTable,
   ROW_VERSION_TRIGGER,
+  searchIndexSql,
   type ExpectedColumn,
   type ExpectedForeignKey,
   type ExpectedTable,
@@ -148,6 +149,8 @@ function alterations(expected: ExpectedTable, live: LiveTable, diffs: Difference
     ...new Set(diffs.flatMap((d) => (d.kind === 'column-type' || d.kind === 'column-nullable' || d.kind === 'column-default' ? [d.column.name] : []))),
   ]
   const dropConstraints = diffs.flatMap((d) => (d.kind === 'extra-unique' || d.kind === 'extra-foreign' || d.kind === 'extra-index' ? [d.constraint] : []))
+  // A full-text index whose fields changed is dropped first and made anew with the others; down() puts it back as it was.
+  const dropSearch = diffs.flatMap((d) => (d.kind === 'extra-search-index' ? [d.constraint] : []))
   const gone = (c: LiveConstraint) => c.columns.some((col) => dropColumns.some((d) => d.name === col))
   const add: string[] = []
   const undoAdd: string[] = []
@@ -164,6 +167,9 @@ function alterations(expected: ExpectedTable, live: LiveTable, diffs: Difference
     } else if (d.kind === 'missing-index') {
       add.push(`t.index(${list(d.columns)})`)
       undoAdd.push(`t.dropIndex(${list(d.columns)})`)
+    } else if (d.kind === 'missing-search-index') {
+      add.push(raw(searchIndexSql(d.index)))
+      undoAdd.push(raw(`DROP INDEX IF EXISTS "${d.index.name}"`))
     }
   }
   // A column made NOT NULL that has a default: rows without a value get it first, or SET NOT NULL fails.
@@ -180,8 +186,16 @@ function alterations(expected: ExpectedTable, live: LiveTable, diffs: Difference
   const column = (name: string) => expected.columns.find((c) => c.name === name)!
   const liveColumn = (name: string) => live.columns.find((c) => c.name === name)!
   return {
-    drops: [...dropConstraints.filter((c) => !gone(c)).map(dropConstraint), ...dropColumns.map((c) => `t.dropColumn(${literal(c.name)})`)],
-    undoDrops: [...dropColumns.map((c) => liveColumnCall(c)), ...dropConstraints.map((c) => addLiveConstraint(live.name, c))],
+    drops: [
+      ...dropSearch.map((c) => raw(`DROP INDEX IF EXISTS "${c.name}"`)),
+      ...dropConstraints.filter((c) => !gone(c)).map(dropConstraint),
+      ...dropColumns.map((c) => `t.dropColumn(${literal(c.name)})`),
+    ],
+    undoDrops: [
+      ...dropColumns.map((c) => liveColumnCall(c)),
+      ...dropConstraints.map((c) => addLiveConstraint(live.name, c)),
+      ...dropSearch.flatMap((c) => (c.definition ? [raw(c.definition)] : [])),
+    ],
     /** The trigger function must exist before a trigger is created on the table. */
     needsFunction: diffs.some((d) => d.kind === 'missing-trigger'),
     columns: [...addColumns.map((c) => columnCall(c)), ...altered.map((name) => columnCall(column(name), { alter: true }))],
@@ -237,6 +251,7 @@ export function planMigration(defs: ResourceDefinition[], live: Map<string, Live
     const calls = t.columns.map((c) => columnCall(c, { foreign: t.foreign.find((f) => f.column === c.name && ready(f)) }))
     calls.push(...t.unique.map((key) => addUnique(t.table, key)), ...t.indexes.map((cols) => `t.index(${list(cols)})`))
     calls.push(...t.triggers.map(() => raw(ROW_VERSION_TRIGGER.createSql(t.table))))
+    if (t.search) calls.push(raw(searchIndexSql(t.search)))
     up.push(...block('createTable', t.table, calls))
     existing.add(t.table)
   }

@@ -8,6 +8,7 @@ import {
   type ExpectedForeignKey,
   type ExpectedTable,
   type ExpectedUnique,
+  type SearchIndex,
 } from '../core/schema/derive'
 import type { ResourceDefinition } from '../core/schema/types'
 
@@ -29,9 +30,11 @@ export type Difference =
   | { kind: 'missing-index'; columns: string[] }
   | { kind: 'extra-index'; constraint: LiveConstraint }
   | { kind: 'missing-trigger'; trigger: string }
+  | { kind: 'missing-search-index'; index: SearchIndex }
+  | { kind: 'extra-search-index'; constraint: LiveConstraint }
 
 /** Differences that only cost speed or a default value: the generator fixes them, start-up allows them. */
-const TOLERATED = new Set<Difference['kind']>(['column-default', 'missing-index', 'extra-index'])
+const TOLERATED = new Set<Difference['kind']>(['column-default', 'missing-index', 'extra-index', 'missing-search-index', 'extra-search-index'])
 
 const same = (a: string[], b: string[]) => a.length === b.length && a.every((x, i) => x === b[i])
 
@@ -76,6 +79,32 @@ function uniqueMatches(key: ExpectedUnique, c: LiveConstraint): boolean {
 }
 
 /**
+ * What a live full-text index covers, read back from its expression as PostgreSQL prints it
+ * (`to_tsvector('simple'::regconfig, (COALESCE(name, ''::text) || ' '::text) || COALESCE(title, ''::text))`),
+ * or undefined when the expression is not of the shape {@link searchIndex} writes.
+ */
+export function parseSearchVector(printed: string): { config: string; fields: string[] } | undefined {
+  const whole = /^to_tsvector\('([a-z_]+)'::regconfig, (.*)\)$/s.exec(printed)
+  if (!whole) return undefined
+  const fields: string[] = []
+  const rest = whole[2]
+    .replace(/COALESCE\((?:"((?:[^"]|"")+)"|([a-z_][a-z0-9_$]*)), ''::text\)/g, (_, quoted: string | undefined, plain: string | undefined) => {
+      fields.push(quoted !== undefined ? quoted.replace(/""/g, '"') : plain!)
+      return ''
+    })
+    .replaceAll("' '::text", '')
+  // What is left joins the fields: parentheses and `||` only.
+  if (fields.length === 0 || !/^[()|\s]*$/.test(rest)) return undefined
+  return { config: whole[1], fields }
+}
+
+/** True when a live index is the full-text index the schema asks for: same name, configuration and fields in order. */
+function searchMatches(index: SearchIndex, c: LiveConstraint): boolean {
+  const live = c.kind === 'index' && c.name === index.name && c.columns.length === 1 ? parseSearchVector(c.columns[0]) : undefined
+  return live !== undefined && live.config === index.config && same(live.fields, index.fields)
+}
+
+/**
  * Compares the table a schema asks for with the live one. Plain indexes are compared only when they
  * are the generator's own (knex's `<table>_<columns>_index` names), so hand-made ones are left alone.
  */
@@ -108,6 +137,11 @@ export function diffTable(expected: ExpectedTable, live: LiveTable | undefined):
     if (ours && !expected.indexes.some((cols) => same(c.columns, cols))) diffs.push({ kind: 'extra-index', constraint: c })
   }
   for (const trigger of expected.triggers) if (!live.triggers.includes(trigger)) diffs.push({ kind: 'missing-trigger', trigger })
+  // The full-text index is known by its name (`<table>_search`), which only the generator gives.
+  const search = expected.search
+  const liveSearch = of('index').find((c) => c.name === `${live.name}_search`.slice(0, 63))
+  if (liveSearch && !(search && searchMatches(search, liveSearch))) diffs.push({ kind: 'extra-search-index', constraint: liveSearch })
+  if (search && !(liveSearch && searchMatches(search, liveSearch))) diffs.push({ kind: 'missing-search-index', index: search })
   return diffs
 }
 
@@ -138,6 +172,12 @@ export function describeDifference(d: Difference): string {
       return `index on (${d.columns.join(', ')}) is missing`
     case 'extra-index':
       return `index ${d.constraint.name} is not asked for by the schema`
+    case 'missing-search-index':
+      return `full-text index ${d.index.name} on (${d.index.fields.join(', ')}), for q, is missing`
+    case 'extra-search-index': {
+      const fields = d.constraint.columns.length === 1 ? parseSearchVector(d.constraint.columns[0])?.fields : undefined
+      return `full-text index ${d.constraint.name}${fields ? ` on (${fields.join(', ')})` : ''} is not the one the schema's x-search fields ask for`
+    }
     case 'missing-trigger':
       return `trigger ${d.trigger} (a new ETag and updated_at on every UPDATE, the database's own included) is missing`
   }

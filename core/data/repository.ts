@@ -4,6 +4,7 @@ import { errors } from '../errors'
 import { encodeCursor, keysetShape, keysetSql } from '../query/cursor'
 import { keysetOrder, type ListQuery } from '../query/list-query'
 import { filterShape, filterSql } from './filter-sql'
+import { searchSql } from './search-sql'
 import { addAliasKeys, fieldAliases, jsonFields, type ConstraintMeaning } from '../schema/derive'
 import type { ResourceDefinition } from '../schema/types'
 import { isUuid } from '../schema/vocabulary'
@@ -285,31 +286,38 @@ export class Repository {
    */
   async list(q: ListQuery, db: Db = this.knex): Promise<ListPage> {
     const filter = q.filter && filterSql(q.filter)
+    const search = q.search && searchSql(q.search.index)
     const filtered = () => {
       const qb = this.query(db)
       for (const [field, value] of q.where) qb.where(field, value)
       if (filter) qb.whereRaw(filter.sql, filter.bindings as Knex.RawBinding[])
+      if (search) qb.whereRaw(search.matches, [q.search!.text])
       return qb
     }
-    const shape = q.where.map(([field]) => field).join(',') + (q.filter ? `|${filterShape(q.filter)}` : '')
-    const values = filter ? [...q.where.map(([, value]) => value), ...filter.bindings] : q.where.map(([, value]) => value)
+    const shape = q.where.map(([field]) => field).join(',') + (q.filter ? `|${filterShape(q.filter)}` : '') + (search ? '|q' : '')
+    const values: unknown[] = filter ? [...q.where.map(([, value]) => value), ...filter.bindings] : q.where.map(([, value]) => value)
+    if (search) values.push(q.search!.text)
+    // `q` without `sort`: the best matches first (rank computed by the database), ties by id. Such a
+    // list is paged by offset only (the parser gives it no keyset).
+    const ranked = search !== undefined && q.sort.length === 0
     const order = keysetOrder(q.sort)
     const after = q.keyset?.after
     const keyset = after && keysetSql(order, after.values, nullable)
     const page = (limit: number): Knex.QueryBuilder => {
       const qb = filtered().select('*')
       if (keyset) qb.whereRaw(keyset.sql, keyset.bindings as Knex.RawBinding[])
+      if (ranked) qb.orderByRaw(`${search.rank} DESC`, [q.search!.text])
       for (const [field, direction] of order) qb.orderBy(field, direction)
       return qb.limit(limit).offset(q.offset)
     }
-    const pageKey = `page:${shape}:${q.sort.map(([f, d]) => `${f} ${d}`).join(',')}:${q.offset > 0}${after ? `:after ${keysetShape(after.values)}` : ''}`
+    const pageKey = `page:${shape}:${ranked ? 'rank' : q.sort.map(([f, d]) => `${f} ${d}`).join(',')}:${q.offset > 0}${after ? `:after ${keysetShape(after.values)}` : ''}`
     // Whether rows follow the page: the count tells, when there is one and it is exact or proves more
     // rows than the page reaches; else the page is read with one row more than `limit`, whose presence
     // tells (a row more is about 5 % of a sorted page's CPU: see bench/RESULTS.md). A page after a
     // cursor does not know how many rows come before it, so the count cannot tell.
     const lookAhead = q.count === 'none' || after !== undefined || (q.count !== 'exact' && q.offset + q.limit > EXACT_COUNT_UP_TO)
     const fetched = lookAhead ? q.limit + 1 : q.limit
-    const pageValues = [...values, ...(keyset ? keyset.bindings : []), fetched, ...(q.offset > 0 ? [q.offset] : [])]
+    const pageValues = [...values, ...(keyset ? keyset.bindings : []), ...(ranked ? [q.search!.text] : []), fetched, ...(q.offset > 0 ? [q.offset] : [])]
     const perRow = this.rowBound(q.embed)
     // Only a page whose largest possible rows could go over the budget is measured as it is fetched.
     const budgeted = this.budget !== undefined && perRow * q.limit > this.budget.maxResponseBytes
@@ -318,7 +326,8 @@ export class Repository {
     let read: number
     if (q.limit === 0) items = []
     else if (!budgeted) items = await this.run('read', () => this.statement(db, pageKey, pageValues, () => page(fetched)))
-    else items = await this.run('read', () => this.budgetedPage(db, `budget-${pageKey}`, order, pageValues, perRow, () => page(fetched)))
+    else
+      items = await this.run('read', () => this.budgetedPage(db, `budget-${pageKey}`, q, pageValues, perRow, () => page(fetched), ranked ? search : undefined))
     if (budgeted && items.length > 0) {
       read = Number(items[0].__page)
       for (const row of items) {
@@ -374,19 +383,29 @@ export class Repository {
    * stops after the row that goes over the budget. Only the rows it walks are read in full (the others
    * stay in TOAST); the rows within the budget are answered, and always the first one.
    */
-  private budgetedPage(db: Db, key: string, sort: ListQuery['sort'], pageValues: unknown[], perRow: number, page: () => Knex.QueryBuilder): Promise<Row[]> {
+  private budgetedPage(
+    db: Db,
+    key: string,
+    q: ListQuery,
+    pageValues: unknown[],
+    perRow: number,
+    page: () => Knex.QueryBuilder,
+    ranked?: { rank: string },
+  ): Promise<Row[]> {
     const embedBytes = perRow - this.rowBound([])
     const budget = this.budget!.maxResponseBytes
-    return this.statement(db, key, [...pageValues, embedBytes, embedBytes, budget, budget], () => {
+    // A page by relevance numbers its rows by the same rank, computed again over the page's rows.
+    const rankValues = ranked ? [q.search!.text] : []
+    return this.statement(db, key, [...rankValues, ...pageValues, embedBytes, embedBytes, budget, budget], () => {
       const inner = page().toSQL()
-      const order = sort.map(([field, direction]) => `"${field}" ${direction}`).join(', ')
+      const order = [...(ranked ? [`${ranked.rank} DESC`] : []), ...keysetOrder(q.sort).map(([field, direction]) => `"${field}" ${direction}`)].join(', ')
       const size = `octet_length(row_to_json("p")::text)::bigint + ?::bigint`
       const sql =
         `WITH RECURSIVE "p" AS (SELECT "x".*, row_number() OVER (ORDER BY ${order}) AS "__n", count(*) OVER () AS "__page" FROM (${inner.sql}) AS "x"),` +
         ` "r" AS (SELECT "p"."__n" AS "n", ${size} AS "bytes" FROM "p" WHERE "p"."__n" = 1` +
         ` UNION ALL SELECT "p"."__n", "r"."bytes" + ${size} FROM "r" JOIN "p" ON "p"."__n" = "r"."n" + 1 WHERE "r"."bytes" <= ?::bigint)` +
         ` SELECT "p".* FROM "p" JOIN "r" ON "r"."n" = "p"."__n" WHERE "r"."n" = 1 OR "r"."bytes" <= ?::bigint ORDER BY "p"."__n"`
-      return this.knex.raw(sql, [...(inner.bindings as unknown[]), embedBytes, embedBytes, budget, budget] as Knex.RawBinding[])
+      return this.knex.raw(sql, [...rankValues, ...(inner.bindings as unknown[]), embedBytes, embedBytes, budget, budget] as Knex.RawBinding[])
     })
   }
 

@@ -5,8 +5,8 @@ import type { Resource } from '../plugins/registry'
 import { DEFAULT_EXPRESSION_LIMITS } from '../query/expression'
 import { MAX_CURSOR_LENGTH, MAX_CURSOR_TEXT } from '../query/cursor'
 import { MAX_PATTERN_CHARACTERS, MAX_PATTERN_COMPARISONS, MAX_RELATION_HOPS } from '../query/filter'
-import { COUNT_MODES, LIST_PARAMETERS, type ListLimits, MAX_PARAMETER_LENGTH } from '../query/list-query'
-import { aliasSchema, answeredFields, documentedCreateRequired, ENGINE_FIELDS, fieldSchema } from '../schema/derive'
+import { COUNT_MODES, LIST_PARAMETERS, type ListLimits, MAX_PARAMETER_LENGTH, MAX_SEARCH_WORDS } from '../query/list-query'
+import { aliasSchema, answeredFields, documentedCreateRequired, ENGINE_FIELDS, fieldSchema, SEARCH_CONFIG } from '../schema/derive'
 import type { JsonSchema } from '../schema/types'
 
 /** A JSON object of the OpenAPI document (operation, parameter, response...). */
@@ -331,10 +331,24 @@ const LIST_PARAMETER_DOCS: Record<ListParameter, (resource: Resource) => OpenApi
       `Fields: ${queryFields.map((f) => `\`${f}\``).join(', ')}.`,
     schema: { type: 'string', maxLength: MAX_PARAMETER_LENGTH, examples: ['and(eq(name,rhel),gt(created_at,2024-01-01T00:00:00Z))'] },
   }),
+  // Only resources with `x-search` fields take `q`: elsewhere it is a 400.
+  q: ({ query: { searchable } }) =>
+    searchable.length === 0
+      ? undefined
+      : {
+          name: 'q',
+          in: 'query',
+          description:
+            `Full-text search of ${searchable.map((f) => `\`${f}\``).join(', ')} (PostgreSQL's \`websearch_to_tsquery\`, configuration \`${SEARCH_CONFIG}\`: ` +
+            'words are lowercased and match whole, without stemming). Rows holding every word match; `"a phrase"` matches the words in a row, `-word` excludes, `or` between words matches either. ' +
+            `Without \`sort\`, rows come by relevance (\`ts_rank\`), then \`id\`; with it, the sort wins. At most ${MAX_SEARCH_WORDS} words (runs of letters and digits), and at least one: a \`q\` without any is a 400.`,
+          schema: { type: 'string', maxLength: MAX_PARAMETER_LENGTH, examples: ['rhel 8.4 -beta'] },
+        },
   sort: ({ query: { fields } }) => ({
     name: 'sort',
     in: 'query',
-    description: 'Sort keys, in order: `field` ascending, `-field` descending, each field once (default `created_at`; ties are broken by `id`).',
+    description:
+      'Sort keys, in order: `field` ascending, `-field` descending, each field once (default `created_at`, or relevance with `q`; ties are broken by `id`).',
     style: 'form',
     explode: false,
     schema: { type: 'array', items: { type: 'string', enum: fields.flatMap((f) => [f, `-${f}`]) } },

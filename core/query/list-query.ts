@@ -1,6 +1,6 @@
 import type Ajv from 'ajv'
 import { errors } from '../errors'
-import { answeredFields, ENGINE_FIELDS, fieldAliases } from '../schema/derive'
+import { answeredFields, ENGINE_FIELDS, fieldAliases, searchIndex, type SearchIndex } from '../schema/derive'
 import type { ResourceDefinition } from '../schema/types'
 import { schemaAjv } from '../schema/vocabulary'
 import { columnsOf, convert, MAX_VALUE_LENGTH } from './columns'
@@ -16,8 +16,13 @@ export interface ListLimits {
 
 /** Longest `where` value (characters), or the field's own `maxLength` when smaller. */
 export const MAX_WHERE_VALUE_LENGTH = MAX_VALUE_LENGTH
-/** Longest `where`, `query`, `sort`, `embed` or `fields` parameter (characters). */
+/** Longest `where`, `query`, `sort`, `embed`, `fields` or `q` parameter (characters). */
 export const MAX_PARAMETER_LENGTH = 8_192
+/**
+ * Most words in `q` (a word: a run of letters and digits). Each word costs a lookup per candidate row
+ * when PostgreSQL matches and ranks, so thousands of them (`a or b or c...`) would cost seconds.
+ */
+export const MAX_SEARCH_WORDS = 32
 /** Most clauses of one `where` (each field may appear once anyway). */
 export const MAX_WHERE_CLAUSES = 32
 
@@ -34,6 +39,11 @@ export interface ListQuery {
   filter?: Filter
   /** `fields`: the keys to answer (see {@link FieldSelection}); all when absent. */
   fields?: FieldSelection
+  /**
+   * `q`: the words to look for in the `x-search` fields (NFC), and the index they are looked up with.
+   * With it and no `sort` given, `sort` is empty: rows come by relevance, then `id`.
+   */
+  search?: { text: string; index: SearchIndex }
   /**
    * How `_meta.count` is computed: `estimate` (the default) counts exactly up to a threshold and
    * estimates above it; `exact` always counts every matching row; `none` leaves it out (the page
@@ -98,6 +108,8 @@ export interface FindQuery {
   query?: string
   /** The cursor of a page (its `_meta.next`): the page that follows it, with the same where, query, sort and limit. */
   after?: string
+  /** Words to search the `x-search` fields for (PostgreSQL's `websearch_to_tsquery`: `"a phrase"`, `-not`, `or`). */
+  q?: string
 }
 
 /** A {@link FindQuery} as the query string would carry it, for the one parser. */
@@ -121,7 +133,7 @@ export function toRawQuery(query: FindQuery | RawQuery): RawQuery {
   return raw
 }
 
-export const LIST_PARAMETERS = ['where', 'query', 'sort', 'limit', 'offset', 'after', 'embed', 'fields', 'count'] as const
+export const LIST_PARAMETERS = ['where', 'query', 'q', 'sort', 'limit', 'offset', 'after', 'embed', 'fields', 'count'] as const
 export const DETAIL_PARAMETERS = ['embed', 'fields'] as const
 
 /** The parameter value, or a 400 when it was given more than once. */
@@ -276,6 +288,23 @@ export function compileListQuery(
     return { keys, embedded }
   }
 
+  const search = searchIndex(def)
+  const searchable = search?.fields ?? []
+  const WORD = /[\p{L}\p{N}]+/gu
+
+  /** `q`: the text PostgreSQL reads as a web search (`websearch_to_tsquery`, which takes any text). */
+  function parseSearch(raw: string): NonNullable<ListQuery['search']> {
+    if (!search) throw errors.badParameter('q', `${def.plural} have no searchable field (none is marked "x-search")`, { fields: [] })
+    if (raw.includes('\u0000')) throw errors.badParameter('q', 'contains a NUL character')
+    const words = raw.match(WORD)?.length ?? 0
+    // Without a letter or a digit, PostgreSQL's parser finds no word, and the search would match nothing.
+    if (words === 0) throw errors.badParameter('q', 'has no word to search for (letters or digits)', { fields: searchable })
+    if (words > MAX_SEARCH_WORDS) {
+      throw errors.badParameter('q', `${words} words are more than the maximum of ${MAX_SEARCH_WORDS}`, { max_words: MAX_SEARCH_WORDS })
+    }
+    return { text: raw.normalize('NFC'), index: search }
+  }
+
   function checkKnown(query: RawQuery, allowed: readonly string[]): void {
     for (const key of Object.keys(query)) {
       if (!allowed.includes(key)) throw errors.unknownParameter(key.slice(0, 80), [...allowed])
@@ -289,6 +318,8 @@ export function compileListQuery(
     selectable: [...ownKeys, ...[...relatedKeys].flatMap(([relation, keys]) => keys.map((k) => `${relation}.${k}`))],
     /** The fields of `query` (relations also as `name.`, followed by a field of the related resource). */
     queryFields: filter.fields,
+    /** The fields `q` searches (`x-search`), in schema order; none when the resource takes no `q`. */
+    searchable,
 
     /** Parses the query string of a list request; throws a 400 {@link ApiError} naming the bad key. */
     parseList(query: RawQuery): ListQuery {
@@ -296,6 +327,7 @@ export function compileListQuery(
       const where = bounded(single(query, 'where'), 'where')
       const expression = bounded(single(query, 'query'), 'query')
       const sort = bounded(single(query, 'sort'), 'sort')
+      const q = bounded(single(query, 'q'), 'q')
       const limit = single(query, 'limit')
       const offset = single(query, 'offset')
       const count = single(query, 'count')
@@ -311,13 +343,24 @@ export function compileListQuery(
         count: (count as CountMode | undefined) ?? 'estimate',
       }
       if (expression !== undefined && expression !== '') parsed.filter = filter.parse(expression)
-      // The list a cursor pages, as the client asked for it (access control adds its own filters later).
-      const list = listDigest([def.name, parsed.where, parsed.filter ?? null, parsed.sort, parsed.limit])
-      parsed.keyset = { list }
+      // Any q on a resource without searchable fields is refused, an empty one too; else an empty q searches nothing.
+      if (q !== undefined && (q !== '' || !search)) {
+        parsed.search = parseSearch(q)
+        if (sort === undefined || sort === '') parsed.sort = []
+      }
       const after = single(query, 'after')
-      if (after !== undefined) {
-        if (offset !== undefined) throw errors.badParameter('after', 'cannot be given with offset: a page starts after a cursor or at an offset')
-        parsed.keyset.after = decodeCursor(after, list, keysetOrder(parsed.sort), columns)
+      if (parsed.search && parsed.sort.length === 0) {
+        // Ranked by relevance, a list is paged by offset: the rank is a float the database computes,
+        // which a cursor would not carry exactly.
+        if (after !== undefined) throw errors.badParameter('after', 'cannot page a search ranked by relevance: give a sort to page by cursor, or use offset')
+      } else {
+        // The list a cursor pages, as the client asked for it (access control adds its own filters later).
+        const list = listDigest([def.name, parsed.where, parsed.filter ?? null, parsed.search?.text ?? null, parsed.sort, parsed.limit])
+        parsed.keyset = { list }
+        if (after !== undefined) {
+          if (offset !== undefined) throw errors.badParameter('after', 'cannot be given with offset: a page starts after a cursor or at an offset')
+          parsed.keyset.after = decodeCursor(after, list, keysetOrder(parsed.sort), columns)
+        }
       }
       const fields = parseFields(bounded(single(query, 'fields'), 'fields'), parsed.embed)
       if (fields) parsed.fields = fields

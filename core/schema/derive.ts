@@ -340,6 +340,49 @@ export interface ExpectedTable {
   indexes: string[][]
   /** Row triggers the engine relies on, by name (see {@link ROW_VERSION_TRIGGER}). */
   triggers: string[]
+  /** The full-text index of the `x-search` fields, when the resource has some. */
+  search?: SearchIndex
+}
+
+/**
+ * The text-search configuration of `q` and of the index: `simple` lowercases each word and keeps it
+ * as written (no stemming, no stop words), so it finds names and versions as typed (`rhel`, `8.4.0`)
+ * in any language, and behaves the same on PostgreSQL and the embedded database.
+ */
+export const SEARCH_CONFIG = 'simple'
+
+/**
+ * The full-text index of a resource with `x-search` fields: a GIN index on one `tsvector` expression
+ * over those fields in schema order. The list query filters and ranks with the very same expression
+ * text ({@link SearchIndex.vector}), which is what lets PostgreSQL use the index.
+ */
+export interface SearchIndex {
+  /** `<table>_search`: knex never names an index so (its names end in `_index`, `_unique`, `_foreign`). */
+  name: string
+  table: string
+  /** The `x-search` fields, in schema order. */
+  fields: string[]
+  config: string
+  /** `to_tsvector('simple', coalesce("name", '') || ' ' || coalesce("title", ''))` */
+  vector: string
+}
+
+/** The full-text index of a resource, or undefined when none of its fields has `x-search`. */
+export function searchIndex(def: ResourceDefinition): SearchIndex | undefined {
+  const fields = def.fields.filter((f) => f.search).map((f) => f.name)
+  if (fields.length === 0) return undefined
+  return {
+    name: `${def.plural}_search`.slice(0, 63),
+    table: def.plural,
+    fields,
+    config: SEARCH_CONFIG,
+    vector: `to_tsvector('${SEARCH_CONFIG}', ${fields.map((f) => `coalesce("${f}", '')`).join(" || ' ' || ")})`,
+  }
+}
+
+/** The statement that creates a {@link SearchIndex}. */
+export function searchIndexSql(index: SearchIndex): string {
+  return `CREATE INDEX "${index.name}" ON "${index.table}" USING gin (${index.vector})`
 }
 
 /**
@@ -408,7 +451,8 @@ function engineColumn(field: EngineField): ExpectedColumn {
  * x-unique key is a unique constraint or index ({@link uniqueKeys}); each x-relation a foreign key to the
  * other resource's table; every table has the {@link ROW_VERSION_TRIGGER}.
  * Every foreign key, x-index field and `created_at` gets an index, unless a unique key already starts
- * with that column itself, not `lower()` of it (its index serves the same lookups).
+ * with that column itself, not `lower()` of it (its index serves the same lookups). The `x-search`
+ * fields get one full-text index ({@link searchIndex}).
  */
 export function expectedTable(def: ResourceDefinition, defs: readonly ResourceDefinition[]): ExpectedTable {
   const columns: ExpectedColumn[] = [
@@ -434,7 +478,8 @@ export function expectedTable(def: ResourceDefinition, defs: readonly ResourceDe
   const unique = uniqueKeys(def)
   // A key on lower(<column>) does not serve lookups of the column itself.
   const indexes = [...new Set(indexed)].filter((c) => !unique.some((key) => key.columns[0] === c)).map((c) => [c])
-  return { resource: def.name, table: def.plural, columns, unique, foreign, indexes, triggers: [ROW_VERSION_TRIGGER.name] }
+  const search = searchIndex(def)
+  return { resource: def.name, table: def.plural, columns, unique, foreign, indexes, triggers: [ROW_VERSION_TRIGGER.name], ...(search ? { search } : {}) }
 }
 
 /**

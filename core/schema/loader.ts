@@ -211,6 +211,14 @@ function parseSchemaFile(file: string, text: string, ajv: Ajv, keywords: ExtraKe
     if (maxBytes !== undefined && (!Number.isSafeInteger(maxBytes) || (maxBytes as number) < 2 || (kind !== 'json' && kind !== 'string'))) {
       throw new SchemaError(file, `field '${field}': x-max-bytes must be an integer of 2 or more (bytes of JSON text), on an object, array or string field`)
     }
+    const search = prop['x-search']
+    if (search !== undefined && typeof search !== 'boolean') throw new SchemaError(file, `field '${field}': x-search must be true or false`)
+    if (search === true && kind !== 'string') {
+      throw new SchemaError(file, `field '${field}': x-search applies to text fields (a string that is not a uuid or a date-time); this one is ${kind}`)
+    }
+    if (search === true && prop.writeOnly === true) {
+      throw new SchemaError(file, `field '${field}': x-search cannot go on a writeOnly field: q would tell which rows hold a word of it`)
+    }
     checkKeywords(file, prop, 'property', keywords, field)
     const hidden = prop.writeOnly === true
     const definition: FieldDefinition = {
@@ -224,6 +232,7 @@ function parseSchemaFile(file: string, text: string, ajv: Ajv, keywords: ExtraKe
     }
     if (prop['x-case-insensitive'] === true) definition.caseInsensitive = true
     if (typeof alias === 'string') definition.alias = alias
+    if (search === true) definition.search = true
     return definition
   })
   const names = new Set<string>()

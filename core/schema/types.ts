@@ -19,6 +19,8 @@ export interface FieldDefinition {
   caseInsensitive?: boolean
   /** `x-alias`: a second name of the field, taken on writes, `where` and `sort`, and answered beside it. */
   alias?: string
+  /** `x-search: true` (a text field): the list parameter `q` searches it (full-text search). */
+  search?: boolean
 }
 
 export interface ResourceDefinition {

@@ -14,7 +14,9 @@ import { fullFormats } from 'ajv-formats/dist/formats'
  *   case-insensitively there: `RHEL` and `rhel` are one value of the key), `x-alias` (a second name of
  *   the field: writes, `where` and `sort` take either, answers carry both keys; see core/schema/derive.ts),
  *   `x-max-bytes` (an integer: the largest JSON text, in UTF-8 bytes, a write may store in an object,
- *   array or string field; such fields without it get the engine's `maxFieldBytes`, 64 KiB by default).
+ *   array or string field; such fields without it get the engine's `maxFieldBytes`, 64 KiB by default),
+ *   `x-search: true` (a text field the list parameter `q` searches, by PostgreSQL full-text search; see
+ *   `searchIndex` in core/schema/derive.ts).
  * - access, at the top level: `x-owner` (the field holding the row's owning team, a relation to a
  *   resource whose own `x-owner` is `"id"`: it owns itself), `x-access` (per operation, `read`,
  *   `create`, `update`, `delete` or an action's name, the roles allowed) and `x-read-only: true`
@@ -33,13 +35,14 @@ export const SCHEMA_KEYWORDS = [
   'x-case-insensitive',
   'x-alias',
   'x-max-bytes',
+  'x-search',
   'x-owner',
   'x-access',
   'x-read-only',
 ] as const
 
 /** The engine's keywords a property may carry (on the property itself, never deeper); the others are top-level ones. */
-export const PROPERTY_KEYWORDS: readonly string[] = ['x-relation', 'x-index', 'x-multiline', 'x-case-insensitive', 'x-alias', 'x-max-bytes']
+export const PROPERTY_KEYWORDS: readonly string[] = ['x-relation', 'x-index', 'x-multiline', 'x-case-insensitive', 'x-alias', 'x-max-bytes', 'x-search']
 
 /** The JSON Schema draft a schema file is written in, as its `$schema` may say (with or without the `#`). */
 export const SCHEMA_DRAFT = 'http://json-schema.org/draft-07/schema#'

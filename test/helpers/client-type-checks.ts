@@ -44,6 +44,15 @@ export function clientTypeChecks(client: Client<Resources, Actions>): void {
   void client.users.create({ name: 'alice' })
   void client.users.update(MISSING, { password: 'changed password' }, { etag: '*' })
 
+  // Full-text search: q is text.
+  void client.components.list({ q: 'rhel -beta', sort: ['name'], count: 'none' })
+  // @ts-expect-error q is text, not a number
+  void client.components.list({ q: 42 })
+  // @ts-expect-error q is one text, not a list of words
+  void client.components.list({ q: ['rhel', 'beta'] })
+  // @ts-expect-error the q builder makes a query expression (query), not search words
+  void client.components.list({ q: q.eq('name', 'rhel') })
+
   // The query builder: fields and values checked against the listed resource.
   void client.components.list({ query: q.and(q.eq('name', 'rhel'), q.gt('created_at', new Date('2024-01-01'))) })
   void client.components.list({ query: q.or(q.like('name', 'RHEL-%'), q.not(q.null('sha')), q.in('name', 'a', 'b')) })
