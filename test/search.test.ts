@@ -176,6 +176,27 @@ describe(`search: the q parameter, full-text search of x-search fields (${DATABA
       .and.not.match(/rel="next"/)
   })
 
+  it('a sorted search pages by cursor; a ranked one by offset, refusing after; a cursor of another q is a 400', async () => {
+    const whole = (await q('alpha or delta', 'sort=-name&limit=200')).keys
+    const paged: string[] = []
+    let after: string | undefined
+    do {
+      const page = await q('alpha or delta', `sort=-name&limit=2${after ? `&after=${after}` : ''}`)
+      paged.push(...page.keys)
+      after = page.body._meta.next
+      if (after) expect(page.headers.link).to.include(`after=${after}>; rel="next"`)
+    } while (after)
+    expect(paged).to.deep.equal(whole)
+    const first = await q('alpha or delta', 'sort=-name&limit=2')
+    const other = await app.http.get(`/api/v1/components?q=alpha&sort=-name&limit=2&after=${first.body._meta.next}`)
+    expectError(other.body, 400, /another list/)
+    const ranked = await q('alpha or delta', 'limit=2')
+    expect(ranked.body._meta.next).to.equal(undefined)
+    expect(ranked.headers.link).to.match(/offset=2>; rel="next"/)
+    const refused = await app.http.get(`/api/v1/components?q=alpha&limit=2&after=${first.body._meta.next}`)
+    expectError(refused.body, 400, /ranked by relevance/)
+  })
+
   it('works with fields and embed, on the list and through the service', async () => {
     const page = await q('omega', 'fields=name,componenttype.name&embed=componenttype')
     expect(page.body.components).to.deep.equal([
