@@ -168,6 +168,14 @@ export function accessHooks(): HookSet {
           if (scope !== undefined) hop.scope = [scope, caller.team ?? NO_TEAM]
         }
       }
+      // Embedding reads the related resources: the role check of reading them, at every depth.
+      const embedded = ctx.query?.embed ?? ctx.embed
+      if (embedded) {
+        for (const path of embedded) {
+          const target = embedTarget(def, path, (name) => ctx.definition(name))
+          if (!mayDo(caller, target, 'read', 'read')) throw forbidden(`The role ${caller.role} may not read ${target.plural}`)
+        }
+      }
       const owner = def.owner !== 'id' ? def.owner : undefined
       if (owner && ctx.data) {
         // An omitted owner is the caller's team; another team is for super_admins only.
