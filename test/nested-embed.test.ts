@@ -2,7 +2,8 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { expect } from 'chai'
-import { createEngine, definePlugin, migrateLatest, type Row } from '../core'
+import { ApiError, createEngine, definePlugin, loadSchemas, migrateLatest, type Row } from '../core'
+import { compileListQuery, embedPaths, MAX_EMBED_PATHS } from '../core/query/list-query'
 import { plugins as serverPlugins } from '../resources'
 import { generateMigration } from '../tooling/migration-generator'
 import { type Answer, clientOf, makeWorld, memberOf, ROLES, type Transport, type World } from './helpers/callers'
@@ -377,5 +378,50 @@ describe('nested embeds: embed=badge.user.team on traces (trace -> badge -> user
     expect(fields.filter((f) => f.endsWith('password'))).to.deep.equal([])
     const detail = Object.fromEntries(doc.paths['/traces/{id}'].get.parameters.map((p: Json) => [p.name, p]))
     expect(detail.embed.schema.items.enum).to.deep.equal(params.embed.schema.items.enum)
+  })
+})
+
+describe('the embed parser (no database)', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dci-knot-'))
+  // A knot has six relations to knots: enough paths to go over the bound.
+  const knotFile = path.join(dir, 'knot.json')
+  const steps = ['a', 'b', 'c', 'd', 'e', 'f']
+  const relation = { type: 'string', format: 'uuid', 'x-relation': { resource: 'knot', onDelete: 'set null' } }
+  fs.writeFileSync(knotFile, JSON.stringify({ title: 'knot', type: 'object', properties: Object.fromEntries(steps.map((s) => [s, relation])) }))
+  const defs = loadSchemas(SCHEMAS, [], [knotFile])
+  fs.rmSync(dir, { recursive: true, force: true })
+  const knot = defs.find((d) => d.name === 'knot')!
+  const parser = compileListQuery(knot, { defaultLimit: 20, maxLimit: 200, maxOffset: 1_000_000 }, undefined, (name) => defs.find((d) => d.name === name))
+  const refusal = (embed: string) => {
+    try {
+      parser.parseList({ embed })
+    } catch (err) {
+      if (err instanceof ApiError) return err
+      throw err
+    }
+    throw new Error(`embed=${embed.slice(0, 40)} was accepted`)
+  }
+
+  it('a path comes after the paths it implies, each once, in the order given', () => {
+    expect(embedPaths('a.b.c,a,d,a.b')).to.deep.equal(['a', 'a.b', 'a.b.c', 'd'])
+    expect(parser.parseList({ embed: 'c.b,a.e.f,c' }).embed).to.deep.equal(['c', 'c.b', 'a', 'a.e', 'a.e.f'])
+    expect(parser.parseDetail({ embed: 'a,a' }).embed).to.deep.equal(['a'])
+  })
+
+  it(`${MAX_EMBED_PATHS} paths (those implied included) are accepted, one more is a 400 naming the bound`, () => {
+    // 25 leaves under a.a ... a.e: 1 + 5 + 25 = 31 paths; with a.f, 32; with a.f.a instead, 1 + 6 + 26 = 33.
+    const leaves = steps.slice(0, 5).flatMap((second) => steps.map((third) => `a.${second}.${third}`))
+    expect(parser.parseList({ embed: leaves.slice(0, 25).join(',') }).embed).to.have.length(1 + 5 + 25)
+    expect(parser.parseList({ embed: [...leaves.slice(0, 25), 'a.f'].join(',') }).embed).to.have.length(MAX_EMBED_PATHS)
+    const err = refusal([...leaves.slice(0, 25), 'a.f.a'].join(','))
+    expect(err.status).to.equal(400)
+    expect(err.message).to.equal(`Invalid 'embed' parameter: 33 paths (with those the dotted ones imply) are more than the maximum of ${MAX_EMBED_PATHS}`)
+    expect(err.payload).to.deep.equal({ max_paths: MAX_EMBED_PATHS })
+  })
+
+  it('a path of thousands of steps is refused as too deep, its message cut short', () => {
+    const err = refusal(`${'a.'.repeat(4_000)}a`)
+    expect(err.payload).to.deep.equal({ max_depth: 3 })
+    expect(err.message.length).to.be.below(320)
   })
 })

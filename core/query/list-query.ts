@@ -284,6 +284,14 @@ export function compileListQuery(
 
   function parseEmbed(raw: string | undefined): string[] {
     if (raw === undefined || raw === '') return []
+    // Too deep a path is refused before its prefixes are made (a path of n steps makes n of them).
+    if (raw.includes('.')) {
+      for (const path of raw.split(',')) {
+        if (path.split('.', MAX_EMBED_DEPTH + 1).length > MAX_EMBED_DEPTH) {
+          throw errors.badParameter('embed', `'${path.slice(0, 240)}' follows more than ${MAX_EMBED_DEPTH} relations`, { max_depth: MAX_EMBED_DEPTH })
+        }
+      }
+    }
     const paths = embedPaths(raw)
     if (!raw.includes('.')) {
       for (const name of paths) {
@@ -297,10 +305,6 @@ export function compileListQuery(
         const parentPath = dot < 0 ? undefined : path.slice(0, dot)
         const parent = parentPath === undefined ? def : reached.get(parentPath)
         const name = path.slice(dot + 1)
-        const depth = parentPath === undefined ? 1 : parentPath.split('.').length + 1
-        if (depth > MAX_EMBED_DEPTH) {
-          throw errors.badParameter('embed', `'${path.slice(0, 240)}' follows more than ${MAX_EMBED_DEPTH} relations`, { max_depth: MAX_EMBED_DEPTH })
-        }
         const targets = parent && targetsOf(parent)
         if (!targets?.has(name)) {
           if (parentPath === undefined) throw errors.badParameter('embed', `'${name.slice(0, 80)}' is not a relation of ${def.plural}`, { relations })
