@@ -137,6 +137,7 @@ export interface FindQuery {
   sort?: string | string[]
   limit?: number | string
   offset?: number | string
+  /** Relations to embed: `componenttype`, or a dotted path (`component.componenttype`) that embeds each level. */
   embed?: string | string[]
   /** Keys to answer (`id` and `etag` always): `name,componenttype.name` (a dotted one inside an embed). */
   fields?: string | string[]
