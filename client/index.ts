@@ -32,11 +32,21 @@ export type ScalarField<T> = Exclude<{ [K in keyof T]-?: NonNullable<T[K]> exten
 /** Fields that may name a related row, so `embed` may name them: string fields the server does not own. */
 export type EmbeddableField<T> = Exclude<{ [K in keyof T]-?: NonNullable<T[K]> extends string ? K : never }[keyof T] & string, EngineFieldName>
 
-/** A related row put in place of its id by `embed`. */
+/**
+ * What `embed` takes: a relation field, or a path from one through the related rows' relations
+ * (`component.componenttype`, at most 3 relations), which the server checks: the client's types know
+ * a resource's fields, not where its relations lead.
+ */
+export type EmbedPath<T> = EmbeddableField<T> | `${EmbeddableField<T>}.${string}`
+
+/** A related row put in place of its id by `embed` (its own relations embedded too by a dotted path). */
 export type EmbeddedRow = { id: string; etag: string; created_at: string; updated_at: string; [field: string]: unknown }
 
-/** `T` with the fields named in `E` replaced by the related row (null when the relation is unset). */
-export type WithEmbedded<T, E extends string> = [E] extends [never] ? T : Omit<T, E> & { [K in E]: EmbeddedRow | null }
+/** The field of `T` an embed path starts with (`component` of `component.componenttype`). */
+type EmbeddedField<E extends string> = E extends `${infer F}.${string}` ? F : E
+
+/** `T` with the fields named in `E` (or starting a path of `E`) replaced by the related row (null when the relation is unset). */
+export type WithEmbedded<T, E extends string> = [E] extends [never] ? T : Omit<T, EmbeddedField<E>> & { [K in EmbeddedField<E>]: EmbeddedRow | null }
 
 /** The list parameters, typed by the resource's fields. */
 export interface ListParams<T, E extends string = never, C extends CountMode = CountMode> {
@@ -52,7 +62,7 @@ export interface ListParams<T, E extends string = never, C extends CountMode = C
    * deep page costs what the first does.
    */
   after?: string
-  /** Relation fields to replace by the related object. */
+  /** Relation fields to replace by the related object; a dotted path embeds the related rows' relations too. */
   embed?: E[]
   /**
    * A filter expression, ANDed with `where`: built with {@link q} (`q.and(q.eq('name', 'x'), q.gt('created_at', date))`),
@@ -135,7 +145,7 @@ export interface Updated<T> {
 /** The reads of one resource: all a read-only one offers. */
 export interface ReadResourceClient<T extends { item: object }> {
   /** `GET /<plural>`: one page of rows. */
-  list<E extends EmbeddableField<T['item']> = never, C extends CountMode = 'estimate'>(
+  list<E extends EmbedPath<T['item']> = never, C extends CountMode = 'estimate'>(
     params?: ListParams<T['item'], E, C>,
   ): Promise<ListPage<WithEmbedded<T['item'], E>, C>>
   /**
@@ -143,7 +153,7 @@ export interface ReadResourceClient<T extends { item: object }> {
    * a resource with `x-lookup` (componenttypes and teams: their `name`), `id` may be that field's value
    * instead, here and in `update` and `remove` (a value that parses as a uuid is always an id).
    */
-  get<E extends EmbeddableField<T['item']> = never>(id: string, options?: { embed?: E[] }): Promise<WithEmbedded<T['item'], E>>
+  get<E extends EmbedPath<T['item']> = never>(id: string, options?: { embed?: E[] }): Promise<WithEmbedded<T['item'], E>>
 }
 
 /** The operations of one resource. `T` is its {@link ResourceType}. */

@@ -150,12 +150,19 @@ function violation(app: TestApp, req: Request, res: Answer): string | undefined 
     const row = body?.[resource.name]
     if (Object.keys(body).join(',') !== resource.name || !row || typeof row.id !== 'string') return `detail keys ${Object.keys(body)}`
     if (expectedId !== undefined && row.id !== expectedId.toLowerCase()) return `asked ${expectedId}, got ${row.id}`
-    // A detail GET with embed answers a weak ETag digesting the row's ETag and each embedded row's.
+    // A detail GET with embed answers a weak ETag digesting the row's ETag and each embedded row's at
+    // every depth: each path after those it implies (`a.b` embeds `a`), once each.
     const embed = req.method === 'GET' ? new URLSearchParams(req.path.split('?')[1] ?? '').get('embed') : null
     if (embed) {
+      const paths = [...new Set(embed.split(',').flatMap((p) => p.split('.').map((_, i, steps) => steps.slice(0, i + 1).join('.'))))]
+      const at = (path: string) => path.split('.').reduce<any>((value, step) => (value !== null && typeof value === 'object' ? value[step] : undefined), row)
+      const etagAt = (path: string) => {
+        const value = at(path)
+        return value !== null && typeof value === 'object' ? (value.etag ?? '-') : '-'
+      }
       const digest = crypto
         .createHash('sha1')
-        .update([row.etag, ...embed.split(',').map((f) => row[f]?.etag ?? '-')].join(':'))
+        .update([row.etag, ...paths.map(etagAt)].join(':'))
         .digest('hex')
         .slice(0, 32)
       return res.headers.etag === `W/"${digest}"` ? undefined : 'ETag header is not the weak digest of the row and its embedded rows'
@@ -434,6 +441,17 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
       },
       { weight: 1, arbitrary: text },
     )
+  // Embed paths: names, dotted paths of two to five steps (empty steps and a fourth relation
+  // included), and the valid paths of every resource with random steps after them.
+  const embedPath = () => {
+    const valid = [...new Set(resources.flatMap((r) => r.query.embedPaths(100) ?? []))]
+    return fc.oneof(
+      { weight: 3, arbitrary: fieldName() },
+      { weight: 2, arbitrary: fc.array(fieldName(), { minLength: 2, maxLength: 5 }).map((steps) => steps.join('.')) },
+      { weight: 2, arbitrary: fc.constantFrom(...valid) },
+      { weight: 1, arbitrary: fc.tuple(fc.constantFrom(...valid), fc.constantFrom('', '.', '..'), fieldName()).map(([p, d, f]) => `${p}.${d}${f}`) },
+    )
+  }
   const value = () =>
     fc.oneof({ weight: 2, arbitrary: text }, { weight: 1, arbitrary: fc.constantFrom(...ids, ...etags) }, { weight: 1, arbitrary: fc.integer().map(String) })
   const clause = () => fc.tuple(fieldName(), fc.constantFrom(':', ':', ''), value()).map(([f, c, v]) => `${f}${c}${v}`)
@@ -547,6 +565,7 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
               fc.oneof(
                 fieldName(),
                 fc.tuple(fieldName(), fieldName()).map(([a, b]) => `${a}.${b}`),
+                fc.array(fieldName(), { minLength: 3, maxLength: 5 }).map((steps) => steps.join('.')),
               ),
               { maxLength: 4 },
             )
@@ -557,7 +576,7 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
         weight: 2,
         arbitrary: fc.tuple(
           fc.constant('embed'),
-          fc.array(fieldName(), { maxLength: 3 }).map((e) => e.join(',')),
+          fc.array(embedPath(), { maxLength: 3 }).map((e) => e.join(',')),
         ),
       },
       { weight: 1, arbitrary: fc.tuple(fc.oneof(text, fc.constantFrom('where[]', 'where[id]', 'limit[]', ...PROTO_KEYS)), value()) },

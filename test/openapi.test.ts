@@ -598,6 +598,47 @@ describe('OpenAPI document', () => {
         fs.rmSync(dir, { recursive: true, force: true })
       }
     })
+
+    it('embed and fields list every path up to 3 relations (a relation to itself too), and past 200 values describe them by a pattern', async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dci-openapi-'))
+      try {
+        for (const file of fs.readdirSync(SCHEMAS)) fs.copyFileSync(path.join(SCHEMAS, file), path.join(dir, file))
+        const relation = (resource: string) => ({ type: 'string', format: 'uuid', 'x-relation': { resource, onDelete: 'set null' } })
+        // A twig has a parent twig: parent, parent.parent, parent.parent.parent. A knot has six
+        // relations to knots: 6 + 36 + 216 paths, more than the document lists.
+        fs.writeFileSync(
+          path.join(dir, 'twig.json'),
+          JSON.stringify({ title: 'twig', type: 'object', properties: { label: { type: 'string' }, parent: relation('twig') }, additionalProperties: false }),
+        )
+        const knotRelations = Object.fromEntries(['a', 'b', 'c', 'd', 'e', 'f'].map((name) => [name, relation('knot')]))
+        fs.writeFileSync(path.join(dir, 'knot.json'), JSON.stringify({ title: 'knot', type: 'object', properties: knotRelations, additionalProperties: false }))
+        const engine = await createEngine({ db: await testDatabase(), schemasDir: dir, plugins, checkSchema: false })
+        const doc = engine.openapi()
+        const result = await validate(structuredClone(doc) as never)
+        expect(result.valid, result.valid ? '' : compileErrors(result)).to.equal(true)
+        const parameter = (route: string, name: string) => ((doc.paths[route].get as Json).parameters as Json[]).find((p) => p.name === name)!
+        expect(parameter('/twigs', 'embed').schema.items).to.deep.equal({ type: 'string', enum: ['parent', 'parent.parent', 'parent.parent.parent'] })
+        expect(parameter('/twigs/{id}', 'fields').schema.items.enum).to.include.members([
+          'label',
+          'parent.label',
+          'parent.parent.parent.label',
+          'parent.parent.parent.etag',
+        ])
+        expect(parameter('/twigs', 'fields').schema.items.enum).to.not.include('parent.parent.parent.parent.label')
+        const embed = parameter('/knots', 'embed').schema.items
+        expect(embed).to.deep.equal({ type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*(?:\\.[A-Za-z_][A-Za-z0-9_]*){0,2}$' })
+        const pattern = new RegExp(embed.pattern)
+        expect(['a', 'a.b', 'f.e.d'].every((p) => pattern.test(p))).to.equal(true)
+        expect(['a.b.c.d', 'a..b', ''].some((p) => pattern.test(p))).to.equal(false)
+        expect(parameter('/knots', 'fields').schema.items).to.deep.equal({
+          type: 'string',
+          pattern: '^[A-Za-z_][A-Za-z0-9_]*(?:\\.[A-Za-z_][A-Za-z0-9_]*){0,3}$',
+        })
+        expect(JSON.stringify(doc.paths['/knots']).length, 'the knots operations stay small').to.be.below(20_000)
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true })
+      }
+    })
   })
 })
 

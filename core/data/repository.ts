@@ -2,7 +2,7 @@ import type { Knex } from 'knex'
 import { LRUCache } from 'lru-cache'
 import { errors } from '../errors'
 import { encodeCursor, keysetShape, keysetSql } from '../query/cursor'
-import { keysetOrder, type ListQuery } from '../query/list-query'
+import { embedTarget, keysetOrder, type ListQuery } from '../query/list-query'
 import { filterShape, filterSql } from './filter-sql'
 import { searchSql } from './search-sql'
 import { addAliasKeys, fieldAliases, jsonFields, type ConstraintMeaning } from '../schema/derive'
@@ -158,16 +158,13 @@ export class Repository {
   }
 
   /**
-   * The most bytes one row of a list page can take with the relations `embed` names (each embedded
-   * row at its resource's largest), or 0 when no budget applies.
+   * The most bytes one row of a list page can take with the relations `embed` names, at every depth
+   * (each embedded row at its resource's largest), or 0 when no budget applies.
    */
   private rowBound(embed: readonly string[]): number {
     if (!this.budget) return 0
     let bound = this.budget.maxRowBytes(this.def.name)
-    for (const field of embed) {
-      const target = this.def.fields.find((f) => f.name === field)?.relation
-      if (target) bound += this.budget.maxRowBytes(target.resource)
-    }
+    for (const path of embed) bound += this.budget.maxRowBytes(embedTarget(this.def, path, (name) => this.related(name).def).name)
     return bound
   }
 
@@ -585,14 +582,28 @@ export class Repository {
     return current ? errors.preconditionFailed() : errors.notFound(this.def.name)
   }
 
-  /** Replaces, in place, each relation id named in `embed` by the related row (null if none). */
-  private async embed(rows: Row[], embed: string[], db: Db): Promise<void> {
+  /**
+   * Replaces, in place, each relation id named in `embed` by the related row (null if none), one
+   * statement per path over the distinct ids. A dotted path (`a.b`, after `a` in `embed`: see
+   * `embedPaths`) is embedded by the repository `a` leads to, in the distinct rows embedded under `a`.
+   */
+  private async embed(rows: Row[], embed: readonly string[], db: Db): Promise<void> {
+    if (rows.length === 0 || embed.length === 0) return
+    // Without a dotted path, nothing below costs more than the one-level embed always did.
+    const nested = embed.some((path) => path.includes('.'))
     for (const field of embed) {
+      if (nested && field.includes('.')) continue
       const target = this.def.fields.find((f) => f.name === field)?.relation
-      if (!target || rows.length === 0) continue
+      if (!target) continue
       const ids = [...new Set(rows.map((r) => r[field]).filter((v): v is string => typeof v === 'string'))]
-      const related = new Map((await this.related(target.resource).withCancellation(this.cancellation).getMany(ids, db)).map((r) => [r.id, r]))
+      const repository = this.related(target.resource).withCancellation(this.cancellation)
+      const related = new Map((await repository.getMany(ids, db)).map((r) => [r.id, r]))
       for (const row of rows) row[field] = typeof row[field] === 'string' ? (related.get(row[field] as string) ?? null) : null
+      if (!nested || related.size === 0) continue
+      const prefix = `${field}.`
+      const deeper = embed.filter((path) => path.startsWith(prefix)).map((path) => path.slice(prefix.length))
+      // Each related row once, however many rows embed it: its relations are replaced once.
+      if (deeper.length) await repository.embed([...related.values()], deeper, db)
     }
   }
 }

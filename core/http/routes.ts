@@ -3,7 +3,7 @@ import Router from '@koa/router'
 import type { Context, Middleware } from 'koa'
 import { formatEtag, parseEtagHeader, etagMatches } from '../data/etag'
 import type { Row } from '../data/repository'
-import type { RawQuery } from '../query/list-query'
+import { embeddedAt, embedPaths, type RawQuery } from '../query/list-query'
 import { errors } from '../errors'
 import type { CompiledAction } from '../plugins/actions'
 import type { Authenticator, AuthenticatorHost } from '../plugins/plugin'
@@ -190,9 +190,10 @@ function mountResource(router: Router, resource: Resource, prefix: string): void
   router.get(item, async (ctx) => {
     const row = await service.get(ctx.params.id, httpParams(ctx, { query: ctx.query as RawQuery }))
     // With embed, the answer changes when an embedded row does: its ETag is a weak one that digests
-    // the row's ETag and each embedded row's (If-Match, which compares strongly, needs the row's own).
-    const embed = typeof ctx.query.embed === 'string' && ctx.query.embed !== '' ? ctx.query.embed.split(',') : undefined
-    const validator = embed && sha1Hex([row.etag, ...embed.map((f) => (row[f] as Row | null)?.etag ?? '-')].join(':')).slice(0, 32)
+    // the row's ETag and each embedded row's at every depth, in the order of the paths (a parent
+    // before its children), `-` for none (If-Match, which compares strongly, needs the row's own).
+    const embed = typeof ctx.query.embed === 'string' && ctx.query.embed !== '' ? embedPaths(ctx.query.embed) : undefined
+    const validator = embed && sha1Hex([row.etag, ...embed.map((path) => embeddedAt(row, path)?.etag ?? '-')].join(':')).slice(0, 32)
     sendRow(ctx, name, row, 200, validator || undefined)
   })
 

@@ -2,6 +2,7 @@ import type { Row } from '../data/repository'
 import { ApiError, errors } from '../errors'
 import type { ActionHookContext, ActionHooks } from '../plugins/plugin'
 import { filterHops } from '../query/filter'
+import { embeddedAt, embedTarget } from '../query/list-query'
 import type { AccessOperation } from '../schema/vocabulary'
 import type { ResourceDefinition } from '../schema/types'
 import type { HookContext, HookSet, Page } from '../service/types'
@@ -167,6 +168,14 @@ export function accessHooks(): HookSet {
           if (scope !== undefined) hop.scope = [scope, caller.team ?? NO_TEAM]
         }
       }
+      // Embedding reads the related resources: the role check of reading them, at every depth.
+      const embedded = ctx.query?.embed ?? ctx.embed
+      if (embedded) {
+        for (const path of embedded) {
+          const target = embedTarget(def, path, (name) => ctx.definition(name))
+          if (!mayDo(caller, target, 'read', 'read')) throw forbidden(`The role ${caller.role} may not read ${target.plural}`)
+        }
+      }
       const owner = def.owner !== 'id' ? def.owner : undefined
       if (owner && ctx.data) {
         // An omitted owner is the caller's team; another team is for super_admins only.
@@ -189,15 +198,20 @@ export function accessHooks(): HookSet {
       if (!visible(caller, def, ctx.result as Row)) throw errors.notFound(def.name)
       check(ctx, caller, false)
     }
-    // Embedded rows of another team are answered as null, as a missing one is.
+    // Embedded rows of another team are answered as null, as a missing one is, at every depth (a
+    // parent before its children: nothing is looked at below a row answered as null).
     const embedded = ctx.query?.embed ?? ctx.embed ?? []
-    for (const field of embedded) {
-      const target = ctx.definition(def.fields.find((f) => f.name === field)!.relation!.resource)
+    for (const path of embedded) {
+      const target = embedTarget(def, path, (name) => ctx.definition(name))
       if (!target.owner) continue
+      const dot = path.lastIndexOf('.')
+      const field = dot < 0 ? path : path.slice(dot + 1)
+      const parentPath = dot < 0 ? '' : path.slice(0, dot)
       const rows = ctx.method === 'find' ? (ctx.result as Page).items : [ctx.result as Row]
       for (const row of rows) {
-        const related = row[field] as Row | null
-        if (related && typeof related === 'object' && !visible(caller, target, related)) row[field] = null
+        const parent = dot < 0 ? row : embeddedAt(row, parentPath)
+        const related = parent?.[field] as Row | null | undefined
+        if (related && typeof related === 'object' && !visible(caller, target, related)) parent![field] = null
       }
     }
   }

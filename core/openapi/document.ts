@@ -5,7 +5,7 @@ import type { Resource } from '../plugins/registry'
 import { DEFAULT_EXPRESSION_LIMITS } from '../query/expression'
 import { MAX_CURSOR_LENGTH, MAX_CURSOR_TEXT } from '../query/cursor'
 import { MAX_PATTERN_CHARACTERS, MAX_PATTERN_COMPARISONS, MAX_RELATION_HOPS } from '../query/filter'
-import { COUNT_MODES, LIST_PARAMETERS, type ListLimits, MAX_PARAMETER_LENGTH, MAX_SEARCH_WORDS } from '../query/list-query'
+import { COUNT_MODES, LIST_PARAMETERS, type ListLimits, MAX_EMBED_DEPTH, MAX_EMBED_PATHS, MAX_PARAMETER_LENGTH, MAX_SEARCH_WORDS } from '../query/list-query'
 import { aliasSchema, answeredFields, documentedCreateRequired, ENGINE_FIELDS, fieldSchema, SEARCH_CONFIG } from '../schema/derive'
 import type { JsonSchema } from '../schema/types'
 
@@ -365,29 +365,50 @@ function listParameters(resource: Resource): OpenApiObject[] {
   return LIST_PARAMETERS.map((name) => LIST_PARAMETER_DOCS[name](resource)).filter((p): p is OpenApiObject => p !== undefined)
 }
 
+/**
+ * Most values an `embed` or `fields` parameter's schema lists: past it, the items are described by a
+ * pattern, so that a resource with many relations (whose paths up to depth 3 grow as their cube)
+ * does not swell the document.
+ */
+export const MAX_DOCUMENTED_VALUES = 200
+
+/** A name, or names joined by dots: up to `dots` dots. */
+const dotted = (dots: number) => `^[A-Za-z_][A-Za-z0-9_]*(?:\\.[A-Za-z_][A-Za-z0-9_]*){0,${dots}}$`
+
 /** `embed`, only for resources that have relations: it replaces each named relation id by the object. */
 function embedParameter(resource: Resource): OpenApiObject | undefined {
   if (resource.query.relations.length === 0) return undefined
+  const paths = resource.query.embedPaths(MAX_DOCUMENTED_VALUES)
   return {
     name: 'embed',
     in: 'query',
-    description: 'Relation fields to replace by the related object (`embed=a,b`).',
+    description:
+      'Relation fields to replace by the related object (`embed=a,b`). A path follows relations of the embedded object with dots ' +
+      `(\`embed=component.componenttype\`), at most ${MAX_EMBED_DEPTH} relations deep, and embeds each level on the way (\`component\` too); ` +
+      `at most ${MAX_EMBED_PATHS} paths in all, those implied included. A relation unset, or set to a row the caller may not see, embeds as null, and nothing below it. ` +
+      'An unknown relation at any level is a 400 listing the valid ones there.',
     style: 'form',
     explode: false,
-    schema: { type: 'array', items: { type: 'string', enum: resource.query.relations }, uniqueItems: true },
+    schema: {
+      type: 'array',
+      items: paths ? { type: 'string', enum: paths } : { type: 'string', pattern: dotted(MAX_EMBED_DEPTH - 1) },
+      uniqueItems: true,
+    },
   }
 }
 
 /** `fields`, on lists and details: the keys to answer. */
 function fieldsParameter(resource: Resource): OpenApiObject {
+  const keys = resource.query.selectable(MAX_DOCUMENTED_VALUES)
   return {
     name: 'fields',
     in: 'query',
     description:
-      'The keys to answer in each row, `id` and `etag` always (`fields=name,created_at`). A key of an embedded relation follows it with a dot (`fields=name,componenttype.name&embed=componenttype`). An unknown key is a 400 listing the valid ones.',
+      'The keys to answer in each row, `id` and `etag` always (`fields=name,created_at`). A key of an embedded relation follows it with a dot (`fields=name,componenttype.name&embed=componenttype`), ' +
+      'at any depth of the embed (`fields=component.componenttype.name&embed=component.componenttype`); an embedded row keeps its `id` and `etag`. An unknown key is a 400 listing the valid ones.',
     style: 'form',
     explode: false,
-    schema: { type: 'array', items: { type: 'string', enum: resource.query.selectable } },
+    schema: { type: 'array', items: keys ? { type: 'string', enum: keys } : { type: 'string', pattern: dotted(MAX_EMBED_DEPTH) } },
   }
 }
 

@@ -34,6 +34,7 @@ export interface ListQuery {
   sort: Array<[field: string, direction: SortDirection]>
   limit: number
   offset: number
+  /** The embed paths: each once, after the paths it implies (`embed=a.b` gives `['a', 'a.b']`); see {@link embedPaths}. */
   embed: string[]
   /** The `query` expression, checked, ANDed with `where`. */
   filter?: Filter
@@ -60,24 +61,77 @@ export interface ListQuery {
 
 /**
  * The keys a `fields` parameter keeps in each answered row (`id` and `etag` always), and, by embedded
- * relation, those it keeps in the embedded row.
+ * relation, the selection it makes in the embedded row (itself nested for a nested embed).
  */
 export interface FieldSelection {
   keys: ReadonlySet<string>
-  embedded: ReadonlyMap<string, ReadonlySet<string>>
+  embedded: ReadonlyMap<string, FieldSelection>
 }
 
-/** A row with only the keys of `selection` (an embedded row: only its own selected keys). */
+/** A row with only the keys of `selection` (an embedded row: only its own selected keys, at every depth). */
 export function selectFields<R extends Record<string, unknown>>(row: R, selection: FieldSelection): R {
   const out: Record<string, unknown> = {}
   for (const key of Object.keys(row)) {
     if (!selection.keys.has(key)) continue
     const inner = selection.embedded.get(key)
     const value = row[key]
-    out[key] =
-      inner && value !== null && typeof value === 'object' ? selectFields(value as Record<string, unknown>, { keys: inner, embedded: new Map() }) : value
+    out[key] = inner && value !== null && typeof value === 'object' ? selectFields(value as Record<string, unknown>, inner) : value
   }
   return out as R
+}
+
+/** Most relations one `embed` path follows: `embed=a.b.c` is the deepest. */
+export const MAX_EMBED_DEPTH = 3
+/** Most paths one `embed` parameter embeds, counting those a dotted path implies (`a.b` embeds `a` too). */
+export const MAX_EMBED_PATHS = 32
+
+/**
+ * The paths an `embed` value names, each after the paths it implies (`a.b.c` embeds `a` and `a.b`),
+ * each once, in the order given: a parent always comes before its children. Checks nothing (see
+ * the parser's `parseEmbed`).
+ */
+export function embedPaths(raw: string): string[] {
+  const sent = raw.split(',')
+  if (!raw.includes('.')) return sent.length === 1 ? sent : [...new Set(sent)]
+  const paths = new Set<string>()
+  for (const path of sent) {
+    for (let dot = path.indexOf('.'); dot >= 0; dot = path.indexOf('.', dot + 1)) paths.add(path.slice(0, dot))
+    paths.add(path)
+  }
+  return [...paths]
+}
+
+/**
+ * The resource an embed path leads to from `def` (`component.componenttype` from probes: componenttype).
+ * For paths the parser checked: a step that is no relation throws.
+ */
+export function embedTarget(def: ResourceDefinition, path: string, definitionOf: (name: string) => ResourceDefinition): ResourceDefinition {
+  let reached = def
+  let start = 0
+  for (;;) {
+    const dot = path.indexOf('.', start)
+    const relation = reached.fields.find((f) => f.name === (dot < 0 ? path.slice(start) : path.slice(start, dot)))?.relation
+    if (!relation) throw new Error(`'${path}' is no embed path of ${def.plural}`)
+    reached = definitionOf(relation.resource)
+    if (dot < 0) return reached
+    start = dot + 1
+  }
+}
+
+/**
+ * The value at an embed path of a row (`a.b`: the row embedded under `b` of the row embedded under
+ * `a`), or undefined when a step on the way is null or not embedded.
+ */
+export function embeddedAt(row: Record<string, unknown>, path: string): Record<string, unknown> | undefined {
+  let value: unknown = row
+  let start = 0
+  for (;;) {
+    const dot = path.indexOf('.', start)
+    value = (value as Record<string, unknown>)[dot < 0 ? path.slice(start) : path.slice(start, dot)]
+    if (value === null || typeof value !== 'object') return undefined
+    if (dot < 0) return value as Record<string, unknown>
+    start = dot + 1
+  }
 }
 
 /** The values of the `count` list parameter. */
@@ -100,6 +154,7 @@ export interface FindQuery {
   sort?: string | string[]
   limit?: number | string
   offset?: number | string
+  /** Relations to embed: `componenttype`, or a dotted path (`component.componenttype`) that embeds each level. */
   embed?: string | string[]
   /** Keys to answer (`id` and `etag` always): `name,componenttype.name` (a dotted one inside an embed). */
   fields?: string | string[]
@@ -236,13 +291,61 @@ export function compileListQuery(
     })
   }
 
+  // The relations of a resource an embed path reaches, by field: the related resource (undefined when
+  // none is registered under that name, which nothing follows). Made once per resource reached.
+  const relationTargets = new Map<string, ReadonlyMap<string, ResourceDefinition | undefined>>()
+  const targetsOf = (d: ResourceDefinition) => {
+    let targets = relationTargets.get(d.name)
+    if (!targets) {
+      targets = new Map(d.fields.filter((f) => f.relation).map((f) => [f.name, definitionOf(f.relation!.resource)] as const))
+      relationTargets.set(d.name, targets)
+    }
+    return targets
+  }
+  const relationsAt = (d: ResourceDefinition | undefined) => (d ? [...targetsOf(d).keys()] : [])
+
   function parseEmbed(raw: string | undefined): string[] {
     if (raw === undefined || raw === '') return []
-    const names = [...new Set(raw.split(','))]
-    for (const name of names) {
-      if (!relations.includes(name)) throw errors.badParameter('embed', `'${name.slice(0, 80)}' is not a relation of ${def.plural}`, { relations })
+    // Too deep a path is refused before its prefixes are made (a path of n steps makes n of them).
+    if (raw.includes('.')) {
+      for (const path of raw.split(',')) {
+        if (path.split('.', MAX_EMBED_DEPTH + 1).length > MAX_EMBED_DEPTH) {
+          throw errors.badParameter('embed', `'${path.slice(0, 240)}' follows more than ${MAX_EMBED_DEPTH} relations`, { max_depth: MAX_EMBED_DEPTH })
+        }
+      }
     }
-    return names
+    const paths = embedPaths(raw)
+    if (!raw.includes('.')) {
+      for (const name of paths) {
+        if (!relations.includes(name)) throw errors.badParameter('embed', `'${name.slice(0, 80)}' is not a relation of ${def.plural}`, { relations })
+      }
+    } else {
+      // Parents come before their children: each path is checked as one relation of its parent's resource.
+      const reached = new Map<string, ResourceDefinition | undefined>()
+      for (const path of paths) {
+        const dot = path.lastIndexOf('.')
+        const parentPath = dot < 0 ? undefined : path.slice(0, dot)
+        const parent = parentPath === undefined ? def : reached.get(parentPath)
+        const name = path.slice(dot + 1)
+        const targets = parent && targetsOf(parent)
+        if (!targets?.has(name)) {
+          if (parentPath === undefined) throw errors.badParameter('embed', `'${name.slice(0, 80)}' is not a relation of ${def.plural}`, { relations })
+          const valid = relationsAt(parent)
+          throw errors.badParameter(
+            'embed',
+            `'${name.slice(0, 80)}' of '${parentPath.slice(0, 240)}' is not a relation of ${parent ? parent.plural : 'an unknown resource'}`,
+            { path: parentPath, relations: valid },
+          )
+        }
+        reached.set(path, targets.get(name))
+      }
+    }
+    if (paths.length > MAX_EMBED_PATHS) {
+      throw errors.badParameter('embed', `${paths.length} paths (with those the dotted ones imply) are more than the maximum of ${MAX_EMBED_PATHS}`, {
+        max_paths: MAX_EMBED_PATHS,
+      })
+    }
+    return paths
   }
 
   // The keys an answered row has: the engine's, the schema's but write-only ones, and the aliases.
@@ -252,40 +355,74 @@ export function compileListQuery(
     ...fieldAliases(d).map(([, alias]) => alias),
   ]
   const ownKeys = answeredKeys(def)
-  const relatedKeys = new Map(
-    def.fields
-      .filter((f) => f.relation)
-      .map((f) => {
-        const target = definitionOf(f.relation!.resource)
-        return [f.name, target ? answeredKeys(target) : ['id', 'etag']] as const
-      }),
-  )
+  const keysByResource = new Map<string, readonly string[]>([[def.name, ownKeys]])
+  const keysOf = (d: ResourceDefinition | undefined): readonly string[] => {
+    if (!d) return ['id', 'etag']
+    let keys = keysByResource.get(d.name)
+    if (!keys) keysByResource.set(d.name, (keys = answeredKeys(d)))
+    return keys
+  }
+
+  /**
+   * Every embed path of this resource up to {@link MAX_EMBED_DEPTH} relations, parents first, with the
+   * resource it reaches; undefined when there are more than `max`.
+   */
+  function allEmbedPaths(max: number): Array<[path: string, target: ResourceDefinition | undefined]> | undefined {
+    const out: Array<[string, ResourceDefinition | undefined]> = []
+    const walk = (d: ResourceDefinition, prefix: string, depth: number): boolean => {
+      for (const [name, target] of targetsOf(d)) {
+        if (out.push([`${prefix}${name}`, target]) > max) return false
+        if (depth < MAX_EMBED_DEPTH && target && !walk(target, `${prefix}${name}.`, depth + 1)) return false
+      }
+      return true
+    }
+    return walk(def, '', 1) ? out : undefined
+  }
+
+  type MutableSelection = { keys: Set<string>; embedded: Map<string, MutableSelection> }
 
   function parseFields(raw: string | undefined, embed: readonly string[]): FieldSelection | undefined {
     if (raw === undefined || raw === '') return undefined
-    const keys = new Set(['id', 'etag'])
-    const embedded = new Map<string, Set<string>>()
+    const root: MutableSelection = { keys: new Set(['id', 'etag']), embedded: new Map() }
     for (const name of raw.split(',')) {
-      const dot = name.indexOf('.')
-      if (dot < 0) {
+      if (!name.includes('.')) {
         if (!ownKeys.includes(name)) throw errors.badParameter('fields', `unknown field '${name.slice(0, 80)}' of ${def.plural}`, { fields: ownKeys })
-        keys.add(name)
+        root.keys.add(name)
         continue
       }
-      const relation = name.slice(0, dot)
-      const inner = name.slice(dot + 1)
-      const valid = relatedKeys.get(relation)
-      if (!valid) throw errors.badParameter('fields', `'${relation.slice(0, 80)}' is not a relation of ${def.plural}`, { relations })
-      if (!embed.includes(relation)) {
-        throw errors.badParameter('fields', `'${name.slice(0, 80)}' selects inside an embedded ${relation}: add embed=${relation}`, { embed: relation })
+      // `a.b.key`: `a` and `a.b` are relations, embedded, of the resource reached so far; `key` one of its keys.
+      const parts = name.split('.')
+      let selection = root
+      let reached: ResourceDefinition | undefined = def
+      let path = ''
+      for (let i = 0; i < parts.length - 1; i++) {
+        const relation = parts[i]
+        const targets: ReadonlyMap<string, ResourceDefinition | undefined> | undefined = reached && targetsOf(reached)
+        if (!targets?.has(relation)) {
+          if (i === 0) throw errors.badParameter('fields', `'${relation.slice(0, 80)}' is not a relation of ${def.plural}`, { relations })
+          throw errors.badParameter('fields', `'${relation.slice(0, 80)}' is not a relation of the embedded ${path}`, { relations: relationsAt(reached) })
+        }
+        path = i === 0 ? relation : `${path}.${relation}`
+        if (i >= MAX_EMBED_DEPTH) {
+          throw errors.badParameter('fields', `'${name.slice(0, 240)}' selects deeper than ${MAX_EMBED_DEPTH} embedded relations`, {
+            max_depth: MAX_EMBED_DEPTH,
+          })
+        }
+        if (!embed.includes(path)) {
+          throw errors.badParameter('fields', `'${name.slice(0, 240)}' selects inside an embedded ${path}: add embed=${path}`, { embed: path })
+        }
+        selection.keys.add(relation)
+        let inner = selection.embedded.get(relation)
+        if (!inner) selection.embedded.set(relation, (inner = { keys: new Set(['id', 'etag']), embedded: new Map() }))
+        selection = inner
+        reached = targets.get(relation)
       }
-      if (!valid.includes(inner)) throw errors.badParameter('fields', `unknown field '${inner.slice(0, 80)}' of the embedded ${relation}`, { fields: valid })
-      keys.add(relation)
-      let set = embedded.get(relation)
-      if (!set) embedded.set(relation, (set = new Set(['id', 'etag'])))
-      set.add(inner)
+      const key = parts[parts.length - 1]
+      const valid = keysOf(reached)
+      if (!valid.includes(key)) throw errors.badParameter('fields', `unknown field '${key.slice(0, 80)}' of the embedded ${path}`, { fields: valid })
+      selection.keys.add(key)
     }
-    return { keys, embedded }
+    return root
   }
 
   const search = searchIndex(def)
@@ -314,8 +451,24 @@ export function compileListQuery(
   return {
     fields: fieldNames,
     relations,
-    /** The keys `fields` takes: the answered ones, and those of embedded relations (`componenttype.name`). */
-    selectable: [...ownKeys, ...[...relatedKeys].flatMap(([relation, keys]) => keys.map((k) => `${relation}.${k}`))],
+    /**
+     * The embed paths, up to {@link MAX_EMBED_DEPTH} relations (`component`, `component.componenttype`),
+     * parents first; undefined when there are more than `max`.
+     */
+    embedPaths: (max: number) => allEmbedPaths(max)?.map(([path]) => path),
+    /**
+     * The keys `fields` takes: the answered ones, and those of embedded relations at every depth
+     * (`componenttype.name`, `component.componenttype.name`); undefined when there are more than `max`.
+     */
+    selectable(max: number): string[] | undefined {
+      const paths = allEmbedPaths(max)
+      if (!paths) return undefined
+      const keys = [...ownKeys]
+      for (const [path, target] of paths) {
+        for (const key of keysOf(target)) if (keys.push(`${path}.${key}`) > max) return undefined
+      }
+      return keys
+    },
     /** The fields of `query` (relations also as `name.`, followed by a field of the related resource). */
     queryFields: filter.fields,
     /** The fields `q` searches (`x-search`), in schema order; none when the resource takes no `q`. */

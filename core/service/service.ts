@@ -2,7 +2,7 @@ import type { Knex } from 'knex'
 import { parseEtagHeader, type EtagCondition } from '../data/etag'
 import type { Db, Repository, Row } from '../data/repository'
 import { errors } from '../errors'
-import { type FieldSelection, type ListQueryParser, type RawQuery, selectFields, toRawQuery } from '../query/list-query'
+import { embeddedAt, embedTarget, type FieldSelection, type ListQueryParser, type RawQuery, selectFields, toRawQuery } from '../query/list-query'
 import { canonicalBody, fieldAliases, fieldDefaults, hiddenKeys, requiredAfterHooks } from '../schema/derive'
 import { isUuid } from '../schema/vocabulary'
 import type { ResourceDefinition } from '../schema/types'
@@ -327,17 +327,17 @@ export class Service implements ResourceService {
     return ctx
   }
 
-  /** Leaves out write-only fields, of this resource's rows and of the rows embedded in them. */
+  /** Leaves out write-only fields, of this resource's rows and of the rows embedded in them at every depth. */
   private serialize<R extends Row | Page>(result: R, ctx: HookContext): R {
     const embedded = ctx.query?.embed ?? ctx.embed ?? []
     const targets = embedded
-      .map((field) => [field, this.host.hiddenFields(this.parts.def.fields.find((f) => f.name === field)!.relation!.resource)] as const)
+      .map((path) => [path, this.host.hiddenFields(embedTarget(this.parts.def, path, (name) => this.host.definition(name)).name)] as const)
       .filter(([, hidden]) => hidden.length > 0)
     if (this.hidden.length === 0 && targets.length === 0) return result
     const strip = (row: Row) => {
       for (const field of this.hidden) delete row[field]
-      for (const [field, hidden] of targets) {
-        const related = row[field] as Row | null
+      for (const [path, hidden] of targets) {
+        const related = path.includes('.') ? embeddedAt(row, path) : (row[path] as Row | null)
         if (related && typeof related === 'object') for (const h of hidden) delete related[h]
       }
     }

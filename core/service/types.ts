@@ -85,7 +85,10 @@ export interface HookContext<T extends object = Record<string, unknown>> {
   data?: Partial<T> & Record<string, unknown>
   /** find: the parsed, checked list query (before hooks may add `where` clauses); get: `{ embed }`. */
   query?: ListQuery
-  /** get: the relations to embed. */
+  /**
+   * get: the relations to embed, as `query.embed` of a find: each path once, after the paths it implies
+   * (`embed=a.b` gives `['a', 'a.b']`).
+   */
   embed?: string[]
   /** update and remove: the row as stored before the write (locked until the call ends). */
   before?: Row

@@ -72,6 +72,15 @@ export function clientTypeChecks(client: Client<Resources, Actions>): void {
   void client.components.list({ query: q.in('name') })
   // @ts-expect-error and takes at least one expression
   void client.components.list({ query: q.and() })
+
+  // embed: a relation field, or a dotted path from one (the server checks the steps after the first);
+  // the first field becomes the related row.
+  void client.remotecis.get(MISSING, { embed: ['team'] }).then((r) => r.team?.name)
+  void client.users.list({ embed: ['team.nope'] }).then((page) => page.items[0].team?.etag)
+  // @ts-expect-error a dotted path starts with a relation (text) field
+  void client.remotecis.list({ embed: ['data.team'] })
+  // @ts-expect-error the embedded row is an object, not the id
+  void client.components.get(MISSING, { embed: ['componenttype.x'] }).then((c): string => c.componenttype)
 }
 
 /** The forms credentials take, checked by `npm run typecheck` as above. */
