@@ -6,6 +6,7 @@ import { defineAction, definePlugin, loadSchemas, migrateLatest, type Page, type
 import { generateMigration } from '../tooling/migration-generator'
 import { hashPassword, verifyPassword } from '../core/identity'
 import { collectPlugins } from '../core/plugins/registry'
+import { SEARCH_COLUMN } from '../core/schema/derive'
 import { plugins } from '../resources'
 import { RowFactory, type ApiRow } from './conformance/rows'
 import {
@@ -136,6 +137,8 @@ describe('access: role x operation x (own team, other team, global), generated f
     const copy = JSON.parse(JSON.stringify(row))
     for (const field of def.fields) if (field.alias) copy[field.alias] = copy[field.name]
     for (const field of hiddenFields(def)) delete copy[field]
+    // The full-text search column is the database's, never answered.
+    delete copy[SEARCH_COLUMN]
     return copy
   }
   /** The stored row, as answered, or undefined when it is gone. */
@@ -688,7 +691,7 @@ describe('access: embeds and nested routes across teams (a test resource: jobs o
 
   // As answered: the stored row and its alias key team_id.
   const remoteciRow = async (id: string) => {
-    const row = JSON.parse(JSON.stringify(await world.db('remotecis').where({ id }).first()))
+    const { [SEARCH_COLUMN]: _search, ...row } = JSON.parse(JSON.stringify(await world.db('remotecis').where({ id }).first()))
     return { ...row, team_id: row.team }
   }
 

@@ -132,12 +132,16 @@ describe('schema tooling', () => {
 
     it('a column of another type, a column in no schema, a nullable required column: one line each', async () => {
       const err = await refusal([
-        'ALTER TABLE teams ALTER COLUMN name TYPE varchar(20), ADD COLUMN legacy int',
-        'ALTER TABLE components ALTER COLUMN name DROP NOT NULL',
+        'ALTER TABLE teams ADD COLUMN legacy int',
+        'ALTER TABLE components ALTER COLUMN sha TYPE varchar(20), ALTER COLUMN name DROP NOT NULL',
       ])
-      expectDrift(err, "team (table teams): column 'name' is character varying(20) in the database, the schema wants text")
+      expectDrift(err, "component (table components): column 'sha' is character varying(20) in the database, the schema wants text")
       expectDrift(err, "team (table teams): column 'legacy' is in the database but not in the schema")
       expectDrift(err, "component (table components): column 'name' is nullable in the database, the schema wants NOT NULL (required)")
+    })
+
+    it('a missing or different full-text search stops start-up: q would read a column that is not there, or answer by other fields', async () => {
+      expectDrift(await refusal(['ALTER TABLE teams DROP COLUMN _search']), 'team (table teams): full-text index teams_search on (name), for q, is missing')
     })
 
     it('a missing unique key and a missing foreign key stop start-up', async () => {

@@ -277,12 +277,17 @@ describe(`search: the q parameter, full-text search of x-search fields (${DATABA
     })
   })
 
-  it('the statement filters and ranks with the index expression, and PostgreSQL answers it from the full-text index', async () => {
-    const { sql } = await statementsOf(app.db, () => app.engine.service('component').find({ query: { q: 'delta', count: 'none' } }))
-    const vector = `to_tsvector('simple', coalesce("name", '') || ' ' || coalesce("canonical_project_name", '') || ' ' || coalesce("title", ''))`
+  it('the statement filters and ranks with the stored search column, never parsing text per row, and PostgreSQL answers it from the full-text index', async () => {
+    const { result, sql } = await statementsOf(app.db, () => app.engine.service('component').find({ query: { q: 'delta', count: 'none' } }))
     const page = sql.find((s) => s.includes('@@'))!
-    expect(page).to.include(`${vector} @@ websearch_to_tsquery('simple', $1)`)
-    expect(page).to.include(`order by ts_rank(${vector}, websearch_to_tsquery('simple', $2)) DESC, "id" asc limit $3`)
+    expect(page).to.include(`"_search" @@ websearch_to_tsquery('simple', $1)`)
+    expect(page).to.include(`order by ts_rank("_search", websearch_to_tsquery('simple', $2)) DESC, "id" asc limit $3`)
+    expect(page).to.not.include('to_tsvector')
+    // The column is never answered.
+    expect(result.items).to.have.length.above(0)
+    for (const row of result.items) expect(row).to.not.have.property('_search')
+    const http = await q('delta')
+    for (const row of http.body.components) expect(row).to.not.have.property('_search')
     // Too few rows for the planner to choose the index by itself: forbid the sequential scan.
     const plan = await app.db.transaction(async (trx: Knex.Transaction) => {
       await trx.raw('SET LOCAL enable_seqscan = off')
@@ -360,11 +365,21 @@ describe(`search: npm run db:generate writes the full-text index (${DATABASE})`,
     await fresh?.drop()
     remove()
   })
+  /** The full-text indexes by name, and the search columns' generation expressions by table. */
   const indexes = async () => {
     const { rows } = await fresh.db.raw(
       `select indexname, indexdef from pg_indexes where schemaname = current_schema() and indexname like '%\\_search' order by 1`,
     )
-    return Object.fromEntries((rows as Row[]).map((r) => [r.indexname, r.indexdef]))
+    const { rows: columns } = await fresh.db.raw(
+      `select c.relname::text as "table", pg_get_expr(d.adbin, d.adrelid) as expression
+         from pg_attribute a join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
+         join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+        where n.nspname = current_schema() and a.attname = '_search' and a.attgenerated = 's' and not a.attisdropped order by 1`,
+    )
+    return {
+      ...Object.fromEntries((rows as Row[]).map((r) => [r.indexname, r.indexdef])),
+      ...Object.fromEntries((columns as Row[]).map((r) => [`${r.table}._search`, r.expression])),
+    } as Record<string, string>
   }
 
   it('a new table gets a GIN index on its x-search fields, in schema order; generating again finds nothing to do', async () => {
@@ -373,14 +388,27 @@ describe(`search: npm run db:generate writes the full-text index (${DATABASE})`,
     const result = await generateMigration({ db: fresh.db, schemasDir: schemasDir(), migrationsDir: migrations })
     const text = fs.readFileSync(result.file!, 'utf8')
     expect(text).to.include(
-      `await knex.raw('CREATE INDEX "components_search" ON "components" USING gin (to_tsvector(\\'simple\\', coalesce("name", \\'\\') || \\' \\' || coalesce("canonical_project_name", \\'\\') || \\' \\' || coalesce("title", \\'\\')))')`,
+      `await knex.raw('ALTER TABLE "components" ADD COLUMN "_search" tsvector GENERATED ALWAYS AS (to_tsvector(\\'simple\\', coalesce("name", \\'\\') || \\' \\' || coalesce("canonical_project_name", \\'\\') || \\' \\' || coalesce("title", \\'\\'))) STORED')`,
     )
-    expect(text).to.include(`CREATE INDEX "componenttypes_search" ON "componenttypes" USING gin (to_tsvector(\\'simple\\', coalesce("name", \\'\\')))`)
+    expect(text).to.include(`await knex.raw('CREATE INDEX "components_search" ON "components" USING gin ("_search")')`)
+    expect(text).to.include(
+      `ALTER TABLE "componenttypes" ADD COLUMN "_search" tsvector GENERATED ALWAYS AS (to_tsvector(\\'simple\\', coalesce("name", \\'\\'))) STORED`,
+    )
     await migrateLatest(fresh.db, migrations)
     const made = await indexes()
-    expect(Object.keys(made)).to.deep.equal(['components_search', 'componenttypes_search', 'remotecis_search', 'teams_search'])
-    expect(made.components_search).to.match(
-      /USING gin \(to_tsvector\('simple'::regconfig, .*COALESCE\(name, ''::text\).*COALESCE\(canonical_project_name, ''::text\).*COALESCE\(title, ''::text\)\)+$/,
+    expect(Object.keys(made)).to.deep.equal([
+      'components_search',
+      'componenttypes_search',
+      'remotecis_search',
+      'teams_search',
+      'components._search',
+      'componenttypes._search',
+      'remotecis._search',
+      'teams._search',
+    ])
+    expect(made.components_search).to.match(/USING gin \(_search\)$/)
+    expect(made['components._search']).to.match(
+      /^to_tsvector\('simple'::regconfig, .*COALESCE\(name, ''::text\).*COALESCE\(canonical_project_name, ''::text\).*COALESCE\(title, ''::text\)\)+$/,
     )
     expect((await generateMigration({ db: fresh.db, schemasDir: schemasDir(), migrationsDir: migrations })).file).to.equal(undefined)
   })
@@ -408,11 +436,14 @@ describe(`search: npm run db:generate writes the full-text index (${DATABASE})`,
     ])
     const text = fs.readFileSync(result.file!, 'utf8')
     expect(text).to.include(`DROP INDEX IF EXISTS "componenttypes_search"`)
+    expect(text).to.include(`ALTER TABLE "componenttypes" DROP COLUMN IF EXISTS "_search"`)
     expect(text).to.include(`coalesce("canonical_project_name", \\'\\') || \\' \\' || coalesce("ref", \\'\\')`)
     await migrateLatest(fresh.db, migrations)
     const after = await indexes()
     expect(after).to.not.have.property('componenttypes_search')
-    expect(after.components_search).to.match(/COALESCE\(ref, ''::text\)\)+$/)
+    expect(after).to.not.have.property('componenttypes._search')
+    expect(after['components._search']).to.match(/COALESCE\(ref, ''::text\)\)+$/)
+    expect(after.components_search).to.match(/USING gin \(_search\)$/)
     expect((await generateMigration({ db: fresh.db, schemasDir: edited, migrationsDir: migrations })).file).to.equal(undefined)
     await rollbackMigrations(fresh.db, migrations, { one: true })
     expect(await indexes()).to.deep.equal(before)

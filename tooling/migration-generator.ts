@@ -7,6 +7,8 @@ import {
   constraintName,
   expectedTable,
   ROW_VERSION_TRIGGER,
+  dropSearchSql,
+  SEARCH_COLUMN,
   searchIndexSql,
   type ExpectedColumn,
   type ExpectedForeignKey,
@@ -149,8 +151,9 @@ function alterations(expected: ExpectedTable, live: LiveTable, diffs: Difference
     ...new Set(diffs.flatMap((d) => (d.kind === 'column-type' || d.kind === 'column-nullable' || d.kind === 'column-default' ? [d.column.name] : []))),
   ]
   const dropConstraints = diffs.flatMap((d) => (d.kind === 'extra-unique' || d.kind === 'extra-foreign' || d.kind === 'extra-index' ? [d.constraint] : []))
-  // A full-text index whose fields changed is dropped first and made anew with the others; down() puts it back as it was.
-  const dropSearch = diffs.flatMap((d) => (d.kind === 'extra-search-index' ? [d.constraint] : []))
+  // A full-text search whose fields changed is dropped first (its column before the columns it is
+  // generated from) and made anew with the others; down() puts it back as it was.
+  const dropSearch = diffs.flatMap((d) => (d.kind === 'extra-search-index' ? [d.live] : []))
   const gone = (c: LiveConstraint) => c.columns.some((col) => dropColumns.some((d) => d.name === col))
   const add: string[] = []
   const undoAdd: string[] = []
@@ -168,8 +171,8 @@ function alterations(expected: ExpectedTable, live: LiveTable, diffs: Difference
       add.push(`t.index(${list(d.columns)})`)
       undoAdd.push(`t.dropIndex(${list(d.columns)})`)
     } else if (d.kind === 'missing-search-index') {
-      add.push(raw(searchIndexSql(d.index)))
-      undoAdd.push(raw(`DROP INDEX IF EXISTS "${d.index.name}"`))
+      add.push(...searchIndexSql(d.index).map(raw))
+      undoAdd.push(...dropSearchSql(expected.table, d.index.name).map(raw))
     }
   }
   // A column made NOT NULL that has a default: rows without a value get it first, or SET NOT NULL fails.
@@ -187,14 +190,19 @@ function alterations(expected: ExpectedTable, live: LiveTable, diffs: Difference
   const liveColumn = (name: string) => live.columns.find((c) => c.name === name)!
   return {
     drops: [
-      ...dropSearch.map((c) => raw(`DROP INDEX IF EXISTS "${c.name}"`)),
+      ...dropSearch.flatMap((s) => dropSearchSql(live.name, s.index?.name ?? `${live.name}_search`.slice(0, 63)).map(raw)),
       ...dropConstraints.filter((c) => !gone(c)).map(dropConstraint),
       ...dropColumns.map((c) => `t.dropColumn(${literal(c.name)})`),
     ],
     undoDrops: [
       ...dropColumns.map((c) => liveColumnCall(c)),
       ...dropConstraints.map((c) => addLiveConstraint(live.name, c)),
-      ...dropSearch.flatMap((c) => (c.definition ? [raw(c.definition)] : [])),
+      ...dropSearch.flatMap((s) => [
+        ...(s.column?.default
+          ? [raw(`ALTER TABLE "${live.name}" ADD COLUMN "${SEARCH_COLUMN}" tsvector GENERATED ALWAYS AS (${s.column.default}) STORED`)]
+          : []),
+        ...(s.index?.definition ? [raw(s.index.definition)] : []),
+      ]),
     ],
     /** The trigger function must exist before a trigger is created on the table. */
     needsFunction: diffs.some((d) => d.kind === 'missing-trigger'),
@@ -251,7 +259,7 @@ export function planMigration(defs: ResourceDefinition[], live: Map<string, Live
     const calls = t.columns.map((c) => columnCall(c, { foreign: t.foreign.find((f) => f.column === c.name && ready(f)) }))
     calls.push(...t.unique.map((key) => addUnique(t.table, key)), ...t.indexes.map((cols) => `t.index(${list(cols)})`))
     calls.push(...t.triggers.map(() => raw(ROW_VERSION_TRIGGER.createSql(t.table))))
-    if (t.search) calls.push(raw(searchIndexSql(t.search)))
+    if (t.search) calls.push(...searchIndexSql(t.search).map(raw))
     up.push(...block('createTable', t.table, calls))
     existing.add(t.table)
   }

@@ -9,6 +9,7 @@ import {
   type ExpectedTable,
   type ExpectedUnique,
   type SearchIndex,
+  SEARCH_COLUMN,
 } from '../core/schema/derive'
 import type { ResourceDefinition } from '../core/schema/types'
 
@@ -31,10 +32,19 @@ export type Difference =
   | { kind: 'extra-index'; constraint: LiveConstraint }
   | { kind: 'missing-trigger'; trigger: string }
   | { kind: 'missing-search-index'; index: SearchIndex }
-  | { kind: 'extra-search-index'; constraint: LiveConstraint }
+  | { kind: 'extra-search-index'; live: LiveSearch }
 
 /** Differences that only cost speed or a default value: the generator fixes them, start-up allows them. */
-const TOLERATED = new Set<Difference['kind']>(['column-default', 'missing-index', 'extra-index', 'missing-search-index', 'extra-search-index'])
+const TOLERATED = new Set<Difference['kind']>(['column-default', 'missing-index', 'extra-index'])
+
+/**
+ * A table's full-text search as the database has it: the generated column and the index named as the
+ * generator names it, either of which may be missing.
+ */
+export interface LiveSearch {
+  column?: LiveColumn
+  index?: LiveConstraint
+}
 
 const same = (a: string[], b: string[]) => a.length === b.length && a.every((x, i) => x === b[i])
 
@@ -98,10 +108,24 @@ export function parseSearchVector(printed: string): { config: string; fields: st
   return { config: whole[1], fields }
 }
 
-/** True when a live index is the full-text index the schema asks for: same name, configuration and fields in order. */
-function searchMatches(index: SearchIndex, c: LiveConstraint): boolean {
-  const live = c.kind === 'index' && c.name === index.name && c.columns.length === 1 ? parseSearchVector(c.columns[0]) : undefined
-  return live !== undefined && live.config === index.config && same(live.fields, index.fields)
+/** The fields a live search column is generated from, or undefined when it is not of the shape the generator writes. */
+export function liveSearchFields(live: LiveSearch): { config: string; fields: string[] } | undefined {
+  return live.column?.default ? parseSearchVector(live.column.default) : undefined
+}
+
+/**
+ * True when the live search is the one the schema asks for: the generated column over the same
+ * configuration and fields in order, and the GIN index of that name on it.
+ */
+function searchMatches(index: SearchIndex, live: LiveSearch): boolean {
+  const vector = liveSearchFields(live)
+  return (
+    vector !== undefined &&
+    vector.config === index.config &&
+    same(vector.fields, index.fields) &&
+    live.index?.name === index.name &&
+    same(live.index.columns, [SEARCH_COLUMN])
+  )
 }
 
 /**
@@ -123,7 +147,7 @@ export function diffTable(expected: ExpectedTable, live: LiveTable | undefined):
     if (!defaultMatches(column.kind, column.default, current.default)) diffs.push({ kind: 'column-default', column, live: current })
   }
   for (const column of live.columns) {
-    if (!expected.columns.some((c) => c.name === column.name)) diffs.push({ kind: 'extra-column', column })
+    if (column.name !== SEARCH_COLUMN && !expected.columns.some((c) => c.name === column.name)) diffs.push({ kind: 'extra-column', column })
   }
 
   const of = (kind: LiveConstraint['kind']) => live.constraints.filter((c) => c.kind === kind)
@@ -137,11 +161,12 @@ export function diffTable(expected: ExpectedTable, live: LiveTable | undefined):
     if (ours && !expected.indexes.some((cols) => same(c.columns, cols))) diffs.push({ kind: 'extra-index', constraint: c })
   }
   for (const trigger of expected.triggers) if (!live.triggers.includes(trigger)) diffs.push({ kind: 'missing-trigger', trigger })
-  // The full-text index is known by its name (`<table>_search`), which only the generator gives.
+  // The full-text search is its generated column and the index named as only the generator names it (`<table>_search`).
   const search = expected.search
-  const liveSearch = of('index').find((c) => c.name === `${live.name}_search`.slice(0, 63))
-  if (liveSearch && !(search && searchMatches(search, liveSearch))) diffs.push({ kind: 'extra-search-index', constraint: liveSearch })
-  if (search && !(liveSearch && searchMatches(search, liveSearch))) diffs.push({ kind: 'missing-search-index', index: search })
+  const liveSearch: LiveSearch = { column: liveColumns.get(SEARCH_COLUMN), index: of('index').find((c) => c.name === `${live.name}_search`.slice(0, 63)) }
+  const matches = search !== undefined && searchMatches(search, liveSearch)
+  if ((liveSearch.column || liveSearch.index) && !matches) diffs.push({ kind: 'extra-search-index', live: liveSearch })
+  if (search && !matches) diffs.push({ kind: 'missing-search-index', index: search })
   return diffs
 }
 
@@ -175,8 +200,8 @@ export function describeDifference(d: Difference): string {
     case 'missing-search-index':
       return `full-text index ${d.index.name} on (${d.index.fields.join(', ')}), for q, is missing`
     case 'extra-search-index': {
-      const fields = d.constraint.columns.length === 1 ? parseSearchVector(d.constraint.columns[0])?.fields : undefined
-      return `full-text index ${d.constraint.name}${fields ? ` on (${fields.join(', ')})` : ''} is not the one the schema's x-search fields ask for`
+      const fields = liveSearchFields(d.live)?.fields
+      return `full-text index ${d.live.index?.name ?? `column ${SEARCH_COLUMN}`}${fields ? ` on (${fields.join(', ')})` : ''} is not the one the schema's x-search fields ask for`
     }
     case 'missing-trigger':
       return `trigger ${d.trigger} (a new ETag and updated_at on every UPDATE, the database's own included) is missing`

@@ -5,7 +5,7 @@ import { encodeCursor, keysetShape, keysetSql } from '../query/cursor'
 import { embedTarget, keysetOrder, type ListQuery } from '../query/list-query'
 import { filterShape, filterSql } from './filter-sql'
 import { searchSql } from './search-sql'
-import { addAliasKeys, fieldAliases, jsonFields, type ConstraintMeaning } from '../schema/derive'
+import { addAliasKeys, fieldAliases, jsonFields, searchIndex, type ConstraintMeaning } from '../schema/derive'
 import type { ResourceDefinition } from '../schema/types'
 import { isUuid } from '../schema/vocabulary'
 import type { Cancellation } from './cancellation'
@@ -101,6 +101,11 @@ export class Repository {
   private readonly cancellation?: Cancellation
   /** PostgreSQL through `pg` can cancel a running statement (pg_cancel_backend); PGlite cannot. */
   private readonly cancellable: boolean
+  /**
+   * What a statement reads and returns of a row: `*`, or, when the table has a full-text search column
+   * (never answered), its columns by name: the engine's and the schema's fields.
+   */
+  private readonly selected: string | string[]
 
   constructor(
     readonly def: ResourceDefinition,
@@ -112,6 +117,7 @@ export class Repository {
     this.jsonFields = jsonFields(def)
     this.aliases = fieldAliases(def)
     this.cancellable = (knex.client as { config?: { client?: unknown } }).config?.client === 'pg'
+    this.selected = searchIndex(def) ? ['id', ...def.fields.map((f) => f.name), 'created_at', 'updated_at', 'etag'] : '*'
   }
 
   /**
@@ -300,8 +306,10 @@ export class Repository {
     const order = keysetOrder(q.sort)
     const after = q.keyset?.after
     const keyset = after && keysetSql(order, after.values, nullable)
-    const page = (limit: number): Knex.QueryBuilder => {
-      const qb = filtered().select('*')
+    // `rankColumn`: the rank is answered too, as `__rank`, for the byte-budgeted page to number the rows by.
+    const page = (limit: number, rankColumn = false): Knex.QueryBuilder => {
+      const qb = filtered().select(this.selected)
+      if (rankColumn) qb.select(this.knex.raw(`${search!.rank} AS "__rank"`, [q.search!.text]))
       if (keyset) qb.whereRaw(keyset.sql, keyset.bindings as Knex.RawBinding[])
       if (ranked) qb.orderByRaw(`${search.rank} DESC`, [q.search!.text])
       for (const [field, direction] of order) qb.orderBy(field, direction)
@@ -323,13 +331,13 @@ export class Repository {
     let read: number
     if (q.limit === 0) items = []
     else if (!budgeted) items = await this.run('read', () => this.statement(db, pageKey, pageValues, () => page(fetched)))
-    else
-      items = await this.run('read', () => this.budgetedPage(db, `budget-${pageKey}`, q, pageValues, perRow, () => page(fetched), ranked ? search : undefined))
+    else items = await this.run('read', () => this.budgetedPage(db, `budget-${pageKey}`, q, pageValues, perRow, () => page(fetched, ranked), ranked))
     if (budgeted && items.length > 0) {
       read = Number(items[0].__page)
       for (const row of items) {
         delete row.__n
         delete row.__page
+        if (ranked) delete row.__rank
       }
     } else read = items.length
     const pageRows = Math.min(read, q.limit)
@@ -387,22 +395,23 @@ export class Repository {
     pageValues: unknown[],
     perRow: number,
     page: () => Knex.QueryBuilder,
-    ranked?: { rank: string },
+    ranked: boolean,
   ): Promise<Row[]> {
     const embedBytes = perRow - this.rowBound([])
     const budget = this.budget!.maxResponseBytes
-    // A page by relevance numbers its rows by the same rank, computed again over the page's rows.
+    // A page by relevance answers its rank (`__rank`, bound first: it is in the page's select list),
+    // by which it numbers its rows.
     const rankValues = ranked ? [q.search!.text] : []
     return this.statement(db, key, [...rankValues, ...pageValues, embedBytes, embedBytes, budget, budget], () => {
       const inner = page().toSQL()
-      const order = [...(ranked ? [`${ranked.rank} DESC`] : []), ...keysetOrder(q.sort).map(([field, direction]) => `"${field}" ${direction}`)].join(', ')
+      const order = [...(ranked ? ['"__rank" DESC'] : []), ...keysetOrder(q.sort).map(([field, direction]) => `"${field}" ${direction}`)].join(', ')
       const size = `octet_length(row_to_json("p")::text)::bigint + ?::bigint`
       const sql =
         `WITH RECURSIVE "p" AS (SELECT "x".*, row_number() OVER (ORDER BY ${order}) AS "__n", count(*) OVER () AS "__page" FROM (${inner.sql}) AS "x"),` +
         ` "r" AS (SELECT "p"."__n" AS "n", ${size} AS "bytes" FROM "p" WHERE "p"."__n" = 1` +
         ` UNION ALL SELECT "p"."__n", "r"."bytes" + ${size} FROM "r" JOIN "p" ON "p"."__n" = "r"."n" + 1 WHERE "r"."bytes" <= ?::bigint)` +
         ` SELECT "p".* FROM "p" JOIN "r" ON "r"."n" = "p"."__n" WHERE "r"."n" = 1 OR "r"."bytes" <= ?::bigint ORDER BY "p"."__n"`
-      return this.knex.raw(sql, [...rankValues, ...(inner.bindings as unknown[]), embedBytes, embedBytes, budget, budget] as Knex.RawBinding[])
+      return this.knex.raw(sql, [...(inner.bindings as unknown[]), embedBytes, embedBytes, budget, budget] as Knex.RawBinding[])
     })
   }
 
@@ -444,7 +453,7 @@ export class Repository {
     if (!isUuid(id)) return undefined
     const [row] = await this.run('read', () =>
       this.statement(db, lock ? 'get-for-update' : 'get', [id, 1], () => {
-        const qb = this.query(db).where('id', id).limit(1)
+        const qb = this.query(db).select(this.selected).where('id', id).limit(1)
         return lock ? qb.forUpdate() : qb
       }),
     )
@@ -476,7 +485,9 @@ export class Repository {
   /** Rows by id, for embedding. */
   async getMany(ids: string[], db: Db = this.knex): Promise<Row[]> {
     if (ids.length === 0) return []
-    return this.fromDb(await this.run('read', () => this.statement(db, `many:${ids.length}`, ids, () => this.query(db).whereIn('id', ids))))
+    return this.fromDb(
+      await this.run('read', () => this.statement(db, `many:${ids.length}`, ids, () => this.query(db).select(this.selected).whereIn('id', ids))),
+    )
   }
 
   /** Inserts a row with a fresh id and ETag. */
@@ -490,7 +501,7 @@ export class Repository {
         db,
         `insert:${columns.join(',')}`,
         columns.map((c) => stored[c]),
-        () => this.query(db).insert(stored).returning('*'),
+        () => this.query(db).insert(stored).returning(this.selected),
         companions,
       ),
     )
@@ -524,7 +535,7 @@ export class Repository {
           db,
           `unchanged:${shape}`,
           [id, ...etags, ...excluded, 1],
-          () => this.conditional(this.query(db).select('*'), id, condition, excluded).limit(1),
+          () => this.conditional(this.query(db).select(this.selected), id, condition, excluded).limit(1),
           companions,
         ),
       )
@@ -538,7 +549,7 @@ export class Repository {
         db,
         `update:${set.join(',')}:${shape}`,
         [...set.map((c) => changes[c]), id, ...etags, ...excluded],
-        () => this.conditional(this.query(db).update({ ...changes, updated_at: this.knex.fn.now() }), id, condition, excluded).returning('*'),
+        () => this.conditional(this.query(db).update({ ...changes, updated_at: this.knex.fn.now() }), id, condition, excluded).returning(this.selected),
         companions,
       ),
     )
@@ -566,7 +577,7 @@ export class Repository {
         db,
         `delete:${condition.any ? '*' : etags.length}:${excluded.length}`,
         [id, ...etags, ...excluded],
-        () => this.conditional(this.query(db).delete(), id, condition, excluded).returning('*'),
+        () => this.conditional(this.query(db).delete(), id, condition, excluded).returning(this.selected),
         companions,
       ),
     )
