@@ -2,22 +2,11 @@ import path from 'node:path'
 import { expect } from 'chai'
 import { listDigest } from '../core/query/cursor'
 import { type GeneratedApp, generatedApp, ROOT } from './support'
+import { random } from './helpers/random'
 
 const PROBE = path.join(ROOT, 'test', 'fixtures', 'schemas', 'probe.json')
 
 type Row = Record<string, any>
-
-/** A deterministic random generator (mulberry32). */
-function random(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const cursorOf = (list: string, position: number, values: unknown[]) => Buffer.from(JSON.stringify([list, position, values])).toString('base64url')
 

@@ -4,6 +4,7 @@ import fc from 'fast-check'
 import { DEFAULT_EXPRESSION_LIMITS, type Expression, ExpressionError, parseExpression } from '../core/query/expression'
 import { MAX_PATTERN_CHARACTERS, MAX_PATTERN_COMPARISONS } from '../core/query/filter'
 import { createComponent, createType, type GeneratedApp, generatedApp, ROOT, resetTables, testApp, type TestApp } from './support'
+import { random } from './helpers/random'
 
 /** An expression tree written back in a canonical form: values quoted, no spaces. */
 function print(e: Expression): string {
@@ -294,18 +295,6 @@ describe('query: filters of lists over HTTP and in process', () => {
 })
 
 const PROBE = path.join(ROOT, 'test', 'fixtures', 'schemas', 'probe.json')
-
-/** A deterministic random generator (mulberry32). */
-function random(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 type Row = Record<string, any>
 
