@@ -8,7 +8,7 @@ import {
   expectedTable,
   ROW_VERSION_TRIGGER,
   dropSearchSql,
-  SEARCH_COLUMN,
+  searchColumnSql,
   searchIndexSql,
   type ExpectedColumn,
   type ExpectedForeignKey,
@@ -198,9 +198,7 @@ function alterations(expected: ExpectedTable, live: LiveTable, diffs: Difference
       ...dropColumns.map((c) => liveColumnCall(c)),
       ...dropConstraints.map((c) => addLiveConstraint(live.name, c)),
       ...dropSearch.flatMap((s) => [
-        ...(s.column?.default
-          ? [raw(`ALTER TABLE "${live.name}" ADD COLUMN "${SEARCH_COLUMN}" tsvector GENERATED ALWAYS AS (${s.column.default}) STORED`)]
-          : []),
+        ...(s.column?.default ? [raw(searchColumnSql(live.name, s.column.default))] : []),
         ...(s.index?.definition ? [raw(s.index.definition)] : []),
       ]),
     ],

@@ -5,7 +5,7 @@ import { encodeCursor, keysetShape, keysetSql } from '../query/cursor'
 import { embedTarget, keysetOrder, type ListQuery } from '../query/list-query'
 import { filterShape, filterSql } from './filter-sql'
 import { searchSql } from './search-sql'
-import { addAliasKeys, fieldAliases, jsonFields, searchIndex, type ConstraintMeaning } from '../schema/derive'
+import { addAliasKeys, ENGINE_FIELD_NAMES, fieldAliases, jsonFields, searchIndex, type ConstraintMeaning } from '../schema/derive'
 import type { ResourceDefinition } from '../schema/types'
 import { isUuid } from '../schema/vocabulary'
 import type { Cancellation } from './cancellation'
@@ -56,7 +56,7 @@ export interface ListPage {
 }
 
 /** Columns that never hold null: the engine's (a keyset condition on them needs no `IS NULL` case). */
-const NOT_NULL = new Set(['id', 'created_at', 'updated_at', 'etag'])
+const NOT_NULL = new Set(ENGINE_FIELD_NAMES)
 const nullable = (column: string) => !NOT_NULL.has(column)
 
 /**

@@ -58,29 +58,26 @@ const BASE64URL = /^[A-Za-z0-9_-]+$/
  */
 export function decodeCursor(raw: string, list: string, keys: ReadonlyArray<readonly [string, string]>, columns: Columns): NonNullable<Keyset['after']> {
   const refuse = (why: string) => errors.badParameter('after', why)
+  const notCursor = () => refuse('is not a cursor this server gave (_meta.next)')
   if (raw.length > MAX_CURSOR_LENGTH) throw refuse(`longer than ${MAX_CURSOR_LENGTH} characters`)
-  if (!BASE64URL.test(raw)) throw refuse('is not a cursor this server gave (_meta.next)')
+  if (!BASE64URL.test(raw)) throw notCursor()
   let decoded: unknown
   try {
     decoded = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8'))
   } catch {
-    throw refuse('is not a cursor this server gave (_meta.next)')
+    throw notCursor()
   }
-  if (!Array.isArray(decoded) || decoded.length !== 3 || typeof decoded[0] !== 'string' || !Array.isArray(decoded[2])) {
-    throw refuse('is not a cursor this server gave (_meta.next)')
-  }
+  if (!Array.isArray(decoded) || decoded.length !== 3 || typeof decoded[0] !== 'string' || !Array.isArray(decoded[2])) throw notCursor()
   const [digest, position, values] = decoded as [string, unknown, unknown[]]
   if (digest !== list) {
     throw refuse('is the cursor of another list: send it with the where, query, sort and limit of the page that gave it')
   }
-  if (!Number.isSafeInteger(position) || (position as number) < 0 || values.length !== keys.length) {
-    throw refuse('is not a cursor this server gave (_meta.next)')
-  }
+  if (!Number.isSafeInteger(position) || (position as number) < 0 || values.length !== keys.length) throw notCursor()
   keys.forEach(([name], i) => {
     const value = values[i]
     if (value === null) {
       // Every list ends its order with the id, which is never null.
-      if (name === 'id') throw refuse('is not a cursor this server gave (_meta.next)')
+      if (name === 'id') throw notCursor()
       return
     }
     const column = columns.byName.get(name)

@@ -315,30 +315,24 @@ export function compileListQuery(
       }
     }
     const paths = embedPaths(raw)
-    if (!raw.includes('.')) {
-      for (const name of paths) {
-        if (!relations.includes(name)) throw errors.badParameter('embed', `'${name.slice(0, 80)}' is not a relation of ${def.plural}`, { relations })
+    // Parents come before their children: each path is checked as one relation of its parent's resource.
+    const reached = new Map<string, ResourceDefinition | undefined>()
+    for (const path of paths) {
+      const dot = path.lastIndexOf('.')
+      const parentPath = dot < 0 ? undefined : path.slice(0, dot)
+      const parent = parentPath === undefined ? def : reached.get(parentPath)
+      const name = path.slice(dot + 1)
+      const targets = parent && targetsOf(parent)
+      if (!targets?.has(name)) {
+        if (parentPath === undefined) throw errors.badParameter('embed', `'${name.slice(0, 80)}' is not a relation of ${def.plural}`, { relations })
+        const valid = relationsAt(parent)
+        throw errors.badParameter(
+          'embed',
+          `'${name.slice(0, 80)}' of '${parentPath.slice(0, 240)}' is not a relation of ${parent ? parent.plural : 'an unknown resource'}`,
+          { path: parentPath, relations: valid },
+        )
       }
-    } else {
-      // Parents come before their children: each path is checked as one relation of its parent's resource.
-      const reached = new Map<string, ResourceDefinition | undefined>()
-      for (const path of paths) {
-        const dot = path.lastIndexOf('.')
-        const parentPath = dot < 0 ? undefined : path.slice(0, dot)
-        const parent = parentPath === undefined ? def : reached.get(parentPath)
-        const name = path.slice(dot + 1)
-        const targets = parent && targetsOf(parent)
-        if (!targets?.has(name)) {
-          if (parentPath === undefined) throw errors.badParameter('embed', `'${name.slice(0, 80)}' is not a relation of ${def.plural}`, { relations })
-          const valid = relationsAt(parent)
-          throw errors.badParameter(
-            'embed',
-            `'${name.slice(0, 80)}' of '${parentPath.slice(0, 240)}' is not a relation of ${parent ? parent.plural : 'an unknown resource'}`,
-            { path: parentPath, relations: valid },
-          )
-        }
-        reached.set(path, targets.get(name))
-      }
+      reached.set(path, targets.get(name))
     }
     if (paths.length > MAX_EMBED_PATHS) {
       throw errors.badParameter('embed', `${paths.length} paths (with those the dotted ones imply) are more than the maximum of ${MAX_EMBED_PATHS}`, {

@@ -388,12 +388,14 @@ export function searchIndex(def: ResourceDefinition): SearchIndex | undefined {
   }
 }
 
-/** The statements that make a {@link SearchIndex}: its generated column (PostgreSQL fills it for every row), then its GIN index. */
+/** The statement that adds the {@link SEARCH_COLUMN} of `table`, generated from `vector` (PostgreSQL fills it for every row). */
+export function searchColumnSql(table: string, vector: string): string {
+  return `ALTER TABLE "${table}" ADD COLUMN "${SEARCH_COLUMN}" tsvector GENERATED ALWAYS AS (${vector}) STORED`
+}
+
+/** The statements that make a {@link SearchIndex}: its generated column, then its GIN index. */
 export function searchIndexSql(index: SearchIndex): string[] {
-  return [
-    `ALTER TABLE "${index.table}" ADD COLUMN "${SEARCH_COLUMN}" tsvector GENERATED ALWAYS AS (${index.vector}) STORED`,
-    `CREATE INDEX "${index.name}" ON "${index.table}" USING gin ("${SEARCH_COLUMN}")`,
-  ]
+  return [searchColumnSql(index.table, index.vector), `CREATE INDEX "${index.name}" ON "${index.table}" USING gin ("${SEARCH_COLUMN}")`]
 }
 
 /** The statements that remove a table's full-text index and its column (either may be missing). */

@@ -337,8 +337,8 @@ export class Service implements ResourceService {
     const strip = (row: Row) => {
       for (const field of this.hidden) delete row[field]
       for (const [path, hidden] of targets) {
-        const related = path.includes('.') ? embeddedAt(row, path) : (row[path] as Row | null)
-        if (related && typeof related === 'object') for (const h of hidden) delete related[h]
+        const related = embeddedAt(row, path)
+        if (related) for (const h of hidden) delete related[h]
       }
     }
     if (ctx.method === 'find') (result as Page).items.forEach(strip)
