@@ -5,9 +5,9 @@ import type { Knex } from 'knex'
 import Koa from 'koa'
 import supertest from 'supertest'
 import { createEngine, definePlugin, openDatabase, type AdmissionOptions, type Engine, type EngineOptions } from '../core'
-import { ClientClosedError } from '../core/http/admission'
+import { admissionSettings, ClientClosedError } from '../core/http/admission'
 import { resourcePlugins } from '../resources'
-import { sleep } from './helpers/http-client'
+import { keepAliveAgent, request, sleep } from './helpers/http-client'
 import { capturedLogger } from './helpers/logs'
 import { PG_URL } from './helpers/pg'
 import { resetTables, SCHEMAS, testDatabase } from './support'
@@ -195,6 +195,86 @@ describe('admission control', function () {
     }
   })
 
+  it('a list that would find the list queue full is refused before authentication (a cheap refusal under a flood); other requests are still authenticated', async () => {
+    const identified: string[] = []
+    const authenticator = {
+      challenges: ['Basic realm="t"'],
+      identify(request: { path: string }) {
+        identified.push(request.path)
+        return { name: 'probe', role: 'admin' }
+      },
+    }
+    const app = await probeServer(db, { maxInFlight: 8, maxListsInFlight: 1, queueSize: 0 }, { authenticator: authenticator as EngineOptions['authenticator'] })
+    try {
+      const holding = app.http.get('/api/v1/probe/hold-list').then((r) => r)
+      await within(2_000, () => app.probe.seen.length === 1)
+      identified.length = 0
+      expectOverloaded(await app.http.get('/api/v1/componenttypes'))
+      expectOverloaded(await app.http.get('/api/v1/componenttypes?limit=5'))
+      expect(identified, 'the refused lists never reached the authenticator').to.deep.equal([])
+      await app.http.post('/api/v1/componenttypes').send({ name: 'admission-early' }).expect(201)
+      expect(identified, 'a write is authenticated as before').to.deep.equal(['/api/v1/componenttypes'])
+      app.probe.release()
+      expect((await holding).status).to.equal(200)
+      await app.http.get('/api/v1/componenttypes').expect(200)
+      expect(identified.length, 'a list with a free place is authenticated').to.equal(2)
+    } finally {
+      await app.close()
+    }
+  })
+
+  it('after a 503 overloaded, its keep-alive connection is not read for refusalPauseMs: the refusal comes at once, the next request on that connection waits, another connection does not', async () => {
+    const app = await probeServer(db, { maxInFlight: 8, maxListsInFlight: 1, queueSize: 0, refusalPauseMs: 600 })
+    const refused = keepAliveAgent({ maxSockets: 1 })
+    const other = keepAliveAgent({ maxSockets: 1 })
+    try {
+      const created = await app.http.post('/api/v1/componenttypes').send({ name: 'admission-pause' }).expect(201)
+      const detail = `${app.origin}/api/v1/componenttypes/${created.body.componenttype.id}`
+      // Both connections open and served before the refusal.
+      expect((await request(refused, 'GET', detail)).status).to.equal(200)
+      expect((await request(other, 'GET', detail)).status).to.equal(200)
+      const holding = app.http.get('/api/v1/probe/hold-list').then((r) => r)
+      await within(2_000, () => app.probe.seen.length === 1)
+      let started = Date.now()
+      const refusal = await request(refused, 'GET', `${app.origin}/api/v1/componenttypes`)
+      expect(refusal.status).to.equal(503)
+      expect(refusal.body.code).to.equal('overloaded')
+      expect(Date.now() - started, 'the refusal itself is sent at once').to.be.below(300)
+      started = Date.now()
+      const next = request(refused, 'GET', detail).then((res) => ({ res, ms: Date.now() - started }))
+      const otherStarted = Date.now()
+      expect((await request(other, 'GET', detail)).status).to.equal(200)
+      expect(Date.now() - otherStarted, 'another connection is served at once').to.be.below(300)
+      const { res, ms } = await next
+      expect(res.status).to.equal(200)
+      expect(ms, 'the next request on the refused connection waited for the pause').to.be.at.least(550)
+      app.probe.release()
+      expect((await holding).status).to.equal(200)
+    } finally {
+      refused.destroy()
+      other.destroy()
+      await app.close()
+    }
+  })
+
+  it('with refusalPauseMs 0, the next request on a refused connection is read at once', async () => {
+    const app = await probeServer(db, { maxInFlight: 8, maxListsInFlight: 1, queueSize: 0, refusalPauseMs: 0 })
+    const agent = keepAliveAgent({ maxSockets: 1 })
+    try {
+      const holding = app.http.get('/api/v1/probe/hold-list').then((r) => r)
+      await within(2_000, () => app.probe.seen.length === 1)
+      expect((await request(agent, 'GET', `${app.origin}/api/v1/componenttypes`)).status).to.equal(503)
+      const started = Date.now()
+      expect((await request(agent, 'GET', `${app.origin}/api/v1`)).status).to.equal(200)
+      expect(Date.now() - started).to.be.below(300)
+      app.probe.release()
+      expect((await holding).status).to.equal(200)
+    } finally {
+      agent.destroy()
+      await app.close()
+    }
+  })
+
   it('lists waiting for a list place hold no request place: with more lists queued than MAX_IN_FLIGHT, a detail is served at once', async () => {
     const app = await probeServer(db, { maxInFlight: 3, maxListsInFlight: 1, queueSize: 8, queueTimeoutMs: 10_000 })
     try {
@@ -294,8 +374,16 @@ describe('admission control', function () {
     }
   })
 
+  it('lists in flight default to half the pool, at most the CPUs, at least 1; a setting overrides it', () => {
+    expect(admissionSettings({}, 10, 8).maxListsInFlight).to.equal(5)
+    expect(admissionSettings({}, 10, 2).maxListsInFlight).to.equal(2)
+    expect(admissionSettings({}, 40, 16).maxListsInFlight).to.equal(16)
+    expect(admissionSettings({}, 1, 8).maxListsInFlight).to.equal(1)
+    expect(admissionSettings({ maxListsInFlight: 7 }, 10, 2).maxListsInFlight).to.equal(7)
+  })
+
   it('bad admission settings stop createEngine, naming the setting', async () => {
-    for (const admission of [{ maxInFlight: 0 }, { queueSize: -1 }, { queueTimeoutMs: 1.5 }, { maxListsInFlight: Number.NaN }]) {
+    for (const admission of [{ maxInFlight: 0 }, { queueSize: -1 }, { queueTimeoutMs: 1.5 }, { maxListsInFlight: Number.NaN }, { refusalPauseMs: -1 }]) {
       let failure: unknown
       try {
         await createEngine({ db, schemasDir: SCHEMAS, plugins: resourcePlugins, admission, checkSchema: false })

@@ -1,7 +1,8 @@
 import type { ServerResponse } from 'node:http'
+import { availableParallelism } from 'node:os'
 import type { Context, Middleware } from 'koa'
 import { Cancellation } from '../data/cancellation'
-import { type ApiError, errors } from '../errors'
+import { ApiError, errors } from '../errors'
 
 /**
  * How many requests one process serves at once, and how long a request may take. Every field has a
@@ -12,14 +13,25 @@ export interface AdmissionOptions {
   maxInFlight?: number
   /**
    * Most list requests (`GET` of a collection, and list actions) served at once (default: half the
-   * database pool, at least 1). The rest of the pool stays free for cheap requests: a detail never
-   * waits for a connection behind a crowd of costly lists.
+   * database pool, and no more than this host's CPUs; at least 1). The rest of the pool stays free for
+   * cheap requests: a detail never waits for a connection behind a crowd of costly lists. The CPU
+   * bound is for the database on the same host (one machine, and the embedded database): there a
+   * costly list keeps a CPU busy, and more lists than CPUs at once only slow every request down
+   * (measured in test/load-flood.test.ts on 2 CPUs: a detail's p50 under the flood 110 ms with 5
+   * lists at once, 66 ms with 2). With the database on its own machine, set it to that machine's.
    */
   maxListsInFlight?: number
   /** Most requests waiting for a place, per queue (default 64); past it, 503 `overloaded` at once. */
   queueSize?: number
   /** Longest wait in a queue, in milliseconds (default 1000); past it, 503 `overloaded`. */
   queueTimeoutMs?: number
+  /**
+   * After a 503 `overloaded`, how long the server waits before it reads the next request of that
+   * keep-alive connection, in milliseconds (default 250; 0: at once). The refusal itself is sent at
+   * once; a client that honours its `Retry-After` never notices, and one that loops on refusals is
+   * slowed to a few per second per connection instead of as many as the event loop can answer.
+   */
+  refusalPauseMs?: number
   /**
    * Longest time a whole request may take once admitted, in milliseconds (default 30000; 0: none). Past
    * it the request answers 503 `deadline_exceeded` and its running statement is cancelled.
@@ -91,6 +103,11 @@ export class Gate {
     return this.queue.length
   }
 
+  /** True when a request would be refused at once: every place taken and the queue full. */
+  get full(): boolean {
+    return this.inFlight >= this.max && this.queue.length >= this.queueSize
+  }
+
   /** Takes a place if one is free now. */
   tryEnter(): boolean {
     if (this.inFlight >= this.max) return false
@@ -142,22 +159,45 @@ export class Gate {
   }
 }
 
+/**
+ * Once `res` (a refusal) is sent, stops reading its connection for `ms`: the next request of a client
+ * that loops on refusals waits in the kernel's buffer instead of taking the event loop from the
+ * requests that are served. A connection that closes meanwhile is let go.
+ */
+function holdConnection(res: ServerResponse, ms: number): void {
+  const socket = res.socket
+  if (ms <= 0 || !socket) return
+  res.once('finish', () => {
+    if (socket.destroyed) return
+    socket.pause()
+    const timer = setTimeout(() => {
+      socket.removeListener('close', release)
+      if (!socket.destroyed) socket.resume()
+    }, ms)
+    timer.unref()
+    const release = () => clearTimeout(timer)
+    socket.once('close', release)
+  })
+}
+
 /** The admission settings in force, defaults applied. */
 export interface AdmissionSettings {
   maxInFlight: number
   maxListsInFlight: number
   queueSize: number
   queueTimeoutMs: number
+  refusalPauseMs: number
   deadlineMs: number
 }
 
 /** The options with their defaults. */
-export function admissionSettings(options: AdmissionOptions, poolSize: number): AdmissionSettings {
+export function admissionSettings(options: AdmissionOptions, poolSize: number, cpus = availableParallelism()): AdmissionSettings {
   const settings = {
     maxInFlight: options.maxInFlight ?? 64,
-    maxListsInFlight: options.maxListsInFlight ?? Math.max(1, Math.floor(poolSize / 2)),
+    maxListsInFlight: options.maxListsInFlight ?? Math.max(1, Math.min(Math.floor(poolSize / 2), cpus)),
     queueSize: options.queueSize ?? 64,
     queueTimeoutMs: options.queueTimeoutMs ?? 1_000,
+    refusalPauseMs: options.refusalPauseMs ?? 250,
     deadlineMs: options.deadlineMs ?? 30_000,
   }
   for (const [name, value] of Object.entries(settings)) {
@@ -226,9 +266,24 @@ export function admission(settings: AdmissionSettings, host: AdmissionHost): Adm
   }
 
   const admit: Middleware = async (ctx, next) => {
-    if (!all.tryEnter()) await all.wait(ctx.res)
+    // A list that would find the list queue full is refused here, before routing and authentication:
+    // under a flood of lists, most requests are such refusals, and the cheaper each one is, the sooner
+    // the event loop reaches the other requests (a detail's p50 under test/load-flood.test.ts's flood).
+    if (lists.full && host.isList(ctx)) {
+      holdConnection(ctx.res, settings.refusalPauseMs)
+      throw refuse('queue_full', lists.name)
+    }
+    try {
+      if (!all.tryEnter()) await all.wait(ctx.res)
+    } catch (err) {
+      if (err instanceof ApiError) holdConnection(ctx.res, settings.refusalPauseMs)
+      throw err
+    }
     try {
       await run(ctx, next)
+    } catch (err) {
+      if (err instanceof ApiError && err.code === 'overloaded') holdConnection(ctx.res, settings.refusalPauseMs)
+      throw err
     } finally {
       all.leave()
     }
