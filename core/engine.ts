@@ -7,6 +7,7 @@ import { checkSchemaDrift, orphanMessage } from '../tooling/schema-drift'
 import type { ErrorRegistry } from './errors'
 import { errors } from './errors'
 import { admission, admissionSettings, type AdmissionOptions } from './http/admission'
+import { apiDocs } from './http/docs'
 import { jsonBody } from './http/body'
 import { corsPolicy, hostGuard, koaErrorLogger } from './http/edge'
 import { consoleLogger, engineFrame, requestLog, setSecurityHeaders, type EngineLogger } from './http/frame'
@@ -80,6 +81,11 @@ export interface EngineOptions {
   openapiInfo?: OpenApiInfo
   /** The `message` of `GET <prefix>` (default: the OpenAPI title and a full stop). */
   indexMessage?: string
+  /**
+   * The API reference (Swagger UI over `openapi.json`) at `<prefix>/docs/`, public as `openapi.json`
+   * is (default true); `app()` then also leads `GET /` to it.
+   */
+  docs?: boolean
   /**
    * How HTTP requests are authenticated (a host's own function from a request to an identity); a
    * plugin may install one instead. Without one, callers are anonymous.
@@ -288,6 +294,15 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
       if (cors) app.use(cors)
       app.use(mount(false))
       app.use(securityHeaders)
+      if (options.docs ?? true) {
+        app.use((ctx, next) => {
+          if (ctx.path !== '/' || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) return next()
+          ctx.status = 302
+          ctx.set('Location', `${prefix}/docs/`)
+          ctx.body = { message: `The API reference is at ${prefix}/docs/` }
+          return undefined
+        })
+      }
       app.use((ctx) => {
         ctx.status = 404
         ctx.body = errors.routeNotFound(ctx.method, ctx.path).toJSON()
@@ -319,14 +334,16 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
           _status: 'OK',
           message: indexMessage,
           resources: Object.fromEntries([...resources.values()].map((r) => [r.plural, `${base}${prefix}/${r.plural}`])),
-          links: { openapi: `${base}${prefix}/openapi.json` },
+          links: { openapi: `${base}${prefix}/openapi.json`, ...((options.docs ?? true) && { docs: `${base}${prefix}/docs/` }) },
         }),
       },
       jsonBody({ limit: bodyLimit, maxDepth: options.maxDepth ?? 32 }),
     )
     const frame = engineFrame({ bodyLimit, logger: options.logger, db: options.db, onRefused: metrics && ((code) => metrics.refused.inc({ reason: code })) })
     const routed = [router.routes() as Middleware, router.allowedMethods() as Middleware]
-    return compose(admitting ? [frame, admitting.admit, ...routed] : [frame, ...routed])
+    // The reference's files come before admission control: a page of the docs is never queued.
+    const docs = (options.docs ?? true) ? [apiDocs(prefix, document.info.title)] : []
+    return compose(admitting ? [frame, ...docs, admitting.admit, ...routed] : [frame, ...docs, ...routed])
   }
   return engine
 }
