@@ -29,7 +29,7 @@ describe('componenttypes and components over HTTP', () => {
             remotecis: '/api/v1/remotecis',
             teams: '/api/v1/teams',
           },
-          links: { openapi: '/api/v1/openapi.json' },
+          links: { openapi: '/api/v1/openapi.json', docs: '/api/v1/docs/' },
         })
       })
     }

@@ -553,7 +553,8 @@ describe('bad input: 4xx answers with a JSON error body, and nothing changes', (
       expectError(res, 404, 'No route for POST /api/v1/nothing')
     })
 
-    for (const path of ['/', '/nothing', '/api/v2/componenttypes', '/api/v1x']) {
+    // GET / leads to the console or the API reference (test/docs.test.ts).
+    for (const path of ['/nothing', '/api/v2/componenttypes', '/api/v1x']) {
       it(`GET ${path}, outside the API, answers a JSON 404 from engine.app()`, async () => {
         expectError(await app.http.get(path), 404, `No route for GET ${path}`)
       })

@@ -172,7 +172,7 @@ for (const host of HOSTS) {
       const res = await send('GET', api)
       expect(res.status).to.equal(200)
       expect(res.json.resources).to.include({ componenttypes: `${api}/componenttypes`, components: `${api}/components` })
-      expect(res.json.links).to.deep.equal({ openapi: `${api}/openapi.json` })
+      expect(res.json.links).to.deep.equal({ openapi: `${api}/openapi.json`, docs: `${api}/docs/` })
       const listed = await send('GET', res.json.resources.componenttypes)
       expect(listed.status).to.equal(200)
       expect(listed.json).to.have.property('componenttypes').that.is.an('array')
