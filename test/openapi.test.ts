@@ -25,6 +25,7 @@ function documentChecker(doc: OpenApiDocument) {
   const ajv = new Ajv2020({ strict: true, allowUnionTypes: true, allErrors: true })
   addFormats(ajv)
   ajv.addKeyword('components') // lets `#/components/...` refs resolve against the document's components
+  ajv.addKeyword('x-relation') // an annotation of relation properties (the resource they point to), as OpenAPI allows `x-` extensions
   const compiled = new Map<string, ValidateFunction>()
   const compile = (schema: unknown) => {
     const key = JSON.stringify(schema)
@@ -222,7 +223,7 @@ describe('OpenAPI document', () => {
       ])
       expect(component.properties.componenttype.oneOf).to.deep.equal([{ type: 'string', format: 'uuid' }, { $ref: '#/components/schemas/componenttype' }])
       expect(component.properties.id).to.include({ readOnly: true, format: 'uuid' })
-      expect(JSON.stringify(doc.components.schemas), 'no x- keyword is left in the schemas').to.not.match(/"x-/)
+      expect(JSON.stringify(doc.components.schemas), 'no x- keyword but x-relation is left in the schemas').to.not.match(/"x-(?!relation")/)
       expect((doc.components.schemas['component.create'] as Json).required).to.deep.equal(['name'])
       expect(doc.components.schemas['component.update'] as Json).to.not.have.property('required')
     })
@@ -233,6 +234,7 @@ describe('OpenAPI document', () => {
         type: 'string',
         format: 'uuid',
         description: "Alias of `componenttype`: the id of a componenttype, also with `embed=componenttype`. Id of the component's type.",
+        'x-relation': { resource: 'componenttype', plural: 'componenttypes' },
       })
       for (const variant of ['component.create', 'component.update']) {
         const body = doc.components.schemas[variant] as Json
@@ -243,6 +245,59 @@ describe('OpenAPI document', () => {
       expect(create({ name: 'a', componenttype_id: MISSING })).to.equal(true)
       expect(create({ name: 'a' }), 'neither name').to.equal(false)
       expect((doc.components.schemas.remoteci as Json).properties.team_id.description).to.match(/^Alias of `team`/)
+    })
+
+    it('every relation property (and its alias) carries x-relation: the resource it points to and its plural, in answers and bodies', () => {
+      const schemas = doc.components.schemas as Record<string, Json>
+      const plurals = new Map([...app.engine.resources.values()].map((r) => [r.name, r.plural]))
+      let relations = 0
+      for (const resource of app.engine.resources.values()) {
+        const { def } = resource
+        const expected = new Map<string, Json>()
+        for (const field of def.fields) {
+          if (!field.relation) continue
+          const target = field.relation.resource
+          expect(plurals.get(target), `${def.name}.${field.name} points to a registered resource`).to.be.a('string')
+          const extension = { resource: target, plural: plurals.get(target) }
+          expected.set(field.name, extension)
+          if (field.alias) expected.set(field.alias, extension)
+        }
+        const variants = [def.name, ...(def.readOnly ? [] : [`${def.name}.create`, `${def.name}.update`])]
+        for (const variant of variants) {
+          const properties = schemas[variant].properties as Record<string, Json>
+          for (const [name, property] of Object.entries(properties)) {
+            if (expected.has(name)) expect(property['x-relation'], `${variant}.${name}`).to.deep.equal(expected.get(name))
+            else expect(property, `${variant}.${name} is no relation`).to.not.have.property('x-relation')
+          }
+          // Every relation is in the variant (write-only ones in bodies only).
+          for (const field of def.fields.filter((f) => f.relation && (variant !== def.name || !f.hidden))) {
+            expect(properties, variant).to.include.keys(field.name, ...(field.alias ? [field.alias] : []))
+            relations++
+          }
+        }
+      }
+      expect(relations, 'the registered resources have relations').to.be.above(0)
+      // Nowhere else: only the properties of resource schemas carry the extension.
+      const found: string[] = []
+      const walk = (value: unknown, at: string) => {
+        if (!value || typeof value !== 'object') return
+        for (const [key, child] of Object.entries(value)) {
+          if (key === 'x-relation') found.push(at)
+          else walk(child, `${at}/${key}`)
+        }
+      }
+      walk(doc, '#')
+      const expectedAt = [...app.engine.resources.values()].flatMap(({ def }) =>
+        (def.readOnly ? [def.name] : [def.name, `${def.name}.create`, `${def.name}.update`]).flatMap((variant) =>
+          def.fields
+            .filter((f) => f.relation && (variant !== def.name || !f.hidden))
+            .flatMap((f) => [f.name, ...(f.alias ? [f.alias] : [])].map((p) => `#/components/schemas/${variant}/properties/${p}`)),
+        ),
+      )
+      expect(found).to.have.members(expectedAt)
+      expect(schemas.component.properties.componenttype['x-relation']).to.deep.equal({ resource: 'componenttype', plural: 'componenttypes' })
+      expect(schemas['remoteci.create'].properties.team_id['x-relation']).to.deep.equal({ resource: 'team', plural: 'teams' })
+      expect(schemas['remoteci.update'].properties.team['x-relation']).to.deep.equal({ resource: 'team', plural: 'teams' })
     })
 
     it('_meta has the count (but with count=none), and count_exact: false only when the count is an estimate', () => {
@@ -573,6 +628,11 @@ describe('OpenAPI document', () => {
           items: false,
         })
         expect(gadget.properties.owner.oneOf).to.deep.include({ type: 'null' })
+        for (const variant of ['gadget', 'gadget.create', 'gadget.update']) {
+          const properties = (gadgets.components.schemas[variant] as Json).properties
+          expect(properties.owner['x-relation'], variant).to.deep.equal({ resource: 'componenttype', plural: 'componenttypes' })
+          expect(properties.label, variant).to.not.have.property('x-relation')
+        }
         expect(gadget, 'examples are bodies, not stored objects').to.not.have.property('examples')
         expect((gadgets.components.schemas['gadget.create'] as Json).examples).to.deep.equal([{ label: 'knob', size: 3 }])
         const validGadget = {

@@ -7,7 +7,7 @@ import { MAX_CURSOR_LENGTH, MAX_CURSOR_TEXT } from '../query/cursor'
 import { MAX_PATTERN_CHARACTERS, MAX_PATTERN_COMPARISONS, MAX_RELATION_HOPS } from '../query/filter'
 import { COUNT_MODES, LIST_PARAMETERS, type ListLimits, MAX_EMBED_DEPTH, MAX_EMBED_PATHS, MAX_PARAMETER_LENGTH, MAX_SEARCH_WORDS } from '../query/list-query'
 import { aliasSchema, answeredFields, documentedCreateRequired, ENGINE_FIELDS, fieldSchema, SEARCH_CONFIG } from '../schema/derive'
-import type { JsonSchema } from '../schema/types'
+import type { FieldDefinition, JsonSchema } from '../schema/types'
 
 /** A JSON object of the OpenAPI document (operation, parameter, response...). */
 export type OpenApiObject = { [key: string]: unknown }
@@ -412,9 +412,19 @@ function fieldsParameter(resource: Resource): OpenApiObject {
   }
 }
 
+/**
+ * The `x-relation` extension of a relation field's property (and of its alias): the resource it points
+ * to, by singular name and plural (its path), so that a client can follow it from the document alone.
+ */
+function relationExtension(field: FieldDefinition, pluralOf: (name: string) => string): JsonSchema {
+  if (!field.relation) return {}
+  return { 'x-relation': { resource: field.relation.resource, plural: pluralOf(field.relation.resource) } }
+}
+
 /** The stored object as answers show it (write-only fields left out), and the create and update bodies. */
-function resourceSchemas(resource: Resource): Record<string, JsonSchema> {
+function resourceSchemas(resource: Resource, pluralOf: (name: string) => string): Record<string, JsonSchema> {
   const { def } = resource
+  const related = (field: FieldDefinition) => relationExtension(field, pluralOf)
   const engine = Object.fromEntries(ENGINE_FIELDS.map((f) => [f.name, f.schema]))
   const stored: Record<string, JsonSchema> = { id: engine.id }
   const body: Record<string, JsonSchema> = {}
@@ -426,7 +436,8 @@ function resourceSchemas(resource: Resource): Record<string, JsonSchema> {
       const said = body[f.name].description
       body[f.name] = { ...body[f.name], description: `${said ? `${String(said)} ` : ''}At most ${maxBytes} bytes as JSON (UTF-8).` }
     }
-    if (f.alias) body[f.alias] = aliasSchema(f, body[f.name])
+    if (f.alias) body[f.alias] = { ...aliasSchema(f, body[f.name]), ...related(f) }
+    body[f.name] = { ...body[f.name], ...related(f) }
   }
   for (const field of answeredFields(def)) {
     const schema = fieldSchema(field, draft2020)
@@ -439,9 +450,10 @@ function resourceSchemas(resource: Resource): Record<string, JsonSchema> {
     stored[field.name] = {
       description: `${description ? `${String(description)} ` : ''}The id of a ${target}; with \`embed=${field.name}\`, the ${target} itself.`,
       oneOf: [{ ...idSchema, type: 'string' }, ref('schemas', schemaName(target, 'object')), ...(field.required ? [] : [{ type: 'null' }])],
+      ...related(field),
     }
   }
-  for (const field of answeredFields(def)) if (field.alias) stored[field.alias] = aliasSchema(field, fieldSchema(field, draft2020))
+  for (const field of answeredFields(def)) if (field.alias) stored[field.alias] = { ...aliasSchema(field, fieldSchema(field, draft2020)), ...related(field) }
   for (const field of ENGINE_FIELDS.slice(1)) stored[field.name] = field.schema
   const computed = Object.fromEntries(Object.entries(resource.outputFields).map(([name, schema]) => [name, { ...draft2020(schema), readOnly: true }]))
   const describe = (what: string) => ({
@@ -731,9 +743,15 @@ export function buildOpenApiDocument(source: OpenApiSource, info?: OpenApiInfo):
       }
     }
   }
+  const plurals = new Map([...source.resources.values()].map((r) => [r.name, r.plural]))
+  const pluralOf = (name: string) => {
+    const plural = plurals.get(name)
+    if (plural === undefined) throw new Error(`openapi: a relation names resource '${name}', which does not exist`)
+    return plural
+  }
   for (const resource of source.resources.values()) {
     document.tags.push({ name: resource.plural, ...(resource.def.schema.description ? { description: String(resource.def.schema.description) } : {}) })
-    Object.assign(document.components.schemas, resourceSchemas(resource))
+    Object.assign(document.components.schemas, resourceSchemas(resource, pluralOf))
     addPaths(resourcePaths(resource, source), `resource ${resource.name}`)
   }
   document.paths['/'] = {
