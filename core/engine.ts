@@ -217,6 +217,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     plural: (name: string) => resource(name).plural,
     hooks: contributions.actionHooks,
     definition: (name: string) => resource(name).def,
+    definitions: () => [...resources.values()].map((r) => r.def),
   }
   const actions = new Map(contributions.actions.map((a) => [a.name, compileAction(a, actionHost)]))
   // Built now, not on first request: an action's faulty description stops start-up.

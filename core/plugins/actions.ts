@@ -35,6 +35,8 @@ export interface ActionHost {
   /** Hooks around every action, in plugin order. */
   hooks: readonly ActionHooks[]
   definition(resource: string): ResourceDefinition
+  /** Every registered resource's definition. */
+  definitions(): readonly ResourceDefinition[]
 }
 
 /** The resource an action belongs to: named, or its first resource path parameter's, or its list's. */
@@ -78,6 +80,7 @@ export function compileAction(action: ActionDefinition<any>, host: ActionHost): 
           db,
           errors: host.errors,
           service: (name) => withParams(host.service(name), nested),
+          definitions: () => host.definitions(),
         }
         if (before.length + after.length === 0) return action.handler(ctx)
         const hooked: ActionHookContext = {

@@ -23,6 +23,8 @@ export interface ActionContext<I = Record<string, unknown>> {
   service(name: string): ResourceService
   /** The engine's error codes, for `errors.create('code', message)`. */
   errors: ErrorRegistry
+  /** The definitions of every registered resource, in registration order. */
+  definitions(): readonly ResourceDefinition[]
 }
 
 /** What an action hook is given: the action's context, which action, and (after) its result. */
