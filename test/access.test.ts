@@ -220,6 +220,56 @@ describe('access: role x operation x (own team, other team, global), generated f
         })
       }
 
+      for (const role of ROLES) {
+        it(`${role}: GET /identity answers permissions by resource plural, each flag true exactly where the operation is not refused (403, or 405 on a read-only resource)`, async () => {
+          const res = await as(role)('GET', `${world.engine.prefix}/identity`)
+          expect(res.status, res.text).to.equal(200)
+          expect(Object.keys(res.body)).to.have.members(['identity', 'permissions'])
+          const permissions = res.body.permissions as Record<string, Record<Operation, boolean>>
+          expect(Object.keys(permissions)).to.have.members(definitions.map((d) => d.plural))
+          const refused = (answer: Answer) => answer.status === 403 || answer.status === 405
+          for (const def of definitions) {
+            const flags = permissions[def.plural]
+            // The test's oracle of the rules first, then what the server does for each operation.
+            const write = (operation: Operation) => !def.readOnly && roleMay(def, role, operation)
+            expect(flags, def.plural).to.deep.equal({
+              read: roleMay(def, role, 'read'),
+              create: write('create'),
+              update: write('update'),
+              delete: write('delete'),
+            })
+            const said = (operation: Operation, answer: Answer) =>
+              expect(!refused(answer), `${role} ${operation} ${def.plural}: flag ${flags[operation]}, answered ${answer.status} ${answer.text}`).to.equal(
+                flags[operation],
+              )
+            said('read', await as(role)('GET', `${base(def)}?limit=1`))
+            // A create in the caller's team (the owner omitted), the update and delete of a row the caller can see.
+            const owner = def.owner && def.owner !== 'id' ? def.owner : undefined
+            const body = await rows.body(def.name, def.name === 'user' ? { role: 'user' } : {})
+            if (owner) delete body[owner]
+            said('create', await as(role)('POST', base(def), { body }))
+            const updated = await fixture(def.name, def.owner ? 'own' : 'global')
+            said('update', await as(role)('PUT', `${base(def)}/${updated.id}`, { body: updateBody(def.name), headers: { 'If-Match': `"${updated.etag}"` } }))
+            // The team's own row is still referenced by its members: a delete allowed by the role answers 409.
+            const removed = await fixture(def.name, def.owner ? 'own' : 'global')
+            said('delete', await as(role)('DELETE', `${base(def)}/${removed.id}`, { headers: { 'If-Match': `"${removed.etag}"` } }))
+          }
+          // The cases README.md states ("Identity and access").
+          const known: Partial<Record<Role, Record<string, Partial<Record<Operation, boolean>>>>> = {
+            super_admin: { audits: { read: true, create: false, update: false, delete: false }, componenttypes: { create: true }, teams: { delete: true } },
+            admin: {
+              remotecis: { read: true, create: true, update: true, delete: true },
+              users: { create: true },
+              audits: { read: false },
+              componenttypes: { create: false },
+            },
+            user: { componenttypes: { read: true, create: false }, remotecis: { read: true, create: false, update: false }, audits: { read: false } },
+            remoteci: { components: { read: true, create: false }, audits: { read: false }, remotecis: { update: false } },
+          }
+          for (const [plural, flags] of Object.entries(known[role] ?? {})) expect(permissions[plural], `${role} on ${plural}`).to.deep.include(flags)
+        })
+      }
+
       for (const def of definitions) {
         describe(`${def.plural}${def.owner ? ` (owned through ${def.owner})` : ''}${def.readOnly ? ' (read-only)' : ''}`, () => {
           for (const role of ROLES) {

@@ -131,7 +131,7 @@ describe(`credentials: HTTP Basic, API keys, JWTs, bootstrap (${DATABASE})`, fun
     it("a user's name or email with the password identifies the user: GET /identity answers who it is", async () => {
       for (const login of ['alice', 'alice@example.com']) {
         const res = await api.get('/api/v1/identity').set('Authorization', basic(login, PASSWORDS.alice)).expect(200)
-        expect(res.body, login).to.deep.equal({ identity: identityOf(fx.alice) })
+        expect(res.body.identity, login).to.deep.equal(identityOf(fx.alice))
       }
       // The scheme's name is case-insensitive (RFC 9110).
       const lower = await api.get('/api/v1/identity').set('Authorization', as('bob').replace('Basic', 'basic')).expect(200)
@@ -373,7 +373,7 @@ describe(`credentials: HTTP Basic, API keys, JWTs, bootstrap (${DATABASE})`, fun
     it("a user's key is the user: the same identity, role and team scoping as Basic", async () => {
       const key = (await createKey(`users/${fx.bob.id}`, as('bob')).expect(201)).body.apikey
       const res = await api.get('/api/v1/identity').set('Authorization', bearer(key.token)).expect(200)
-      expect(res.body).to.deep.equal({ identity: identityOf(fx.bob) })
+      expect(res.body.identity).to.deep.equal(identityOf(fx.bob))
       const teams = await api.get('/api/v1/teams').set('Authorization', bearer(key.token)).expect(200)
       expect(teams.body.teams.map((t: Row) => t.name)).to.deep.equal(['alpha'])
     })
@@ -385,7 +385,7 @@ describe(`credentials: HTTP Basic, API keys, JWTs, bootstrap (${DATABASE})`, fun
       const stored = await db('apikeys').where({ id: key.id }).first()
       expect(stored).to.include({ holder_kind: 'remoteci', holder_id: lab.id })
       const res = await api.get('/api/v1/identity').set('Authorization', bearer(key.token)).expect(200)
-      expect(res.body).to.deep.equal({ identity: { kind: 'remoteci', id: lab.id, name: 'lab', role: 'remoteci', team: fx.beta.id } })
+      expect(res.body.identity).to.deep.equal({ kind: 'remoteci', id: lab.id, name: 'lab', role: 'remoteci', team: fx.beta.id })
       const teams = await api.get('/api/v1/teams').set('Authorization', bearer(key.token)).expect(200)
       expect(teams.body.teams.map((t: Row) => t.name)).to.deep.equal(['beta'])
       expectError(await api.get(`/api/v1/teams/${fx.alpha.id}`).set('Authorization', bearer(key.token)), 404)
@@ -461,7 +461,7 @@ describe(`credentials: HTTP Basic, API keys, JWTs, bootstrap (${DATABASE})`, fun
         .get('/api/v1/identity')
         .set('Authorization', bearer(await token({ preferred_username: 'alice' })))
         .expect(200)
-      expect(res.body).to.deep.equal({ identity: identityOf(fx.alice) })
+      expect(res.body.identity).to.deep.equal(identityOf(fx.alice))
       const teams = await jwtApi
         .get('/api/v1/teams')
         .set('Authorization', bearer(await token({ preferred_username: 'carol' })))

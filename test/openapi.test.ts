@@ -794,6 +794,22 @@ describe("the server's OpenAPI document (identity and access on)", () => {
     }
   })
 
+  it('GET /identity answers the documented identity and permissions, both required, one entry per resource plural', async () => {
+    const res = await app.http.get('/api/v1/identity').set('Authorization', ADMIN_AUTH).expect(200)
+    check.expectDocumented(res, 'get', '/identity')
+    const schema = check.deref((doc.paths['/identity'].get as Json).responses['200']).content['application/json'].schema
+    expect(schema.required).to.have.members(['identity', 'permissions'])
+    expect(schema.additionalProperties).to.equal(false)
+    expect(Object.keys(res.body.permissions)).to.have.members([...app.engine.resources.values()].map((r) => r.plural))
+    expect(res.body.permissions.audits).to.deep.equal({ read: true, create: false, update: false, delete: false })
+    const answer = check.compile(schema)
+    expect(answer({ identity: res.body.identity }), 'without permissions').to.equal(false)
+    expect(answer({ ...res.body, permissions: { teams: { read: true } } }), 'a flag missing').to.equal(false)
+    // The user's team is a relation: documented with the resource it points to.
+    const user = (doc.components.schemas as Record<string, Json>).user
+    expect(user.properties.team['x-relation']).to.deep.equal({ resource: 'team', plural: 'teams' })
+  })
+
   it('the write-only password is in the user create and update bodies, and in no response schema of any operation', () => {
     const schemas = doc.components.schemas as Record<string, Json>
     expect(schemas['user.create'].properties.password).to.include({ type: 'string', writeOnly: true })

@@ -27,6 +27,30 @@ export function mayDo(caller: Caller, def: ResourceDefinition, operation: string
   return roles === 'anyone' || roles.includes(caller.role)
 }
 
+/** What a caller may do on one resource, as far as the role goes (see {@link permissionsOf}). */
+export interface ResourcePermissions {
+  read: boolean
+  create: boolean
+  update: boolean
+  delete: boolean
+}
+
+/**
+ * What the caller's role may do on each resource, by plural, as the access hooks decide it: the
+ * `x-access` rules (or their defaults), everything for super_admin, no write to an `x-read-only`
+ * resource for anyone. Row rules are not said: `update` and `delete` mean "on the rows the caller can
+ * see" (a team admin, on the team's rows), a user's own password and email are theirs to change
+ * whatever `update` says, and a create naming another team is refused to all but super_admin. Without
+ * a caller (server code, not checked), everything but writes to read-only resources.
+ */
+export function permissionsOf(caller: Caller | undefined, defs: readonly ResourceDefinition[]): Record<string, ResourcePermissions> {
+  const may = (def: ResourceDefinition, operation: AccessOperation) => caller === undefined || mayDo(caller, def, operation, operation)
+  const write = (def: ResourceDefinition, operation: AccessOperation) => !def.readOnly && may(def, operation)
+  return Object.fromEntries(
+    defs.map((def) => [def.plural, { read: may(def, 'read'), create: write(def, 'create'), update: write(def, 'update'), delete: write(def, 'delete') }]),
+  )
+}
+
 const OPERATION_OF = { find: 'read', get: 'read', create: 'create', update: 'update', remove: 'delete' } as const
 
 /** The column that says which team owns a row (`id` for the team resource), when the caller is scoped to one. */

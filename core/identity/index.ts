@@ -2,7 +2,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { errors } from '../errors'
 import { type Authenticator, defineAction, definePlugin, type Plugin } from '../plugins/plugin'
-import { accessHooks, actionRowRules, auditHooks, mayDo } from './access'
+import { accessHooks, actionRowRules, auditHooks, mayDo, permissionsOf } from './access'
 import { APIKEYS_TABLE, apiKeyActions } from './apikeys'
 import { changedHere } from './changes'
 import { identityAuthenticator, type JwtOptions } from './authenticator'
@@ -100,7 +100,10 @@ export function identityPlugin(options: IdentityOptions = {}): Plugin {
           method: 'GET',
           path: '/identity',
           summary: 'Who the caller is',
-          description: 'The user (or remoteci...) the request authenticated as: id, kind, name, role, team.',
+          description:
+            'The user (or remoteci...) the request authenticated as: id, kind, name, role, team; and `permissions`, what its role may do on each resource. ' +
+            'Row rules are not in `permissions`: `update` and `delete` mean on the rows the caller can see (a team admin: the rows of the team), ' +
+            'and anyone may change their own password and email whatever `users.update` says.',
           output: {
             type: 'object',
             properties: {
@@ -117,12 +120,23 @@ export function identityPlugin(options: IdentityOptions = {}): Plugin {
                 required: ['id', 'kind', 'name', 'role', 'team'],
                 additionalProperties: false,
               },
+              permissions: {
+                type: 'object',
+                description:
+                  "By resource plural: whether the caller's role may read, create, update and delete its rows (an `x-read-only` resource: no create, update or delete for anyone).",
+                additionalProperties: {
+                  type: 'object',
+                  properties: { read: { type: 'boolean' }, create: { type: 'boolean' }, update: { type: 'boolean' }, delete: { type: 'boolean' } },
+                  required: ['read', 'create', 'update', 'delete'],
+                  additionalProperties: false,
+                },
+              },
             },
-            required: ['identity'],
+            required: ['identity', 'permissions'],
             additionalProperties: false,
           },
           transaction: false,
-          handler: (ctx) => ({ identity: ctx.params.identity }),
+          handler: (ctx) => ({ identity: ctx.params.identity, permissions: permissionsOf(callerOf(ctx.params), ctx.definitions()) }),
         }),
       )
     },

@@ -105,5 +105,16 @@ export interface GetIdentityOutput {
     role: string
     team: string | null
   }
+  /**
+   * By resource plural: whether the caller's role may read, create, update and delete its rows (an `x-read-only` resource: no create, update or delete for anyone).
+   */
+  permissions: {
+    [k: string]: {
+      read: boolean
+      create: boolean
+      update: boolean
+      delete: boolean
+    }
+  }
 }
 
