@@ -7,6 +7,7 @@ import { checkSchemaDrift, orphanMessage } from '../tooling/schema-drift'
 import type { ErrorRegistry } from './errors'
 import { errors } from './errors'
 import { admission, admissionSettings, type AdmissionOptions } from './http/admission'
+import { builtConsoleDir, webConsole } from './http/console'
 import { apiDocs } from './http/docs'
 import { jsonBody } from './http/body'
 import { corsPolicy, hostGuard, koaErrorLogger } from './http/edge'
@@ -86,6 +87,11 @@ export interface EngineOptions {
    * is (default true); `app()` then also leads `GET /` to it.
    */
   docs?: boolean
+  /**
+   * The web console's built files (`console/dist`), served by `app()` at `/console/`, which `GET /`
+   * then leads to. Default: this package's `console/dist` when it is built; `false`: no console.
+   */
+  console?: string | false
   /**
    * How HTTP requests are authenticated (a host's own function from a request to an identity); a
    * plugin may install one instead. Without one, callers are anonymous.
@@ -246,6 +252,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   const guard = options.allowedHosts ? hostGuard(options.allowedHosts, metrics && (() => metrics.refused.inc({ reason: 'host' }))) : undefined
   const cors = options.corsOrigins ? corsPolicy(options.corsOrigins) : undefined
   const health = healthRoutes({ db: options.db, migrationsDir: options.migrationsDir })
+  const consoleDir = options.console === undefined ? builtConsoleDir() : options.console
 
   let served: Middleware | undefined
   /** The engine's paths, behind the edge middleware (metrics, Host check, CORS) that are on and `outer` asks for. */
@@ -295,12 +302,15 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
       if (cors) app.use(cors)
       app.use(mount(false))
       app.use(securityHeaders)
-      if (options.docs ?? true) {
+      if (consoleDir !== false) app.use(webConsole(consoleDir, prefix))
+      // `/` leads to the console when it is built, else to the API reference.
+      const home = consoleDir ? '/console/' : (options.docs ?? true) ? `${prefix}/docs/` : undefined
+      if (home) {
         app.use((ctx, next) => {
           if (ctx.path !== '/' || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) return next()
           ctx.status = 302
-          ctx.set('Location', `${prefix}/docs/`)
-          ctx.body = { message: `The API reference is at ${prefix}/docs/` }
+          ctx.set('Location', home)
+          ctx.body = { message: `See ${home}` }
           return undefined
         })
       }

@@ -36,8 +36,10 @@ describe('the API index and the API reference (/api/v1/docs/), through HTTP', ()
     }
   })
 
-  it('GET / leads to the reference (302); /api/v1/docs to /api/v1/docs/ (301, a relative Location, so it holds under any mount)', async () => {
-    const root = await http.get('/').expect(302)
+  it('GET / leads to the reference (302) when no console is served; /api/v1/docs to /api/v1/docs/ (301, a relative Location, so it holds under any mount)', async () => {
+    const root = await supertest((await engineWith({ console: false })).app().callback())
+      .get('/')
+      .expect(302)
     expect(root.headers.location).to.equal('/api/v1/docs/')
     const docs = await http.get('/api/v1/docs?x=1').expect(301)
     expect(docs.headers.location).to.equal('docs/?x=1')
@@ -96,7 +98,7 @@ describe('the API index and the API reference (/api/v1/docs/), through HTTP', ()
   })
 
   it('docs: false serves neither the reference nor the redirect of /, and the index has no docs link', async () => {
-    const without = supertest((await engineWith({ docs: false })).app().callback())
+    const without = supertest((await engineWith({ docs: false, console: false })).app().callback())
     expect((await without.get('/api/v1/docs/')).status).to.be.oneOf([401, 404])
     await without.get('/').expect(404)
     expect((await without.get('/api/v1').expect(200)).body.links).to.deep.equal({ openapi: '/api/v1/openapi.json' })

@@ -115,9 +115,10 @@ function violation(app: TestApp, req: Request, res: Answer): string | undefined 
     return res.text === '' ? undefined : '304 with a body'
   }
   if (status === 301 || status === 302) {
-    // The API reference's redirects: `/` to it, `<prefix>/docs` to `<prefix>/docs/`.
+    // The redirects of the console and the API reference: `/` to one of them, `/console` and
+    // `<prefix>/docs` to the same with a trailing slash.
     const path = req.path.split('?')[0]
-    const redirected = ['GET', 'HEAD'].includes(req.method) && (path === '/' || path === `${app.engine.prefix}/docs`)
+    const redirected = ['GET', 'HEAD'].includes(req.method) && ['/', '/console', `${app.engine.prefix}/docs`].includes(path)
     return redirected && typeof res.headers.location === 'string' ? undefined : `${status} to ${req.method} ${path}`
   }
   if (status < 200 || status >= 300) return `unexpected status ${status}`
@@ -131,8 +132,9 @@ function violation(app: TestApp, req: Request, res: Answer): string | undefined 
     return res.headers.allow ? undefined : 'OPTIONS answer without Allow'
   }
   if (res.headers['access-control-allow-origin'] !== undefined && req.headers?.Origin !== FUZZ_ORIGIN) return 'CORS headers for an origin not allowed'
-  // Health and metrics answer outside the API prefix.
+  // Health and metrics answer outside the API prefix, and so do the console's files.
   if (['/healthz', '/readyz', '/metrics'].includes(path) && ['GET', 'HEAD'].includes(req.method)) return undefined
+  if (path.startsWith('/console/') && ['GET', 'HEAD'].includes(req.method)) return undefined
   // The index answers at the prefix itself too (`GET /api/v1`).
   if (path !== prefix && !path.startsWith(`${prefix}/`)) return `${status} outside the API prefix`
   const segments = path.slice(prefix.length + 1).split('/')
@@ -839,7 +841,7 @@ describe(`fuzzing the HTTP API (${TOTAL_RUNS} cases, FUZZ_SEED=${SEED})`, functi
       },
     )
     const path = fc
-      .tuple(fc.constantFrom(app.engine.prefix, app.engine.prefix, '/api', ''), fc.array(segment, { maxLength: 4 }), fc.constantFrom('', '/'))
+      .tuple(fc.constantFrom(app.engine.prefix, app.engine.prefix, '/api', '', '/console'), fc.array(segment, { maxLength: 4 }), fc.constantFrom('', '/'))
       .map(([p, segments, slash]) => `${p}/${segments.join('/')}${slash}`)
     await fc.assert(
       fc.asyncProperty(
