@@ -98,6 +98,7 @@ function App() {
   })
   const [identity, setIdentity] = useState<Identity>()
   const [permissions, setPermissions] = useState<Permissions>()
+  const [teamName, setTeamName] = useState<string>()
   const [meta, setMeta] = useState<Meta>()
   const [error, setError] = useState<string>()
   const [hash, setHash] = useState(location.hash)
@@ -119,6 +120,12 @@ function App() {
         setPermissions(who.body.permissions)
         setMeta(readMeta(document.body))
         setError(undefined)
+        // The team's name, when the caller may read it (its id otherwise).
+        const team = who.body.identity.team as string | null
+        if (team)
+          api(session, 'GET', `/teams/${encodeURIComponent(team)}`)
+            .then(({ body }) => !cancelled && setTeamName(body.team?.name))
+            .catch(() => undefined)
       })
       .catch((err: unknown) => {
         if (cancelled) return
@@ -135,6 +142,7 @@ function App() {
     sessionStorage.removeItem(STORED)
     setSession(undefined)
     setIdentity(undefined)
+    setTeamName(undefined)
     setMeta(undefined)
     location.hash = ''
   }, [])
@@ -170,7 +178,7 @@ function App() {
         </a>
         <span className="caller" data-testid="caller">
           {identity.name} <span className="role">({identity.role})</span>
-          {identity.team && <> · team {identity.team.slice(0, 8)}</>}
+          {identity.team && <> · team {teamName ?? identity.team}</>}
         </span>
         <button type="button" onClick={logout}>
           Log out
