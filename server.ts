@@ -16,7 +16,7 @@
  * Host check. A missing database, refused credentials or a bad DATABASE_URL stop start-up at once
  * (exit code 1, one log line naming what to fix); an unreachable or starting database is waited for.
  * Admission control: MAX_IN_FLIGHT (64; 0 turns admission control off), MAX_LISTS_IN_FLIGHT (half the
- * database pool, at most the CPUs), QUEUE_SIZE (64), QUEUE_TIMEOUT_MS (1000),
+ * database pool), QUEUE_SIZE (64), QUEUE_TIMEOUT_MS (1000),
  * REFUSAL_PAUSE_MS (250: how long a connection answered 503 overloaded is not read), REQUEST_DEADLINE_MS (30000; 0: none).
  * Rate limits (off unless set): RATE_LIMIT (`600/60s`: requests per window per caller),
  * RATE_LIMIT_REDIS_URL (share the counts across processes through Redis).

@@ -374,12 +374,10 @@ describe('admission control', function () {
     }
   })
 
-  it('lists in flight default to half the pool, at most the CPUs, at least 1; a setting overrides it', () => {
-    expect(admissionSettings({}, 10, 8).maxListsInFlight).to.equal(5)
-    expect(admissionSettings({}, 10, 2).maxListsInFlight).to.equal(2)
-    expect(admissionSettings({}, 40, 16).maxListsInFlight).to.equal(16)
-    expect(admissionSettings({}, 1, 8).maxListsInFlight).to.equal(1)
-    expect(admissionSettings({ maxListsInFlight: 7 }, 10, 2).maxListsInFlight).to.equal(7)
+  it('lists in flight default to half the pool, at least 1; a setting overrides it', () => {
+    expect(admissionSettings({}, 10).maxListsInFlight).to.equal(5)
+    expect(admissionSettings({}, 1).maxListsInFlight).to.equal(1)
+    expect(admissionSettings({ maxListsInFlight: 7 }, 10).maxListsInFlight).to.equal(7)
   })
 
   it('bad admission settings stop createEngine, naming the setting', async () => {

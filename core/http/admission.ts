@@ -1,5 +1,4 @@
 import type { ServerResponse } from 'node:http'
-import { availableParallelism } from 'node:os'
 import type { Context, Middleware } from 'koa'
 import { Cancellation } from '../data/cancellation'
 import { ApiError, errors } from '../errors'
@@ -13,12 +12,11 @@ export interface AdmissionOptions {
   maxInFlight?: number
   /**
    * Most list requests (`GET` of a collection, and list actions) served at once (default: half the
-   * database pool, and no more than this host's CPUs; at least 1). The rest of the pool stays free for
-   * cheap requests: a detail never waits for a connection behind a crowd of costly lists. The CPU
-   * bound is for the database on the same host (one machine, and the embedded database): there a
-   * costly list keeps a CPU busy, and more lists than CPUs at once only slow every request down
-   * (measured in test/load-flood.test.ts on 2 CPUs: a detail's p50 under the flood 110 ms with 5
-   * lists at once, 66 ms with 2). With the database on its own machine, set it to that machine's.
+   * database pool, at least 1). The rest of the pool stays free for cheap requests: a detail never
+   * waits for a connection behind a crowd of costly lists. (A bound by the CPU count was tried and
+   * measured: on 2 CPUs, 2 or 3 lists at once took a detail's p99 under the flood of
+   * test/load-flood.test.ts from 111-121 ms to 35-49 ms, but cost cheap lists 15-28 % of their
+   * throughput in bench/; see bench/RESULTS.md.)
    */
   maxListsInFlight?: number
   /** Most requests waiting for a place, per queue (default 64); past it, 503 `overloaded` at once. */
@@ -191,10 +189,10 @@ export interface AdmissionSettings {
 }
 
 /** The options with their defaults. */
-export function admissionSettings(options: AdmissionOptions, poolSize: number, cpus = availableParallelism()): AdmissionSettings {
+export function admissionSettings(options: AdmissionOptions, poolSize: number): AdmissionSettings {
   const settings = {
     maxInFlight: options.maxInFlight ?? 64,
-    maxListsInFlight: options.maxListsInFlight ?? Math.max(1, Math.min(Math.floor(poolSize / 2), cpus)),
+    maxListsInFlight: options.maxListsInFlight ?? Math.max(1, Math.floor(poolSize / 2)),
     queueSize: options.queueSize ?? 64,
     queueTimeoutMs: options.queueTimeoutMs ?? 1_000,
     refusalPauseMs: options.refusalPauseMs ?? 250,
