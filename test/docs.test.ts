@@ -85,6 +85,11 @@ describe('the API index and the API reference (/api/v1/docs/), through HTTP', ()
       expect(res.status, path).to.equal(404)
       expect(res.body.code).to.equal('route_not_found')
     }
+    for (const path of ['/api/v1/docsx', '/api/v1/docs.json']) {
+      const res = await http.get(path)
+      expect(res.status, path).to.be.oneOf([401, 404])
+      expect(res.body.code, path).to.be.oneOf(['unauthorized', 'route_not_found'])
+    }
     const post = await http.post('/api/v1/docs/').send({}).expect(405)
     expect(post.headers.allow).to.equal('GET, HEAD')
     expect(post.body.code).to.equal('method_not_allowed')
