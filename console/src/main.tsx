@@ -1,5 +1,6 @@
 import { type ReactElement, StrictMode, useCallback, useEffect, useState } from 'react'
 import { createRoot } from 'react-dom/client'
+import type { GetIdentityOutput } from '../../resources/types/actions'
 import { api, basic, bearer, HttpError, loadConfig, type Session } from './api'
 import { type Meta, readMeta } from './meta'
 import { DetailView } from './views/detail'
@@ -7,19 +8,10 @@ import { FormView } from './views/form'
 import { ListView } from './views/list'
 import './style.css'
 
-/** The caller, as `GET <api>/identity` answers it. */
-export interface Identity {
-  id: string
-  kind: string
-  name: string
-  email?: string | null
-  role: string
-  team: string | null
-}
-
-export type Operation = 'read' | 'create' | 'update' | 'delete'
-/** What the caller's role may do, by resource plural (from the identity answer). */
-export type Permissions = Record<string, Partial<Record<Operation, boolean>>>
+/** The caller and what its role may do, as `GET <api>/identity` answers them (the generated types). */
+export type Identity = GetIdentityOutput['identity']
+export type Permissions = GetIdentityOutput['permissions']
+export type Operation = keyof Permissions[string]
 
 export interface Context {
   session: Session
