@@ -4,12 +4,12 @@ import path from 'node:path'
 import { expect } from 'chai'
 import type { Knex } from 'knex'
 import supertest from 'supertest'
-import { createEngine, openDatabase } from '../core'
+import { createEngine } from '../core'
 import { USER_ROLES } from '../core/identity'
 import { serverPlugins } from '../resources'
 import { PG_URL } from './helpers/pg'
 import { runScript, type ScriptRun } from './helpers/scripts'
-import { ownDatabase, type OwnDatabase } from './helpers/server-process'
+import { ownDatabase, withOwnDatabase, type OwnDatabase } from './helpers/server-process'
 import { DATABASE, SCHEMAS, tableChecksums } from './support'
 
 const CONFIRM = '--yes-i-really-want-to-lose-all-my-data'
@@ -63,15 +63,8 @@ describe(`npm run db:provision: a demo set with its credentials (${DATABASE})`, 
 
   const provision = (args: string[] = []): Promise<ScriptRun> => runScript('scripts/db-provision.ts', args, own.env)
 
-  /** Opens this file's database (the embedded one only while no script runs), runs `check`, closes it. */
-  async function withDatabase<T>(check: (db: Knex) => Promise<T>): Promise<T> {
-    const db = own.scratch ? own.scratch.db : openDatabase({ dataDir: own.env.DATA_DIR })
-    try {
-      return await check(db)
-    } finally {
-      if (!own.scratch) await db.destroy()
-    }
-  }
+  /** On this file's database (the embedded one only while no script runs). */
+  const withDatabase = <T>(check: (db: Knex) => Promise<T>) => withOwnDatabase(own, check)
 
   const counts = (db: Knex) =>
     Promise.all(TABLES.map(async (table) => [table, Number((await db(table).count({ n: '*' }))[0].n)] as const)).then(Object.fromEntries)

@@ -4,12 +4,12 @@ import path from 'node:path'
 import { expect } from 'chai'
 import type { Knex } from 'knex'
 import supertest from 'supertest'
-import { createEngine, openDatabase } from '../core'
+import { createEngine } from '../core'
 import { verifyPassword } from '../core/identity'
 import { serverPlugins } from '../resources'
 import { PG_URL } from './helpers/pg'
 import { runScript, type ScriptRun } from './helpers/scripts'
-import { ownDatabase, type OwnDatabase } from './helpers/server-process'
+import { ownDatabase, withOwnDatabase, type OwnDatabase } from './helpers/server-process'
 import { DATABASE, SCHEMAS } from './support'
 
 /** Runs `npm run user -- ...args` as npm would, with `env` added to the environment. */
@@ -36,15 +36,8 @@ describe(`npm run user: creates users and resets passwords (${DATABASE})`, funct
   /** Runs `user` on this file's database. */
   const user = (args: string[], env: Record<string, string> = {}) => runUser(args, { ...own.env, ...env })
 
-  /** Opens this file's database (the embedded one only once no command runs), runs `check`, closes it. */
-  async function withDatabase<T>(check: (db: Knex) => Promise<T>): Promise<T> {
-    const db = own.scratch ? own.scratch.db : openDatabase({ dataDir: own.env.DATA_DIR })
-    try {
-      return await check(db)
-    } finally {
-      if (!own.scratch) await db.destroy()
-    }
-  }
+  /** On this file's database (the embedded one only once no command runs). */
+  const withDatabase = <T>(check: (db: Knex) => Promise<T>) => withOwnDatabase(own, check)
 
   it('a wrong command line exits 2 with the usage on stderr, before opening any database', async () => {
     const nowhere = path.join(os.tmpdir(), `dci-usercmd-unused-${process.pid}`)

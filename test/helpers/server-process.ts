@@ -2,6 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import type { Knex } from 'knex'
+import { openDatabase } from '../../core'
 import { ADMIN_AUTH, ADMIN_PASSWORD } from '../support'
 import { createScratchDatabase, type ScratchDatabase } from './pg'
 import { claimPort, releasePort } from './ports'
@@ -143,6 +145,19 @@ export interface OwnDatabase {
   env: Record<string, string>
   /** Drops the scratch database or removes the folder. */
   dispose(): Promise<void>
+}
+
+/**
+ * Runs `check` on `own`'s database: the scratch PostgreSQL database's connection, or the embedded one
+ * opened for the call and closed after it (open it only while no server or script holds the folder).
+ */
+export async function withOwnDatabase<T>(own: OwnDatabase, check: (db: Knex) => Promise<T>): Promise<T> {
+  const db = own.scratch ? own.scratch.db : openDatabase({ dataDir: own.env.DATA_DIR })
+  try {
+    return await check(db)
+  } finally {
+    if (!own.scratch) await db.destroy()
+  }
 }
 
 /** A database for one test file's servers: PostgreSQL (a scratch database named after `purpose`) or embedded. */
