@@ -2,7 +2,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import type { Context, Middleware } from 'koa'
 import { ApiError, errors } from '../errors'
-import { type Loaded, load, type StaticFile, send } from './static'
+import { fileStore, type StaticFile, send } from './static'
 
 /** Where the built console is: `console/dist` of the package this file belongs to, when built. */
 export function builtConsoleDir(): string | undefined {
@@ -59,8 +59,7 @@ export function webConsole(dir: string | undefined, apiPrefix: string): Middlewa
   // at build time. Inline scripts and other origins stay refused.
   const policy =
     "default-src 'none'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; font-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-  let files: Record<string, StaticFile> | undefined
-  const loaded = new Map<string, Loaded>()
+  const file = fileStore(() => listFiles(dir!, apiPrefix))
   // Served by `app()` outside the engine's error handling: an error is answered here, as JSON.
   const refuse = (ctx: Context, err: ApiError) => {
     ctx.status = err.status
@@ -78,14 +77,8 @@ export function webConsole(dir: string | undefined, apiPrefix: string): Middlewa
       return undefined
     }
     if (!dir) return refuse(ctx, new ApiError(404, 'The console is not built: run `npm run console:build` (npm install runs it)', {}, {}, 'route_not_found'))
-    files ??= listFiles(dir, apiPrefix)
-    const name = p.slice(below.length)
-    if (!Object.hasOwn(files, name)) return refuse(ctx, errors.routeNotFound(ctx.method, p))
-    let ready = loaded.get(name)
-    if (!ready) {
-      ready = load(files[name])
-      loaded.set(name, ready)
-    }
+    const ready = file(p.slice(below.length))
+    if (!ready) return refuse(ctx, errors.routeNotFound(ctx.method, p))
     ctx.set('Content-Security-Policy', policy)
     send(ctx, ready)
     return undefined

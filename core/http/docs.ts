@@ -1,7 +1,7 @@
 import path from 'node:path'
 import type { Middleware } from 'koa'
 import { errors } from '../errors'
-import { type Loaded, load, type StaticFile, send } from './static'
+import { fileStore, type StaticFile, send } from './static'
 
 /**
  * The API reference: Swagger UI (the `swagger-ui-dist` package, served from the installed package,
@@ -58,7 +58,7 @@ new MutationObserver(nameSelects).observe(document.getElementById('swagger-ui'),
     'swagger-ui-bundle.js': { source: { file: path.join(dist, 'swagger-ui-bundle.js') }, type: 'text/javascript; charset=utf-8' },
     'favicon-32x32.png': { source: { file: path.join(dist, 'favicon-32x32.png') }, type: 'image/png' },
   }
-  const loaded = new Map<string, Loaded>()
+  const file = fileStore(() => files)
   const root = `${prefix}/docs`
   const below = `${root}/`
   // Swagger UI sets styles from its script and shows images as data: URLs; everything else is this origin's.
@@ -75,14 +75,8 @@ new MutationObserver(nameSelects).observe(document.getElementById('swagger-ui'),
       ctx.body = { message: 'The API reference is at docs/' }
       return undefined
     }
-    const name = p.slice(below.length)
-    const file = files[name]
-    if (!file || !Object.hasOwn(files, name)) throw errors.routeNotFound(ctx.method, p)
-    let ready = loaded.get(name)
-    if (!ready) {
-      ready = load(file)
-      loaded.set(name, ready)
-    }
+    const ready = file(p.slice(below.length))
+    if (!ready) throw errors.routeNotFound(ctx.method, p)
     ctx.set('Content-Security-Policy', policy)
     send(ctx, ready)
     return undefined

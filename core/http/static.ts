@@ -58,3 +58,22 @@ export function send(ctx: Context, file: Loaded): void {
     ctx.body = file.body
   }
 }
+
+/**
+ * The files of `list` (listed at the first request) by name, each read and compressed at its own
+ * first request and kept; undefined for a name that is not one of them.
+ */
+export function fileStore(list: () => Record<string, StaticFile>): (name: string) => Loaded | undefined {
+  let files: Record<string, StaticFile> | undefined
+  const loaded = new Map<string, Loaded>()
+  return (name) => {
+    files ??= list()
+    if (!Object.hasOwn(files, name)) return undefined
+    let ready = loaded.get(name)
+    if (!ready) {
+      ready = load(files[name])
+      loaded.set(name, ready)
+    }
+    return ready
+  }
+}
